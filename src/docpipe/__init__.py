@@ -1,0 +1,1 @@
+"""docpipe: async document storage with a streaming HTTP API over pluggable stores."""

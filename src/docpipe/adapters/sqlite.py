@@ -1,0 +1,236 @@
+"""Document metadata in a SQLite file (WAL), one writer connection and one reader connection."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from docpipe.domain.errors import ConcurrentUpdate, DocumentNotFound, DuplicateDocument, StoreUnavailable
+from docpipe.domain.model import Document, ListQuery, Page
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    filename TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    declared_content_type TEXT,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS documents_by_filename ON documents (filename, id);
+CREATE INDEX IF NOT EXISTS documents_by_content_type ON documents (content_type, id);
+CREATE TABLE IF NOT EXISTS document_tags (
+    tag TEXT NOT NULL,
+    id TEXT NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+    PRIMARY KEY (tag, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS document_tags_by_id ON document_tags (id);
+"""
+
+_COLUMN_NAMES = (
+    "id",
+    "filename",
+    "content_type",
+    "declared_content_type",
+    "size",
+    "sha256",
+    "tags",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "version",
+)
+_COLUMNS = ", ".join(_COLUMN_NAMES)
+_SELECT = f"SELECT {', '.join('d.' + name for name in _COLUMN_NAMES)} FROM documents AS d"  # noqa: S608
+_INSERT = f"INSERT INTO documents ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"  # noqa: S608
+_UPDATE = (
+    f"UPDATE documents SET {', '.join(f'{name} = ?' for name in _COLUMN_NAMES[1:])} "  # noqa: S608
+    "WHERE id = ? AND version = ?"
+)
+# The greatest code point: every string that starts with a prefix sorts below prefix + this.
+_AFTER_EVERY_SUFFIX = "\U0010ffff"
+
+
+def _row(document: Document) -> tuple[Any, ...]:
+    return (
+        document.id,
+        document.filename,
+        document.content_type,
+        document.declared_content_type,
+        document.size,
+        document.sha256,
+        msgspec.json.encode(document.tags).decode(),
+        msgspec.json.encode(document.metadata).decode(),
+        document.created_at.isoformat(),
+        document.updated_at.isoformat(),
+        document.version,
+    )
+
+
+def _document(row: sqlite3.Row | tuple[Any, ...]) -> Document:
+    return Document(
+        id=row[0],
+        filename=row[1],
+        content_type=row[2],
+        declared_content_type=row[3],
+        size=row[4],
+        sha256=row[5],
+        tags=tuple(msgspec.json.decode(row[6], type=list[str])),
+        metadata=msgspec.json.decode(row[7], type=dict[str, str]),
+        created_at=datetime.fromisoformat(row[8]),
+        updated_at=datetime.fromisoformat(row[9]),
+        version=row[10],
+    )
+
+
+def _list_statement(query: ListQuery) -> tuple[str, list[Any]]:
+    """Every filter is answered from an index ordered by id, so a page costs O(limit)."""
+    joins = ""
+    conditions: list[str] = []
+    parameters: list[Any] = []
+    if query.tag is not None:
+        joins = " JOIN document_tags AS t ON t.id = d.id"
+        conditions.append("t.tag = ?")
+        parameters.append(query.tag)
+    if query.after_id is not None:
+        conditions.append("d.id < ?")
+        parameters.append(query.after_id)
+    if query.prefix is not None:
+        conditions.append("d.filename >= ? AND d.filename < ?")
+        parameters += [query.prefix, query.prefix + _AFTER_EVERY_SUFFIX]
+    if query.content_type is not None:
+        conditions.append("d.content_type = ?")
+        parameters.append(query.content_type)
+    if query.filename is not None:
+        conditions.append("d.filename = ?")
+        parameters.append(query.filename)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    parameters.append(query.limit + 1)
+    return f"{_SELECT}{joins}{where} ORDER BY d.id DESC LIMIT ?", parameters
+
+
+class SqliteRepository:
+    """Writes go through one connection under a lock, so no reader ever sees an uncommitted write."""
+
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+
+    async def add(self, document: Document) -> None:
+        async with self._transaction() as db:
+            try:
+                await db.execute(_INSERT, _row(document))
+            except sqlite3.IntegrityError:
+                raise DuplicateDocument(document.id) from None
+            await db.executemany(
+                "INSERT INTO document_tags (tag, id) VALUES (?, ?)",
+                [(tag, document.id) for tag in document.tags],
+            )
+
+    async def get(self, document_id: str) -> Document:
+        async with self._reader.execute(f"{_SELECT} WHERE d.id = ?", (document_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise DocumentNotFound(document_id)
+        return _document(row)
+
+    async def list(self, query: ListQuery) -> Page:
+        statement, parameters = _list_statement(query)
+        async with self._reader.execute(statement, parameters) as cursor:
+            rows = list(await cursor.fetchall())
+        documents = [_document(row) for row in rows[: query.limit]]
+        return Page(documents, has_more=len(rows) > query.limit)
+
+    async def replace(self, document: Document, expected_version: int) -> None:
+        async with self._transaction() as db:
+            cursor = await db.execute(_UPDATE, (*_row(document)[1:], document.id, expected_version))
+            if cursor.rowcount == 0:
+                async with db.execute("SELECT 1 FROM documents WHERE id = ?", (document.id,)) as exists:
+                    if await exists.fetchone() is None:
+                        raise DocumentNotFound(document.id)
+                raise ConcurrentUpdate(document.id)
+            await db.execute("DELETE FROM document_tags WHERE id = ?", (document.id,))
+            await db.executemany(
+                "INSERT INTO document_tags (tag, id) VALUES (?, ?)",
+                [(tag, document.id) for tag in document.tags],
+            )
+
+    async def delete(self, document_id: str) -> None:
+        async with self._transaction() as db:
+            cursor = await db.execute("DELETE FROM documents WHERE id = ?", (document_id,))
+            if cursor.rowcount == 0:
+                raise DocumentNotFound(document_id)
+
+    async def check(self) -> None:
+        try:
+            async with self._reader.execute("SELECT 1") as cursor:
+                await cursor.fetchone()
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"SQLite database is unusable: {error}") from None
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._writer, self._write_lock)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` on the writer, rolled back on any error, one at a time."""
+
+    def __init__(self, db: aiosqlite.Connection, lock: asyncio.Lock) -> None:
+        self._db = db
+        self._lock = lock
+
+    async def __aenter__(self) -> aiosqlite.Connection:
+        await self._lock.acquire()
+        try:
+            await self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._db
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            if exc_type is None:
+                await asyncio.shield(self._db.commit())
+            else:
+                await asyncio.shield(self._db.rollback())
+        finally:
+            self._lock.release()
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    db = await aiosqlite.connect(path, isolation_level=None)
+    await db.execute("PRAGMA busy_timeout = 5000")
+    await db.execute("PRAGMA foreign_keys = ON")
+    await db.execute("PRAGMA synchronous = FULL")
+    return db
+
+
+async def open_repository(data_dir: Path) -> AsyncIterator[SqliteRepository]:
+    """The repository in ``<data_dir>/docpipe.sqlite3``; folder, file and schema are created when missing."""
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    path = data_dir / "docpipe.sqlite3"
+    writer = await _connect(path)
+    try:
+        await writer.execute("PRAGMA journal_mode = WAL")
+        await writer.executescript(_SCHEMA)
+        reader = await _connect(path)
+        try:
+            yield SqliteRepository(writer, reader)
+        finally:
+            await reader.close()
+    finally:
+        await writer.close()

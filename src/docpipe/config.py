@@ -1,0 +1,96 @@
+"""Settings from ``DOCPIPE_*`` environment variables, read in this one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+
+import msgspec
+
+GIB = 1024**3
+
+
+class BlobStoreKind(StrEnum):
+    FILESYSTEM = "filesystem"
+    S3 = "s3"
+    MEMORY = "memory"
+
+
+class RepositoryKind(StrEnum):
+    SQLITE = "sqlite"
+    DYNAMODB = "dynamodb"
+    MEMORY = "memory"
+
+
+class S3Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the S3 blob store keeps bytes. Credentials and region come from the standard AWS chain."""
+
+    bucket: str = "docpipe"
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+    path_style: bool = False
+
+
+class DynamoDbSettings(msgspec.Struct, frozen=True, kw_only=True):
+    table: str = "docpipe-documents"
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    blob_store: BlobStoreKind = BlobStoreKind.FILESYSTEM
+    repository: RepositoryKind = RepositoryKind.SQLITE
+    data_dir: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = 5 * GIB
+    s3: S3Settings = msgspec.field(default_factory=S3Settings)
+    dynamodb: DynamoDbSettings = msgspec.field(default_factory=DynamoDbSettings)
+
+
+class SettingsError(ValueError):
+    """A ``DOCPIPE_*`` variable holds a value docpipe cannot use."""
+
+
+_TOP_LEVEL = {
+    "DOCPIPE_BLOB_STORE": "blob_store",
+    "DOCPIPE_REPOSITORY": "repository",
+    "DOCPIPE_DATA_DIR": "data_dir",
+    "DOCPIPE_HOST": "host",
+    "DOCPIPE_PORT": "port",
+    "DOCPIPE_MAX_UPLOAD_BYTES": "max_upload_bytes",
+}
+_S3 = {
+    "DOCPIPE_S3_BUCKET": "bucket",
+    "DOCPIPE_S3_PREFIX": "prefix",
+    "DOCPIPE_S3_ENDPOINT_URL": "endpoint_url",
+    "DOCPIPE_S3_REGION": "region",
+    "DOCPIPE_S3_PATH_STYLE": "path_style",
+}
+_DYNAMODB = {
+    "DOCPIPE_DYNAMODB_TABLE": "table",
+    "DOCPIPE_DYNAMODB_ENDPOINT_URL": "endpoint_url",
+    "DOCPIPE_DYNAMODB_REGION": "region",
+}
+
+
+def _pick(environ: Mapping[str, str], names: Mapping[str, str]) -> dict[str, str]:
+    return {field: environ[name] for name, field in names.items() if environ.get(name, "") != ""}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``environ`` (default: the process environment); unset variables keep defaults."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, object] = dict(_pick(env, _TOP_LEVEL))
+    raw["s3"] = _pick(env, _S3)
+    raw["dynamodb"] = _pick(env, _DYNAMODB)
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as error:
+        raise SettingsError(f"invalid configuration: {error}") from None
+    if settings.max_upload_bytes <= 0:
+        raise SettingsError("invalid configuration: DOCPIPE_MAX_UPLOAD_BYTES must be positive")
+    return settings

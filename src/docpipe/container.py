@@ -1,0 +1,48 @@
+"""The one place that knows every concrete class: settings pick the adapters of both ports."""
+
+from __future__ import annotations
+
+import aioboto3
+from dependency_injector import containers, providers
+
+from docpipe.adapters import dynamodb, filesystem, memory, s3, sqlite
+from docpipe.config import Settings
+from docpipe.domain.service import DocumentService
+
+
+def _blob_store_kind(settings: Settings) -> str:
+    return settings.blob_store.value
+
+
+def _repository_kind(settings: Settings) -> str:
+    return settings.repository.value
+
+
+class Container(containers.DeclarativeContainer):
+    """Adapters are Resources: opened (and their bucket, table or folder created) on first use and
+    closed by ``shutdown_resources``. Only the selected ones are ever opened."""
+
+    settings = providers.Dependency(instance_of=Settings)
+
+    aws_session = providers.Singleton(aioboto3.Session)
+
+    blob_store = providers.Selector(
+        providers.Callable(_blob_store_kind, settings),
+        filesystem=providers.Resource(filesystem.open_blob_store, settings.provided.data_dir),
+        s3=providers.Resource(s3.open_blob_store, aws_session, settings.provided.s3),
+        memory=providers.Resource(memory.open_blob_store),
+    )
+
+    repository = providers.Selector(
+        providers.Callable(_repository_kind, settings),
+        sqlite=providers.Resource(sqlite.open_repository, settings.provided.data_dir),
+        dynamodb=providers.Resource(dynamodb.open_repository, aws_session, settings.provided.dynamodb),
+        memory=providers.Resource(memory.open_repository),
+    )
+
+    service = providers.Singleton(
+        DocumentService,
+        blobs=blob_store,
+        repository=repository,
+        max_upload_bytes=settings.provided.max_upload_bytes,
+    )

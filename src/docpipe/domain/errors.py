@@ -1,0 +1,83 @@
+"""Domain errors. The HTTP layer maps each to a status in one table (entrypoints/http/problems.py)."""
+
+from __future__ import annotations
+
+
+class DocpipeError(Exception):
+    """Base of every error docpipe raises on purpose; ``str(error)`` is safe to show a client."""
+
+
+class DocumentNotFound(DocpipeError):
+    def __init__(self, reference: str) -> None:
+        super().__init__(f"no document matches {reference!r}")
+
+
+class BlobNotFound(DocpipeError):
+    """The metadata exists but its bytes do not: a broken invariant that fsck reports."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the content of document {key!r} is missing from the blob store")
+
+
+class InvalidInput(DocpipeError):
+    """A field value the client sent is not acceptable (422)."""
+
+
+class MalformedInput(DocpipeError):
+    """The request itself cannot be understood (400)."""
+
+
+class EmptyUpload(MalformedInput):
+    def __init__(self) -> None:
+        super().__init__("the upload carries no bytes")
+
+
+class InvalidCursor(MalformedInput):
+    def __init__(self) -> None:
+        super().__init__("the cursor is not one this service issued")
+
+
+class ChecksumMismatch(MalformedInput):
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(
+            f"the body's sha-256 is {actual}, but Content-Digest says {expected}; nothing was stored"
+        )
+
+
+class UploadTooLarge(DocpipeError):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the upload exceeds the limit of {limit} bytes")
+
+
+class PreconditionFailed(DocpipeError):
+    def __init__(self, detail: str = "the document has changed since the given ETag") -> None:
+        super().__init__(detail)
+
+
+class ConcurrentUpdate(DocpipeError):
+    """Another writer changed the document between our read and our write (409)."""
+
+    def __init__(self, document_id: str) -> None:
+        super().__init__(f"document {document_id!r} was changed by another request; retry")
+
+
+class DuplicateDocument(DocpipeError):
+    def __init__(self, document_id: str) -> None:
+        super().__init__(f"a document with id {document_id!r} already exists")
+
+
+class StoreUnavailable(DocpipeError):
+    """A backing store cannot be reached (503); the request may succeed when retried."""
+
+
+class RangeNotSatisfiable(DocpipeError):
+    """No byte of the requested range lies inside the document (416)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        super().__init__(f"the requested range lies outside the document's {size} bytes")
+
+
+class UnsupportedMediaType(DocpipeError):
+    """The request body is of a type this route does not take (415)."""

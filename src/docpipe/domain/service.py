@@ -1,0 +1,186 @@
+"""The use cases of docpipe. Depends on the two ports only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+
+import msgspec
+
+from docpipe.domain.cursor import decode_cursor, encode_cursor
+from docpipe.domain.errors import (
+    ChecksumMismatch,
+    ConcurrentUpdate,
+    DocumentNotFound,
+    EmptyUpload,
+    PreconditionFailed,
+)
+from docpipe.domain.model import (
+    ByteRange,
+    Document,
+    DocumentChanges,
+    ListQuery,
+    NewDocument,
+    new_document_id,
+    utc_now,
+)
+from docpipe.domain.ports import BlobStore, DocumentRepository
+from docpipe.domain.streams import MeteredStream, rechunk
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+_UPDATE_ATTEMPTS = 5
+
+
+class Listing(msgspec.Struct, frozen=True):
+    documents: list[Document]
+    next_cursor: str | None
+
+
+class DocumentService:
+    def __init__(self, blobs: BlobStore, repository: DocumentRepository, max_upload_bytes: int) -> None:
+        self._blobs = blobs
+        self._repository = repository
+        self.max_upload_bytes = max_upload_bytes
+
+    async def upload(
+        self,
+        chunks: AsyncIterable[bytes],
+        describe: Callable[[], NewDocument],
+        *,
+        expected_sha256: str | None = None,
+    ) -> Document:
+        """Store the bytes, then record the document: it is visible only once both have succeeded.
+
+        The blob goes first under a key no one else uses (the new id); the metadata insert is the
+        commit point. On any failure, cancellation included, the blob is deleted again.
+        ``describe`` is called once the bytes are in, because multipart form fields may follow
+        the file part.
+        """
+        document_id = new_document_id()
+        metered = MeteredStream(rechunk(chunks), self.max_upload_bytes)
+        try:
+            stored = await self._blobs.put(document_id, metered)
+            if stored != metered.size:
+                raise RuntimeError(f"blob store kept {stored} of {metered.size} bytes")
+            if metered.size == 0:
+                raise EmptyUpload
+            if expected_sha256 is not None and expected_sha256 != metered.sha256:
+                raise ChecksumMismatch(expected_sha256, metered.sha256)
+            details = describe()
+            now = utc_now()
+            document = Document(
+                id=document_id,
+                filename=details.filename,
+                content_type=details.content_type or DEFAULT_CONTENT_TYPE,
+                size=metered.size,
+                sha256=metered.sha256,
+                tags=details.tags,
+                metadata=details.metadata,
+                created_at=now,
+                updated_at=now,
+            )
+            await self._repository.add(document)
+        except BaseException:
+            await asyncio.shield(self._blobs.delete(document_id))
+            raise
+        return document
+
+    async def get(self, document_id: str) -> Document:
+        return await self._repository.get(document_id)
+
+    async def list(
+        self,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        prefix: str | None = None,
+        tag: str | None = None,
+        content_type: str | None = None,
+    ) -> Listing:
+        query = ListQuery(
+            limit=limit,
+            after_id=None if cursor is None else decode_cursor(cursor),
+            prefix=prefix,
+            tag=tag,
+            content_type=content_type,
+        )
+        page = await self._repository.list(query)
+        next_cursor = encode_cursor(page.documents[-1].id) if page.has_more and page.documents else None
+        return Listing(page.documents, next_cursor)
+
+    async def newest_named(self, filename: str) -> Document:
+        """The most recent document called ``filename``."""
+        page = await self._repository.list(ListQuery(limit=1, filename=filename))
+        if not page.documents:
+            raise DocumentNotFound(filename)
+        return page.documents[0]
+
+    async def update(
+        self,
+        document_id: str,
+        changes: DocumentChanges,
+        precondition: Callable[[Document], bool] | None = None,
+    ) -> Document:
+        """Apply ``changes`` atomically. With a ``precondition`` (from If-Match) a document that does
+        not satisfy it, or changes under us, fails with ``PreconditionFailed``; without one, a
+        concurrent change is retried on the fresh document a few times before ``ConcurrentUpdate``."""
+        for _ in range(_UPDATE_ATTEMPTS):
+            current = await self._repository.get(document_id)
+            if precondition is not None and not precondition(current):
+                raise PreconditionFailed
+            updated = msgspec.structs.replace(
+                current,
+                filename=current.filename if changes.filename is None else changes.filename,
+                tags=current.tags if changes.tags is None else changes.tags,
+                metadata=current.metadata if changes.metadata is None else changes.metadata,
+                updated_at=utc_now(),
+                version=current.version + 1,
+            )
+            try:
+                await self._repository.replace(updated, expected_version=current.version)
+            except ConcurrentUpdate:
+                if precondition is not None:
+                    raise PreconditionFailed from None
+                continue
+            return updated
+        raise ConcurrentUpdate(document_id)
+
+    async def delete(self, document_id: str) -> None:
+        """Metadata first, so the document vanishes from every route at once; then its bytes."""
+        await self._repository.delete(document_id)
+        await asyncio.shield(self._blobs.delete(document_id))
+
+    async def delete_by_id_or_filename(self, reference: str) -> int:
+        """Delete the document with id ``reference``, or else every document named ``reference``.
+
+        Returns how many were deleted; raises ``DocumentNotFound`` when none matched.
+        """
+        try:
+            await self.delete(reference)
+        except DocumentNotFound:
+            pass
+        else:
+            return 1
+        deleted = 0
+        while True:
+            page = await self._repository.list(ListQuery(limit=100, filename=reference))
+            for document in page.documents:
+                try:
+                    await self.delete(document.id)
+                except DocumentNotFound:
+                    continue
+                deleted += 1
+            if not page.has_more:
+                break
+        if deleted == 0:
+            raise DocumentNotFound(reference)
+        return deleted
+
+    async def open_content(
+        self, document: Document, byte_range: ByteRange | None = None
+    ) -> AsyncIterator[bytes]:
+        return await self._blobs.open(document.id, byte_range)
+
+    async def check(self) -> None:
+        """Raise ``StoreUnavailable`` unless both stores answer."""
+        await asyncio.gather(self._blobs.check(), self._repository.check())

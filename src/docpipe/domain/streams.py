@@ -1,0 +1,51 @@
+"""Stream plumbing for uploads: even-sized chunks, a byte limit, and the running size and sha-256."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterable, AsyncIterator
+
+from docpipe.domain.errors import UploadTooLarge
+
+CHUNK_SIZE = 1024 * 1024
+
+
+async def rechunk(chunks: AsyncIterable[bytes], size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
+    """Regroup a stream into chunks of ``size`` bytes (the last may be shorter).
+
+    Request bodies arrive in pieces of a few KiB; stores write far faster in ~1 MiB blocks.
+    At most about ``2 * size`` bytes are held at once.
+    """
+    buffer = bytearray()
+    async for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
+
+
+class MeteredStream:
+    """Passes a stream through while counting its bytes and hashing them; stops at ``limit``.
+
+    Raises ``UploadTooLarge`` as soon as the limit is crossed, before the offending chunk is handed on.
+    """
+
+    def __init__(self, chunks: AsyncIterable[bytes], limit: int) -> None:
+        self._chunks = chunks
+        self._limit = limit
+        self._sha256 = hashlib.sha256()
+        self.size = 0
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._chunks:
+            self.size += len(chunk)
+            if self.size > self._limit:
+                raise UploadTooLarge(self._limit)
+            self._sha256.update(chunk)
+            yield chunk

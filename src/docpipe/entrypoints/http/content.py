@@ -1,0 +1,131 @@
+"""Streaming a document's bytes, with ranges and conditional requests as S3 and nginx serve them."""
+
+from __future__ import annotations
+
+import base64
+from http import HTTPStatus
+from typing import Annotated
+
+from litestar import Response, route
+from litestar.di import NamedDependency
+from litestar.enums import HttpMethod
+from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.response import Stream
+
+from docpipe.domain.errors import PreconditionFailed
+from docpipe.domain.model import Document
+from docpipe.domain.service import DocumentService
+from docpipe.entrypoints.http.conditional import (
+    http_date,
+    if_match_hits,
+    if_none_match_hits,
+    if_range_allows,
+    not_modified_since,
+    parse_http_date,
+    strong_etag,
+)
+from docpipe.entrypoints.http.dependencies import AnyRequest
+from docpipe.entrypoints.http.disposition import content_disposition, disposition_for
+from docpipe.entrypoints.http.openapi import ContentOperation
+from docpipe.entrypoints.http.ranges import content_range, parse_range
+
+Service = NamedDependency[DocumentService]
+Disposition = Annotated[
+    str | None, QueryParameter(description="`inline` for types safe to show in a browser")
+]
+RangeHeader = Annotated[str | None, HeaderParameter(name="Range", description="bytes=a-b, a- or -n")]
+
+
+def representation_headers(document: Document, disposition: str | None) -> dict[str, str]:
+    digest = base64.b64encode(bytes.fromhex(document.sha256)).decode()
+    return {
+        "ETag": strong_etag(document.sha256),
+        "Last-Modified": http_date(document.created_at),
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": content_disposition(
+            document.filename, disposition_for(disposition, document.content_type)
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Repr-Digest": f"sha-256=:{digest}:",
+        "Cache-Control": "private, no-cache",
+    }
+
+
+def _fails_if_unmodified_since(header: str | None, document: Document) -> bool:
+    if header is None:
+        return False
+    since = parse_http_date(header)
+    return since is not None and not not_modified_since(header, document.created_at)
+
+
+async def serve_content(
+    request: AnyRequest, service: DocumentService, document: Document, disposition: str | None
+) -> Response[bytes] | Stream:
+    """RFC 9110 §13.2.2 order: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since, Range."""
+    headers = representation_headers(document, disposition)
+    etag = headers["ETag"]
+    if_match = request.headers.get("if-match")
+    if (if_match is not None and not if_match_hits(if_match, etag)) or (
+        if_match is None and _fails_if_unmodified_since(request.headers.get("if-unmodified-since"), document)
+    ):
+        raise PreconditionFailed("the document does not match the request's preconditions")
+    if_none_match = request.headers.get("if-none-match")
+    if_modified_since = request.headers.get("if-modified-since")
+    if (if_none_match is not None and if_none_match_hits(if_none_match, etag)) or (
+        if_none_match is None
+        and if_modified_since is not None
+        and not_modified_since(if_modified_since, document.created_at)
+    ):
+        return Response(b"", status_code=HTTPStatus.NOT_MODIFIED, headers=_without_body_headers(headers))
+
+    byte_range = None
+    if if_range_allows(request.headers.get("if-range"), etag, document.created_at):
+        byte_range = parse_range(request.headers.get("range"), document.size)
+    status = HTTPStatus.OK
+    length = document.size
+    if byte_range is not None:
+        status = HTTPStatus.PARTIAL_CONTENT
+        length = byte_range.length
+        headers["Content-Range"] = content_range(byte_range, document.size)
+    headers["Content-Length"] = str(length)
+    if request.method == HttpMethod.HEAD:
+        return Response(b"", status_code=status, headers=headers, media_type=document.content_type)
+    chunks = await service.open_content(document, byte_range)
+    return Stream(chunks, status_code=status, headers=headers, media_type=document.content_type)
+
+
+def _without_body_headers(headers: dict[str, str]) -> dict[str, str]:
+    """A 304 carries the validators and caching headers of the 200 it stands for (RFC 9110 §15.4.5)."""
+    return {name: headers[name] for name in ("ETag", "Last-Modified", "Cache-Control")}
+
+
+@route(
+    "/documents/{document_id:str}/content",
+    http_method=[HttpMethod.GET, HttpMethod.HEAD],
+    operation_class=ContentOperation,
+    summary="Stream a document's bytes (Range, If-None-Match, If-Range supported)",
+)
+async def document_content(
+    document_id: FromPath[str],
+    request: AnyRequest,
+    service: Service,
+    disposition: Disposition = None,
+    range_: RangeHeader = None,
+) -> Response[bytes] | Stream:
+    return await serve_content(request, service, await service.get(document_id), disposition)
+
+
+@route(
+    "/download/{filename:str}",
+    http_method=[HttpMethod.GET, HttpMethod.HEAD],
+    operation_class=ContentOperation,
+    summary="Stream the newest document with this filename (original route)",
+)
+async def download_by_filename(
+    filename: FromPath[str],
+    request: AnyRequest,
+    service: Service,
+    disposition: Disposition = None,
+    range_: RangeHeader = None,
+) -> Response[bytes] | Stream:
+    return await serve_content(request, service, await service.newest_named(filename), disposition)

@@ -1,0 +1,115 @@
+"""Routes on the document resource: upload, list, read, update and delete metadata."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Response, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from docpipe.domain.errors import InvalidInput, PreconditionFailed, UnsupportedMediaType
+from docpipe.domain.fields import clean_filename, clean_metadata, clean_tags
+from docpipe.domain.model import Document, DocumentChanges
+from docpipe.domain.service import DocumentService
+from docpipe.entrypoints.http.conditional import if_match_hits
+from docpipe.entrypoints.http.dependencies import AnyRequest
+from docpipe.entrypoints.http.openapi import UploadOperation
+from docpipe.entrypoints.http.schemas import DocumentListOut, DocumentOut, DocumentPatch, metadata_etag
+from docpipe.entrypoints.http.uploads import receive_upload
+
+Service = NamedDependency[DocumentService]
+
+
+def _created(document: Document) -> Response[DocumentOut]:
+    return Response(
+        DocumentOut.of(document),
+        status_code=HTTP_201_CREATED,
+        headers={"Location": f"/documents/{document.id}", "ETag": metadata_etag(document)},
+    )
+
+
+@post(
+    "/documents",
+    status_code=HTTP_201_CREATED,
+    request_max_body_size=None,
+    operation_class=UploadOperation,
+    summary="Upload a document",
+    description=(
+        "Send `multipart/form-data` with one file part named `file` (optional fields `tags`, comma "
+        "separated, and `metadata`, a JSON object), or any other body as the raw bytes named by "
+        "`?filename=` or `Content-Disposition`. An optional `Content-Digest: sha-256=:…:` is verified."
+    ),
+)
+async def upload_document(request: AnyRequest, service: Service) -> Response[DocumentOut]:
+    return _created(await receive_upload(request, service))
+
+
+@post(
+    "/upload",
+    status_code=HTTP_201_CREATED,
+    request_max_body_size=None,
+    operation_class=UploadOperation,
+    summary="Upload a document (original route)",
+    description="The same as a multipart `POST /documents`.",
+)
+async def upload_form(request: AnyRequest, service: Service) -> Response[DocumentOut]:
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise UnsupportedMediaType("POST /upload takes multipart/form-data with a part named 'file'")
+    return _created(await receive_upload(request, service))
+
+
+@get("/documents", summary="List documents, newest first")
+async def list_documents(
+    service: Service,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000, description="page size, 1 to 1000")] = 100,
+    cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
+    prefix: Annotated[str | None, QueryParameter(description="filename prefix")] = None,
+    tag: FromQuery[str | None] = None,
+    content_type: FromQuery[str | None] = None,
+) -> DocumentListOut:
+    listing = await service.list(
+        limit=limit, cursor=cursor, prefix=prefix, tag=tag, content_type=content_type
+    )
+    return DocumentListOut.of(listing)
+
+
+@get("/documents/{document_id:str}", summary="A document's metadata")
+async def get_document(document_id: FromPath[str], service: Service) -> Response[DocumentOut]:
+    document = await service.get(document_id)
+    return Response(DocumentOut.of(document), headers={"ETag": metadata_etag(document)})
+
+
+@patch("/documents/{document_id:str}", summary="Change filename, tags or metadata")
+async def update_document(
+    document_id: FromPath[str], data: JSONBody[DocumentPatch], request: AnyRequest, service: Service
+) -> Response[DocumentOut]:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType("PATCH takes a JSON body")
+    if data.filename is None and data.tags is None and data.metadata is None:
+        raise InvalidInput("nothing to change: give filename, tags or metadata")
+    changes = DocumentChanges(
+        filename=None if data.filename is None else clean_filename(data.filename),
+        tags=None if data.tags is None else clean_tags(data.tags),
+        metadata=None if data.metadata is None else clean_metadata(data.metadata),
+    )
+    if_match = request.headers.get("if-match")
+    precondition = (
+        None if if_match is None else (lambda current: if_match_hits(if_match, metadata_etag(current)))
+    )
+    try:
+        document = await service.update(document_id, changes, precondition)
+    except PreconditionFailed:
+        raise PreconditionFailed(f"If-Match {if_match} does not match the document's current ETag") from None
+    return Response(DocumentOut.of(document), headers={"ETag": metadata_etag(document)})
+
+
+@delete(
+    "/documents/{reference:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    summary="Delete a document by id, or every document with that filename",
+)
+async def delete_document(reference: FromPath[str], service: Service) -> None:
+    await service.delete_by_id_or_filename(reference)

@@ -1,0 +1,79 @@
+"""OpenAPI descriptions of the binary bodies Litestar cannot infer from handler signatures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+)
+from litestar.openapi.spec.enums import OpenAPIType
+
+_BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+_FORM = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["file"],
+    properties={
+        "file": _BINARY,
+        "tags": Schema(type=OpenAPIType.STRING, description="comma-separated tags"),
+        "metadata": Schema(type=OpenAPIType.STRING, description="a JSON object of string values"),
+    },
+)
+
+
+@dataclass
+class UploadOperation(Operation):
+    """Upload routes read the body as a stream, so its two accepted shapes are declared here."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            content={
+                "multipart/form-data": OpenAPIMediaType(schema=_FORM),
+                "application/octet-stream": OpenAPIMediaType(schema=_BINARY),
+                "*/*": OpenAPIMediaType(schema=_BINARY),
+            },
+        )
+
+
+def _header(description: str) -> OpenAPIHeader:
+    return OpenAPIHeader(description=description, schema=Schema(type=OpenAPIType.STRING))
+
+
+_CONTENT_HEADERS: dict[str, OpenAPIHeader | Reference] = {
+    "ETag": _header('strong validator "<sha256>"'),
+    "Last-Modified": _header("upload time"),
+    "Accept-Ranges": _header("bytes"),
+    "Content-Disposition": _header("attachment or inline, with filename and filename*"),
+    "Repr-Digest": _header("sha-256 of the whole document (RFC 9530)"),
+}
+
+
+@dataclass
+class ContentOperation(Operation):
+    """Content routes stream bytes: 200 whole, 206 one range, 304, 416."""
+
+    def __post_init__(self) -> None:
+        binary = {"*/*": OpenAPIMediaType(schema=_BINARY)}
+        self.responses = {
+            **(self.responses or {}),
+            "200": OpenAPIResponse(
+                description="the whole document", content=binary, headers=_CONTENT_HEADERS
+            ),
+            "206": OpenAPIResponse(
+                description="the requested byte range",
+                content=binary,
+                headers={**_CONTENT_HEADERS, "Content-Range": _header("bytes start-end/size")},
+            ),
+            "304": OpenAPIResponse(description="not modified (If-None-Match / If-Modified-Since)"),
+            "416": OpenAPIResponse(
+                description="range not satisfiable", headers={"Content-Range": _header("bytes */size")}
+            ),
+        }

@@ -1,0 +1,58 @@
+"""The JSON shapes clients see, kept apart from the domain model so internals never leak."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from docpipe.domain.model import Document
+from docpipe.domain.service import Listing
+
+
+class DocumentOut(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    tags: list[str]
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, document: Document) -> DocumentOut:
+        return cls(
+            id=document.id,
+            filename=document.filename,
+            content_type=document.content_type,
+            size=document.size,
+            sha256=document.sha256,
+            tags=list(document.tags),
+            metadata=document.metadata,
+            created_at=document.created_at,
+            updated_at=document.updated_at,
+        )
+
+
+class DocumentListOut(msgspec.Struct, frozen=True):
+    documents: list[DocumentOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, listing: Listing) -> DocumentListOut:
+        return cls([DocumentOut.of(document) for document in listing.documents], listing.next_cursor)
+
+
+class DocumentPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``PATCH /documents/{id}``: every field optional; a field that is absent stays as it is."""
+
+    filename: str | None = None
+    tags: list[str] | None = None
+    metadata: dict[str, str] | None = None
+
+
+def metadata_etag(document: Document) -> str:
+    """The ETag of the metadata representation: changes with every update (its version)."""
+    return f'"{document.sha256[:16]}.v{document.version}"'

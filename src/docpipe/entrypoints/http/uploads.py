@@ -1,0 +1,139 @@
+"""Turn an upload request, raw body or multipart form, into a call of ``DocumentService.upload``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import urllib.parse
+from collections.abc import Callable
+
+import msgspec
+import multipart
+
+from docpipe.domain.errors import InvalidInput, MalformedInput, UploadTooLarge
+from docpipe.domain.fields import clean_filename, clean_metadata, parse_tag_list
+from docpipe.domain.model import Document, NewDocument
+from docpipe.domain.service import DocumentService
+from docpipe.entrypoints.http.dependencies import AnyRequest
+from docpipe.entrypoints.http.multipart_form import MultipartForm
+
+# What a multipart body may add around the file's bytes: boundaries, part headers, small fields.
+MULTIPART_OVERHEAD_BYTES = 1024 * 1024
+# Content types that say nothing about the bytes: curl sends the first for --data-binary.
+_UNDECLARED_TYPES = {"application/x-www-form-urlencoded", "application/octet-stream"}
+_MEDIA_TYPE = re.compile(r"^[\w!#$&^.+-]+/[\w!#$&^.+-]+$")
+_SHA256_DIGEST = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([^:,]*):\s*(?:;[^,]*)?(?=,|$)", re.IGNORECASE)
+
+_EXTENDED_FILENAME = re.compile(r"filename\*\s*=\s*(utf-8|iso-8859-1)'[^']*'([^;\s]+)", re.IGNORECASE)
+
+
+async def receive_upload(request: AnyRequest, service: DocumentService) -> Document:
+    """Stream the request body into the service; multipart bodies go through ``MultipartForm``."""
+    media_type, options = multipart.parse_options_header(request.headers.get("content-type", ""))
+    expected_sha256 = parse_content_digest(request.headers.get("content-digest"))
+    declared_length = request.content_length
+    if media_type == "multipart/form-data":
+        _refuse_oversized(declared_length, service.max_upload_bytes + MULTIPART_OVERHEAD_BYTES, service)
+        if "boundary" not in options:
+            raise MalformedInput("multipart/form-data without a boundary parameter")
+        form = MultipartForm(request.stream(), options["boundary"])
+        return await service.upload(
+            form.file_chunks(), _describe_form(form, request), expected_sha256=expected_sha256
+        )
+    _refuse_oversized(declared_length, service.max_upload_bytes, service)
+    details = _describe_raw(request, media_type)
+    return await service.upload(request.stream(), lambda: details, expected_sha256=expected_sha256)
+
+
+def _refuse_oversized(declared_length: int | None, allowed: int, service: DocumentService) -> None:
+    if declared_length is not None and declared_length > allowed:
+        raise UploadTooLarge(service.max_upload_bytes)
+
+
+def _describe_raw(request: AnyRequest, media_type: str) -> NewDocument:
+    filename = request.query_params.get("filename") or filename_from_disposition(
+        request.headers.get("content-disposition")
+    )
+    if not filename:
+        raise InvalidInput("name the file with ?filename= or a Content-Disposition header")
+    return _new_document(
+        filename,
+        request.headers.get("content-type") if media_type else None,
+        request.query_params.get("tags"),
+        request.query_params.get("metadata"),
+    )
+
+
+def _describe_form(form: MultipartForm, request: AnyRequest) -> Callable[[], NewDocument]:
+    def describe() -> NewDocument:
+        filename = form.filename or request.query_params.get("filename")
+        if not filename:
+            raise InvalidInput("the file part carries no filename")
+        return _new_document(
+            filename, form.content_type, form.fields.get("tags"), form.fields.get("metadata")
+        )
+
+    return describe
+
+
+def _new_document(
+    filename: str, content_type: str | None, tags: str | None, metadata: str | None
+) -> NewDocument:
+    return NewDocument(
+        filename=clean_filename(filename),
+        content_type=clean_content_type(content_type),
+        tags=parse_tag_list(tags or ""),
+        metadata=parse_metadata_field(metadata),
+    )
+
+
+def clean_content_type(value: str | None) -> str | None:
+    """The declared type when it is a well-formed media type that says something about the bytes."""
+    if value is None:
+        return None
+    media_type = value.split(";", 1)[0].strip().lower()
+    if not media_type or media_type in _UNDECLARED_TYPES:
+        return None
+    if not _MEDIA_TYPE.match(media_type) or not value.isprintable():
+        raise InvalidInput(f"content type {value!r} is not a media type")
+    return value.strip()
+
+
+def parse_metadata_field(raw: str | None) -> dict[str, str]:
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        metadata = msgspec.json.decode(raw, type=dict[str, str])
+    except msgspec.DecodeError:
+        raise InvalidInput("metadata must be a JSON object of string values") from None
+    return clean_metadata(metadata)
+
+
+def parse_content_digest(header: str | None) -> str | None:
+    """The hex sha-256 from an RFC 9530 ``Content-Digest`` header; other algorithms are ignored."""
+    if header is None:
+        return None
+    match = _SHA256_DIGEST.search(header)
+    if match is None:
+        return None
+    try:
+        digest = base64.b64decode(match.group(1), validate=True)
+    except binascii.Error:
+        raise MalformedInput("Content-Digest sha-256 value is not base64") from None
+    if len(digest) != 32:
+        raise MalformedInput("Content-Digest sha-256 value is not 32 bytes")
+    return digest.hex()
+
+
+def filename_from_disposition(header: str | None) -> str | None:
+    """The file name of a ``Content-Disposition`` request header, preferring RFC 8187 ``filename*``."""
+    if not header:
+        return None
+    extended = _EXTENDED_FILENAME.search(header)
+    if extended is not None:
+        charset, encoded = extended.groups()
+        return urllib.parse.unquote(encoded, encoding=charset, errors="replace")
+    _, options = multipart.parse_options_header(header, unquote=multipart.content_disposition_unquote)
+    filename: str | None = options.get("filename")
+    return filename

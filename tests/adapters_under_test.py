@@ -1,0 +1,42 @@
+"""Settings that select each adapter the way users select them: through configuration."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from docpipe.config import (
+    GIB,
+    BlobStoreKind,
+    DynamoDbSettings,
+    RepositoryKind,
+    S3Settings,
+    Settings,
+)
+
+BLOB_STORES = [kind.value for kind in BlobStoreKind]
+REPOSITORIES = [kind.value for kind in RepositoryKind]
+
+
+def settings_for(
+    *,
+    blob_store: str = "memory",
+    repository: str = "memory",
+    data_dir: Path,
+    aws_endpoint_url: str | None = None,
+    max_upload_bytes: int = GIB,
+) -> Settings:
+    """Settings for one test: a fresh bucket, table and folder each time, so tests never share state."""
+    unique = uuid.uuid4().hex[:12]
+    return Settings(
+        blob_store=BlobStoreKind(blob_store),
+        repository=RepositoryKind(repository),
+        data_dir=data_dir,
+        s3=S3Settings(bucket=f"docpipe-test-{unique}", endpoint_url=aws_endpoint_url, path_style=True),
+        dynamodb=DynamoDbSettings(table=f"docpipe-test-{unique}", endpoint_url=aws_endpoint_url),
+        max_upload_bytes=max_upload_bytes,
+    )
+
+
+def needs_aws(kind: str) -> bool:
+    return kind in ("s3", "dynamodb")

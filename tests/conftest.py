@@ -1,0 +1,24 @@
+"""Session-wide test infrastructure: fake AWS credentials and one moto server on loopback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.moto_server import MotoServer, running_moto_server
+
+# Never let a test reach real AWS with a developer's credentials.
+for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
+    os.environ.pop(_name, None)
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+# Outside us-east-1, so bucket creation must send a LocationConstraint as it must against real S3.
+os.environ["AWS_DEFAULT_REGION"] = "eu-west-1"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    with running_moto_server() as server:
+        yield server

@@ -1,0 +1,39 @@
+"""Each contract suite runs over every adapter of its port, each opened through the container."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from docpipe.container import Container
+from docpipe.domain.ports import BlobStore, DocumentRepository
+from tests.adapters_under_test import BLOB_STORES, REPOSITORIES, needs_aws, settings_for
+
+
+def _endpoint(request: pytest.FixtureRequest, kind: str) -> str | None:
+    if not needs_aws(kind):
+        return None
+    endpoint: str = request.getfixturevalue("moto_server").endpoint_url
+    return endpoint
+
+
+@pytest.fixture(params=BLOB_STORES)
+async def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
+    kind: str = request.param
+    settings = settings_for(blob_store=kind, data_dir=tmp_path, aws_endpoint_url=_endpoint(request, kind))
+    container = Container(settings=settings)
+    store: BlobStore = await container.blob_store()
+    yield store
+    await container.shutdown_resources()  # type: ignore[misc]
+
+
+@pytest.fixture(params=REPOSITORIES)
+async def repository(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DocumentRepository]:
+    kind: str = request.param
+    settings = settings_for(repository=kind, data_dir=tmp_path, aws_endpoint_url=_endpoint(request, kind))
+    container = Container(settings=settings)
+    repository: DocumentRepository = await container.repository()
+    yield repository
+    await container.shutdown_resources()  # type: ignore[misc]

@@ -1,0 +1,200 @@
+"""What every DocumentRepository adapter must do, whatever the technology behind it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import msgspec
+import pytest
+
+from docpipe.domain.errors import ConcurrentUpdate, DocumentNotFound, DuplicateDocument
+from docpipe.domain.model import Document, ListQuery, new_document_id, utc_now
+from docpipe.domain.ports import DocumentRepository
+
+
+def make_document(
+    filename: str = "report.pdf",
+    *,
+    tags: tuple[str, ...] = (),
+    content_type: str = "application/pdf",
+    metadata: dict[str, str] | None = None,
+) -> Document:
+    now = utc_now()
+    return Document(
+        id=new_document_id(),
+        filename=filename,
+        content_type=content_type,
+        size=42,
+        sha256="ab" * 32,
+        tags=tags,
+        metadata=metadata or {},
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def add_all(repository: DocumentRepository, documents: list[Document]) -> list[Document]:
+    for document in documents:
+        await repository.add(document)
+    return documents
+
+
+async def list_ids(repository: DocumentRepository, query: ListQuery) -> list[str]:
+    return [document.id for document in (await repository.list(query)).documents]
+
+
+async def test_add_then_get_returns_an_equal_document(repository: DocumentRepository) -> None:
+    document = make_document(
+        "Q3 réport ☃.pdf", tags=("finance", "q3"), metadata={"project": "apollo", "ünï": "cödé"}
+    )
+    await repository.add(document)
+    assert await repository.get(document.id) == document
+
+
+async def test_timestamps_keep_microseconds_and_utc(repository: DocumentRepository) -> None:
+    document = make_document()
+    await repository.add(document)
+    stored = await repository.get(document.id)
+    assert stored.created_at == document.created_at
+    assert stored.created_at.utcoffset() == timedelta(0)
+
+
+async def test_get_of_an_unknown_id_raises_not_found(repository: DocumentRepository) -> None:
+    with pytest.raises(DocumentNotFound):
+        await repository.get(new_document_id())
+
+
+async def test_adding_the_same_id_twice_is_refused(repository: DocumentRepository) -> None:
+    document = make_document()
+    await repository.add(document)
+    with pytest.raises(DuplicateDocument):
+        await repository.add(msgspec.structs.replace(document, filename="other.pdf"))
+    assert (await repository.get(document.id)).filename == "report.pdf"
+
+
+async def test_list_is_newest_first(repository: DocumentRepository) -> None:
+    documents = await add_all(repository, [make_document(f"{n}.txt") for n in range(5)])
+    assert await list_ids(repository, ListQuery()) == [d.id for d in reversed(documents)]
+
+
+async def test_pages_cover_every_document_once(repository: DocumentRepository) -> None:
+    documents = await add_all(repository, [make_document(f"{n}.txt") for n in range(7)])
+    seen: list[str] = []
+    after: str | None = None
+    while True:
+        page = await repository.list(ListQuery(limit=3, after_id=after))
+        seen.extend(document.id for document in page.documents)
+        if not page.has_more:
+            break
+        after = page.documents[-1].id
+    assert seen == [d.id for d in reversed(documents)]
+
+
+async def test_has_more_is_false_when_the_page_is_exactly_full(repository: DocumentRepository) -> None:
+    await add_all(repository, [make_document() for _ in range(3)])
+    page = await repository.list(ListQuery(limit=3))
+    assert len(page.documents) == 3
+    assert not page.has_more
+
+
+async def test_list_filters_by_filename_prefix(repository: DocumentRepository) -> None:
+    invoice_1, _, invoice_2 = await add_all(
+        repository,
+        [make_document("invoice-1.pdf"), make_document("receipt.pdf"), make_document("invoice-2.pdf")],
+    )
+    assert await list_ids(repository, ListQuery(prefix="invoice-")) == [invoice_2.id, invoice_1.id]
+
+
+async def test_list_filters_by_tag(repository: DocumentRepository) -> None:
+    tagged, _, both = await add_all(
+        repository,
+        [
+            make_document(tags=("finance",)),
+            make_document(tags=("legal",)),
+            make_document(tags=("legal", "finance")),
+        ],
+    )
+    assert await list_ids(repository, ListQuery(tag="finance")) == [both.id, tagged.id]
+
+
+async def test_list_filters_by_content_type(repository: DocumentRepository) -> None:
+    pdf, _ = await add_all(repository, [make_document(), make_document(content_type="text/plain")])
+    assert await list_ids(repository, ListQuery(content_type="application/pdf")) == [pdf.id]
+
+
+async def test_list_filters_by_exact_filename(repository: DocumentRepository) -> None:
+    old, _, new = await add_all(
+        repository, [make_document("a.txt"), make_document("a.txt.bak"), make_document("a.txt")]
+    )
+    assert await list_ids(repository, ListQuery(filename="a.txt")) == [new.id, old.id]
+
+
+async def test_filters_combine(repository: DocumentRepository) -> None:
+    _, wanted, _ = await add_all(
+        repository,
+        [
+            make_document("inv-1.pdf", tags=("x",)),
+            make_document("inv-2.pdf", tags=("y",)),
+            make_document("other.pdf", tags=("y",)),
+        ],
+    )
+    assert await list_ids(repository, ListQuery(prefix="inv-", tag="y")) == [wanted.id]
+
+
+async def test_filtered_pages_cover_every_match_once(repository: DocumentRepository) -> None:
+    documents = await add_all(repository, [make_document(tags=("t",) if n % 2 else ()) for n in range(9)])
+    expected = [d.id for d in reversed(documents) if d.tags]
+    seen: list[str] = []
+    after: str | None = None
+    while True:
+        page = await repository.list(ListQuery(limit=2, after_id=after, tag="t"))
+        seen.extend(document.id for document in page.documents)
+        if not page.has_more:
+            break
+        after = page.documents[-1].id
+    assert seen == expected
+
+
+async def test_replace_with_the_current_version_updates(repository: DocumentRepository) -> None:
+    document = await add_all(repository, [make_document(tags=("old",))])
+    changed = msgspec.structs.replace(
+        document[0], filename="renamed.pdf", tags=("new",), metadata={"k": "v"}, version=2
+    )
+    await repository.replace(changed, expected_version=1)
+    assert await repository.get(changed.id) == changed
+    assert await list_ids(repository, ListQuery(tag="old")) == []
+    assert await list_ids(repository, ListQuery(tag="new")) == [changed.id]
+    assert await list_ids(repository, ListQuery(filename="renamed.pdf")) == [changed.id]
+
+
+async def test_replace_with_a_stale_version_is_refused(repository: DocumentRepository) -> None:
+    (document,) = await add_all(repository, [make_document()])
+    await repository.replace(msgspec.structs.replace(document, filename="a", version=2), expected_version=1)
+    with pytest.raises(ConcurrentUpdate):
+        await repository.replace(
+            msgspec.structs.replace(document, filename="b", version=2), expected_version=1
+        )
+    assert (await repository.get(document.id)).filename == "a"
+
+
+async def test_replace_of_a_missing_document_raises_not_found(repository: DocumentRepository) -> None:
+    with pytest.raises(DocumentNotFound):
+        await repository.replace(make_document(), expected_version=1)
+
+
+async def test_delete_removes_from_get_and_every_listing(repository: DocumentRepository) -> None:
+    (document,) = await add_all(repository, [make_document("gone.pdf", tags=("t",))])
+    await repository.delete(document.id)
+    with pytest.raises(DocumentNotFound):
+        await repository.get(document.id)
+    for query in (ListQuery(), ListQuery(tag="t"), ListQuery(prefix="gone"), ListQuery(filename="gone.pdf")):
+        assert await list_ids(repository, query) == []
+
+
+async def test_delete_of_an_unknown_id_raises_not_found(repository: DocumentRepository) -> None:
+    with pytest.raises(DocumentNotFound):
+        await repository.delete(new_document_id())
+
+
+async def test_check_passes_on_a_healthy_repository(repository: DocumentRepository) -> None:
+    await repository.check()

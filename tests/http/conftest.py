@@ -1,0 +1,36 @@
+"""The API under test, once per pair of adapters: the embedded default, the fakes, and AWS on moto."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from docpipe.config import Settings
+from docpipe.entrypoints.http.app import create_app
+from tests.adapters_under_test import settings_for
+
+ADAPTER_PAIRS = [("filesystem", "sqlite"), ("memory", "memory"), ("s3", "dynamodb")]
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024
+
+
+@pytest.fixture(params=ADAPTER_PAIRS, ids=["+".join(pair) for pair in ADAPTER_PAIRS])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    blob_store, repository = request.param
+    endpoint = request.getfixturevalue("moto_server").endpoint_url if blob_store == "s3" else None
+    return settings_for(
+        blob_store=blob_store,
+        repository=repository,
+        data_dir=tmp_path / "data",
+        aws_endpoint_url=endpoint,
+        max_upload_bytes=MAX_UPLOAD_BYTES,
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
+        yield test_client
