@@ -77,18 +77,32 @@ _DYNAMODB = {
 }
 
 
+KNOWN_VARIABLES = frozenset({*_TOP_LEVEL, *_S3, *_DYNAMODB})
+
+
 def _pick(environ: Mapping[str, str], names: Mapping[str, str]) -> dict[str, str]:
     return {field: environ[name] for name, field in names.items() if environ.get(name, "") != ""}
+
+
+def _decode_path(kind: type, value: object) -> object:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``environ`` (default: the process environment); unset variables keep defaults."""
     env = os.environ if environ is None else environ
+    unknown = sorted(name for name in env if name.startswith("DOCPIPE_") and name not in KNOWN_VARIABLES)
+    if unknown:
+        raise SettingsError(
+            f"unknown setting {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_VARIABLES))}"
+        )
     raw: dict[str, object] = dict(_pick(env, _TOP_LEVEL))
     raw["s3"] = _pick(env, _S3)
     raw["dynamodb"] = _pick(env, _DYNAMODB)
     try:
-        settings = msgspec.convert(raw, Settings, strict=False)
+        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
     except msgspec.ValidationError as error:
         raise SettingsError(f"invalid configuration: {error}") from None
     if settings.max_upload_bytes <= 0:

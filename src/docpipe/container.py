@@ -5,7 +5,7 @@ from __future__ import annotations
 import aioboto3
 from dependency_injector import containers, providers
 
-from docpipe.adapters import dynamodb, filesystem, memory, s3, sqlite
+from docpipe.adapters import dynamodb, filesystem, memory, s3, sniffing, sqlite
 from docpipe.config import Settings
 from docpipe.domain.service import DocumentService
 
@@ -45,4 +45,19 @@ class Container(containers.DeclarativeContainer):
         blobs=blob_store,
         repository=repository,
         max_upload_bytes=settings.provided.max_upload_bytes,
+        detect_content_type=providers.Object(sniffing.detect_content_type),
     )
+
+
+async def open_service(container: Container) -> DocumentService:
+    """Open the selected adapters (creating their bucket, table or folder) and return the service.
+
+    Resolving again returns the same service: the providers are singletons and resources.
+    """
+    service: DocumentService = await container.service()  # type: ignore[misc]
+    return service
+
+
+async def close(container: Container) -> None:
+    """Close every adapter that was opened; safe to call more than once."""
+    await container.shutdown_resources()  # type: ignore[misc]

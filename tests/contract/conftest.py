@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from docpipe.container import Container
+from docpipe.container import Container, close
 from docpipe.domain.ports import BlobStore, DocumentRepository
 from tests.adapters_under_test import BLOB_STORES, REPOSITORIES, needs_aws, settings_for
 
@@ -26,7 +26,7 @@ async def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     container = Container(settings=settings)
     store: BlobStore = await container.blob_store()
     yield store
-    await container.shutdown_resources()  # type: ignore[misc]
+    await close(container)
 
 
 @pytest.fixture(params=REPOSITORIES)
@@ -36,4 +36,4 @@ async def repository(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     container = Container(settings=settings)
     repository: DocumentRepository = await container.repository()
     yield repository
-    await container.shutdown_resources()  # type: ignore[misc]
+    await close(container)

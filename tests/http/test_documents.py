@@ -303,3 +303,16 @@ async def test_health(client: Client) -> None:
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ok"
+
+
+async def test_content_type_is_detected_when_not_declared(client: Client) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    undeclared = await client.post("/documents?filename=picture", content=png)
+    assert undeclared.status_code == 201
+    assert undeclared.json()["content_type"] == "image/png"
+    assert undeclared.json()["detected_content_type"] is None
+    declared = await upload_ok(client, png, "picture.txt", content_type="text/plain")
+    assert declared["content_type"] == "text/plain"
+    assert declared["detected_content_type"] == "image/png"
+    octet = await upload_ok(client, b"%PDF-1.7\n", "doc", content_type="application/octet-stream")
+    assert octet["content_type"] == "application/pdf"

@@ -15,7 +15,8 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
 
     ``version`` starts at 1 and grows by one on every metadata update; repositories use it for
     compare-and-swap writes and the HTTP layer derives the metadata ETag from it.
-    ``declared_content_type`` is what the client said when it differs from ``content_type``.
+    ``detected_content_type`` is what the first bytes look like, kept when it differs from ``content_type``
+    (which is what the client declared, or else the detected type).
     """
 
     id: str
@@ -28,7 +29,7 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     version: int = 1
-    declared_content_type: str | None = None
+    detected_content_type: str | None = None
 
 
 class NewDocument(msgspec.Struct, frozen=True, kw_only=True):

@@ -36,10 +36,25 @@ class Listing(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
+ContentTypeDetector = Callable[[bytes, str], str | None]
+"""Given a document's first bytes and its file name, the media type they look like, if any."""
+
+
+def _no_detection(head: bytes, filename: str) -> str | None:
+    return None
+
+
 class DocumentService:
-    def __init__(self, blobs: BlobStore, repository: DocumentRepository, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        repository: DocumentRepository,
+        max_upload_bytes: int,
+        detect_content_type: ContentTypeDetector = _no_detection,
+    ) -> None:
         self._blobs = blobs
         self._repository = repository
+        self._detect_content_type = detect_content_type
         self.max_upload_bytes = max_upload_bytes
 
     async def upload(
@@ -67,11 +82,14 @@ class DocumentService:
             if expected_sha256 is not None and expected_sha256 != metered.sha256:
                 raise ChecksumMismatch(expected_sha256, metered.sha256)
             details = describe()
+            detected = self._detect_content_type(metered.head, details.filename)
+            content_type = details.content_type or detected or DEFAULT_CONTENT_TYPE
             now = utc_now()
             document = Document(
                 id=document_id,
                 filename=details.filename,
-                content_type=details.content_type or DEFAULT_CONTENT_TYPE,
+                content_type=content_type,
+                detected_content_type=detected if detected != content_type else None,
                 size=metered.size,
                 sha256=metered.sha256,
                 tags=details.tags,

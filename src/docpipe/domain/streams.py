@@ -8,6 +8,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from docpipe.domain.errors import UploadTooLarge
 
 CHUNK_SIZE = 1024 * 1024
+HEAD_SIZE = 64 * 1024
 
 
 async def rechunk(chunks: AsyncIterable[bytes], size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
@@ -30,6 +31,7 @@ class MeteredStream:
     """Passes a stream through while counting its bytes and hashing them; stops at ``limit``.
 
     Raises ``UploadTooLarge`` as soon as the limit is crossed, before the offending chunk is handed on.
+    Keeps the first ``HEAD_SIZE`` bytes in ``head`` for content-type detection.
     """
 
     def __init__(self, chunks: AsyncIterable[bytes], limit: int) -> None:
@@ -37,6 +39,7 @@ class MeteredStream:
         self._limit = limit
         self._sha256 = hashlib.sha256()
         self.size = 0
+        self.head = b""
 
     @property
     def sha256(self) -> str:
@@ -48,4 +51,6 @@ class MeteredStream:
             if self.size > self._limit:
                 raise UploadTooLarge(self._limit)
             self._sha256.update(chunk)
+            if len(self.head) < HEAD_SIZE:
+                self.head += chunk[: HEAD_SIZE - len(self.head)]
             yield chunk

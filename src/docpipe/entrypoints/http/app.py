@@ -11,8 +11,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from docpipe.config import Settings
-from docpipe.container import Container
-from docpipe.domain.service import DocumentService
+from docpipe.container import Container, close, open_service
 from docpipe.entrypoints.http import content, documents, health
 from docpipe.entrypoints.http.dependencies import provide_service
 from docpipe.entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -28,11 +27,10 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
     @asynccontextmanager
     async def open_stores(app: Litestar) -> AsyncIterator[None]:
         try:
-            service: DocumentService = await container.service()  # type: ignore[misc]
-            app.state.service = service
+            app.state.service = await open_service(container)
             yield
         finally:
-            await container.shutdown_resources()  # type: ignore[misc]
+            await close(container)
 
     return Litestar(
         route_handlers=[

@@ -14,6 +14,7 @@ class DocumentOut(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     filename: str
     content_type: str
+    detected_content_type: str | None
     size: int
     sha256: str
     tags: list[str]
@@ -27,6 +28,7 @@ class DocumentOut(msgspec.Struct, frozen=True, kw_only=True):
             id=document.id,
             filename=document.filename,
             content_type=document.content_type,
+            detected_content_type=document.detected_content_type,
             size=document.size,
             sha256=document.sha256,
             tags=list(document.tags),

@@ -1,0 +1,393 @@
+"""Document repository on one DynamoDB table, through one long-lived aioboto3 client.
+
+The table has a string partition key ``pk`` and a string sort key ``sk``, and holds two kinds of item::
+
+    pk                        sk     other attributes
+    DOC#<id>                  DOC    version (number), document (the Document as msgspec JSON)
+    ALL                       <id>   filename, content_type, tags (list): a listing entry
+    FILENAME#<filename>       <id>   the same
+    TYPE#<content type>       <id>   the same
+    TAG#<tag>                 <id>   the same, one per tag
+    PREFIX#<filename[:n]>     <id>   the same, for n = 1 .. PREFIX_ENTRY_LENGTH
+
+The document item answers ``get`` and carries the version that conditional writes compare. Listing
+entries make every filter value a partition sorted by document id, so every listing is one Query
+newest first (``ScanIndexForward=False``) below ``after_id`` (``sk < :after``) that reads about one
+page of entries, however many documents there are; the page's documents then come from BatchGetItem.
+
+The entries live in the table rather than in global secondary indexes because those are only
+eventually consistent: a document must be listable, and downloadable by filename, as soon as it is
+added. They are written in the same TransactWriteItems as their document item, and carry no
+metadata, so they stay small: a document costs a few small extra writes. Known limits:
+
+- A prefix longer than ``PREFIX_ENTRY_LENGTH`` is queried on its first characters and the rest is a
+  filter: a page then reads the entries of every filename sharing those first characters.
+- Combined filters query the partition of the most selective-looking filter and filter the rest, so
+  a page of a rare combination may read many entries.
+- ``ALL`` (and a very common content type or first letter) is one partition key, which DynamoDB
+  serves at about 1000 writes per second: enough for uploads, and shardable should it not be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import aioboto3
+import msgspec
+from aiobotocore.config import AioConfig
+from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
+
+from docpipe.config import DynamoDbSettings
+from docpipe.domain.errors import ConcurrentUpdate, DocumentNotFound, DuplicateDocument, StoreUnavailable
+from docpipe.domain.listing import matches
+from docpipe.domain.model import Document, ListQuery, Page
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb.client import DynamoDBClient
+    from types_aiobotocore_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        QueryInputTypeDef,
+        TransactWriteItemTypeDef,
+    )
+
+    Item = dict[str, AttributeValueTypeDef]
+
+PREFIX_ENTRY_LENGTH = 8
+"""Longest filename prefix with entries of its own. With at most 32 tags, a replace writes at most
+1 + 2 * (3 + 32 + 8) = 87 items, under the 100 a TransactWriteItems allows."""
+CHECK_TIMEOUT = 5.0
+TABLE_WAIT_SECONDS = 120
+_BATCH_GET_MAX = 100
+_UNPROCESSED_PAUSE = 0.05
+
+_DOCUMENT = "DOC#"
+_ALL = "ALL"
+_FILENAME = "FILENAME#"
+_CONTENT_TYPE = "TYPE#"
+_TAG = "TAG#"
+_PREFIX = "PREFIX#"
+
+# Client errors that mean "try again later" rather than "this request is wrong".
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "ResourceNotFoundException",
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+    }
+)
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Document)
+
+
+class DynamoDbRepository:
+    """Documents in one DynamoDB table, laid out as the module docstring shows."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    async def add(self, document: Document) -> None:
+        put: TransactWriteItemTypeDef = {
+            "Put": {
+                "TableName": self._table,
+                "Item": _document_item(document),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        with _unavailable_on_failure(self._table):
+            if not await self._transact([put, *_entry_writes(self._table, None, document)]):
+                raise DuplicateDocument(document.id)
+
+    async def get(self, document_id: str) -> Document:
+        with _unavailable_on_failure(self._table):
+            document = await self._find(document_id)
+        if document is None:
+            raise DocumentNotFound(document_id)
+        return document
+
+    async def list(self, query: ListQuery) -> Page:
+        request = _query_input(self._table, query)
+        ids: list[str] = []
+        with _unavailable_on_failure(self._table):
+            while len(ids) <= query.limit:
+                response = await self._client.query(**request)
+                ids.extend(item["sk"]["S"] for item in response["Items"])
+                if "LastEvaluatedKey" not in response:
+                    break
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            found = await self._documents(ids[: query.limit])
+        # A document replaced between the Query and the BatchGetItem may no longer match.
+        documents = [found[id_] for id_ in ids[: query.limit] if id_ in found and matches(found[id_], query)]
+        return Page(documents, has_more=len(ids) > query.limit)
+
+    async def replace(self, document: Document, expected_version: int) -> None:
+        put: TransactWriteItemTypeDef = {
+            "Put": {
+                "TableName": self._table,
+                "Item": _document_item(document),
+                "ConditionExpression": "version = :expected",
+                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+            }
+        }
+        with _unavailable_on_failure(self._table):
+            current = await self._find(document.id)
+            if current is None:
+                raise DocumentNotFound(document.id)
+            if current.version != expected_version:
+                raise ConcurrentUpdate(document.id)
+            if await self._transact([put, *_entry_writes(self._table, current, document)]):
+                return
+            # It changed or vanished between our read and our write.
+            if await self._find(document.id) is None:
+                raise DocumentNotFound(document.id)
+        raise ConcurrentUpdate(document.id)
+
+    async def delete(self, document_id: str) -> None:
+        with _unavailable_on_failure(self._table):
+            while True:
+                current = await self._find(document_id)
+                if current is None:
+                    raise DocumentNotFound(document_id)
+                delete: TransactWriteItemTypeDef = {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": _document_key(document_id),
+                        "ConditionExpression": "version = :version",
+                        "ExpressionAttributeValues": {":version": {"N": str(current.version)}},
+                    }
+                }
+                if await self._transact([delete, *_entry_writes(self._table, current, None)]):
+                    return
+                # Changed since we read it, so its entries may have too: read it again.
+
+    async def check(self) -> None:
+        with _unavailable_on_failure(self._table):
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                await self._client.describe_table(TableName=self._table)
+
+    async def create_table_if_missing(self) -> None:
+        """Create the table when it does not exist, tolerating a concurrent creator, and wait until
+        it is ACTIVE. Describing first means an existing table needs no CreateTable permission."""
+        with _unavailable_on_failure(self._table):
+            try:
+                await self._client.describe_table(TableName=self._table)
+            except self._client.exceptions.ResourceNotFoundException:
+                with contextlib.suppress(self._client.exceptions.ResourceInUseException):
+                    await self._client.create_table(
+                        TableName=self._table,
+                        AttributeDefinitions=[
+                            {"AttributeName": "pk", "AttributeType": "S"},
+                            {"AttributeName": "sk", "AttributeType": "S"},
+                        ],
+                        KeySchema=[
+                            {"AttributeName": "pk", "KeyType": "HASH"},
+                            {"AttributeName": "sk", "KeyType": "RANGE"},
+                        ],
+                        BillingMode="PAY_PER_REQUEST",
+                    )
+            await self._client.get_waiter("table_exists").wait(
+                TableName=self._table, WaiterConfig={"Delay": 1, "MaxAttempts": TABLE_WAIT_SECONDS}
+            )
+
+    async def _find(self, document_id: str) -> Document | None:
+        response = await self._client.get_item(
+            TableName=self._table, Key=_document_key(document_id), ConsistentRead=True
+        )
+        item = response.get("Item")
+        return None if item is None else _decode(item)
+
+    async def _transact(self, writes: Sequence[TransactWriteItemTypeDef]) -> bool:
+        """Apply ``writes`` atomically; False when the condition of the first, on the document item,
+        failed, or when another transaction was writing the same document at the same time."""
+        try:
+            await self._client.transact_write_items(TransactItems=writes)
+        except self._client.exceptions.TransactionCanceledException as error:
+            codes = {reason.get("Code") for reason in error.response.get("CancellationReasons", [])}
+            if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+                return False
+            raise
+        return True
+
+    async def _documents(self, ids: Sequence[str]) -> dict[str, Document]:
+        """The documents of ``ids`` that still exist, by id.
+
+        BatchGetItem takes 100 keys at most and, when throttled, may leave some unprocessed; it fails
+        instead when it can process none, so every round makes progress.
+        """
+        keys = [_document_key(document_id) for document_id in ids]
+        documents: dict[str, Document] = {}
+        while keys:
+            batch, keys = keys[:_BATCH_GET_MAX], keys[_BATCH_GET_MAX:]
+            response = await self._client.batch_get_item(
+                RequestItems={
+                    self._table: {"Keys": batch, "ConsistentRead": True, "ProjectionExpression": "document"}
+                }
+            )
+            for item in response["Responses"].get(self._table, []):
+                document = _decode(item)
+                documents[document.id] = document
+            unprocessed = response.get("UnprocessedKeys", {}).get(self._table)
+            if unprocessed:
+                keys.extend(unprocessed["Keys"])
+                await asyncio.sleep(_UNPROCESSED_PAUSE)
+        return documents
+
+
+def _entry_writes(table: str, old: Document | None, new: Document | None) -> list[TransactWriteItemTypeDef]:
+    """The writes that turn the listing entries of ``old`` into those of ``new`` (``None``: no
+    document): entries that did not change, as in a metadata-only update, are left alone."""
+    before = _entries(old) if old is not None else {}
+    after = _entries(new) if new is not None else {}
+    writes: list[TransactWriteItemTypeDef] = [
+        {"Put": {"TableName": table, "Item": item}}
+        for partition, item in after.items()
+        if before.get(partition) != item
+    ]
+    writes.extend(
+        {"Delete": {"TableName": table, "Key": {"pk": item["pk"], "sk": item["sk"]}}}
+        for partition, item in before.items()
+        if partition not in after
+    )
+    return writes
+
+
+def _query_input(table: str, query: ListQuery) -> QueryInputTypeDef:
+    """The Query of the entries of one page of ``query``, newest first.
+
+    Its partition is the first set filter among exact filename, tag, prefix and content type
+    (roughly most to least selective), else ``ALL``. Every set filter also goes into the
+    FilterExpression: the one the partition implies costs nothing there, as filters only apply to
+    entries already read, and a prefix longer than ``PREFIX_ENTRY_LENGTH`` needs it.
+    """
+    partitions: list[str] = []
+    conditions: list[str] = []
+    values: dict[str, AttributeValueTypeDef] = {}
+    if query.filename is not None:
+        partitions.append(_FILENAME + query.filename)
+        conditions.append("filename = :filename")
+        values[":filename"] = {"S": query.filename}
+    if query.tag is not None:
+        partitions.append(_TAG + query.tag)
+        conditions.append("contains(tags, :tag)")
+        values[":tag"] = {"S": query.tag}
+    if query.prefix:
+        partitions.append(_PREFIX + query.prefix[:PREFIX_ENTRY_LENGTH])
+        conditions.append("begins_with(filename, :prefix)")
+        values[":prefix"] = {"S": query.prefix}
+    if query.content_type is not None:
+        partitions.append(_CONTENT_TYPE + query.content_type)
+        conditions.append("content_type = :content_type")
+        values[":content_type"] = {"S": query.content_type}
+    values[":pk"] = {"S": partitions[0] if partitions else _ALL}
+    key_condition = "pk = :pk"
+    if query.after_id is not None:
+        key_condition += " AND sk < :after"
+        values[":after"] = {"S": query.after_id}
+    request: QueryInputTypeDef = {
+        "TableName": table,
+        "KeyConditionExpression": key_condition,
+        "ExpressionAttributeValues": values,
+        "ProjectionExpression": "sk",
+        "ScanIndexForward": False,
+        "ConsistentRead": True,
+        "Limit": query.limit + 1,  # one more than the page tells whether another follows
+    }
+    if conditions:
+        request["FilterExpression"] = " AND ".join(conditions)
+    return request
+
+
+def _document_key(document_id: str) -> Item:
+    return {"pk": {"S": _DOCUMENT + document_id}, "sk": {"S": "DOC"}}
+
+
+def _document_item(document: Document) -> Item:
+    return {
+        **_document_key(document.id),
+        "version": {"N": str(document.version)},
+        "document": {"S": _encoder.encode(document).decode()},
+    }
+
+
+def _decode(item: Item) -> Document:
+    return _decoder.decode(item["document"]["S"])
+
+
+def _entries(document: Document) -> dict[str, Item]:
+    """The listing entries of ``document``, by partition key."""
+    filename = document.filename
+    partitions = {_ALL, _FILENAME + filename, _CONTENT_TYPE + document.content_type}
+    partitions.update(_TAG + tag for tag in document.tags)
+    partitions.update(_PREFIX + filename[:n] for n in range(1, min(len(filename), PREFIX_ENTRY_LENGTH) + 1))
+    return {
+        partition: {
+            "pk": {"S": partition},
+            "sk": {"S": document.id},
+            "filename": {"S": filename},
+            "content_type": {"S": document.content_type},
+            "tags": {"L": [{"S": tag} for tag in document.tags]},
+        }
+        for partition in partitions
+    }
+
+
+@contextlib.contextmanager
+def _unavailable_on_failure(table: str) -> Iterator[None]:
+    """Turn "DynamoDB cannot serve us now" into one line of ``StoreUnavailable``.
+
+    That is connection errors and timeouts (after botocore's own retries), missing credentials, 5xx
+    answers, throttling and a missing table; other errors pass through for the caller to judge.
+    """
+    try:
+        yield
+    except (
+        BotocoreConnectionError,
+        HTTPClientError,
+        NoCredentialsError,
+        NoRegionError,
+        TimeoutError,
+    ) as error:
+        reason = str(error) or "no answer in time"
+        raise StoreUnavailable(f"DynamoDB table {table!r} is unreachable: {reason}") from None
+    except ClientError as error:
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if status >= 500 or error.response.get("Error", {}).get("Code") in _UNAVAILABLE_CODES:
+            raise StoreUnavailable(f"DynamoDB table {table!r} is unavailable: {error}") from None
+        raise
+
+
+_CONFIG = AioConfig(
+    connect_timeout=3,
+    read_timeout=10,
+    retries={"mode": "standard", "max_attempts": 3},
+    max_pool_connections=50,  # one client serves every concurrent request of the process
+)
+
+
+async def open_repository(
+    session: aioboto3.Session, settings: DynamoDbSettings
+) -> AsyncIterator[DynamoDbRepository]:
+    """Open the process's one DynamoDB client, make sure the table exists, and close the client on exit.
+
+    Endpoint, region and credentials not given in ``settings`` come from the standard AWS chain
+    (``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, profiles, instance roles, ...).
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        with _unavailable_on_failure(settings.table):
+            client = await stack.enter_async_context(
+                session.client(
+                    "dynamodb",
+                    endpoint_url=settings.endpoint_url,
+                    region_name=settings.region,
+                    config=_CONFIG,
+                )
+            )
+        repository = DynamoDbRepository(client, settings.table)
+        await repository.create_table_if_missing()
+        yield repository

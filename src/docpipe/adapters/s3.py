@@ -1,0 +1,284 @@
+"""Blob store on Amazon S3 or an S3-compatible service (MinIO, Ceph, moto), through one aioboto3 client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, cast
+
+import aioboto3
+from aiobotocore.config import AioConfig
+from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
+
+from docpipe.config import S3Settings
+from docpipe.domain.errors import BlobNotFound, StoreUnavailable
+from docpipe.domain.model import ByteRange
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3.client import S3Client
+    from types_aiobotocore_s3.literals import BucketLocationConstraintType
+    from types_aiobotocore_s3.type_defs import (
+        CompletedPartTypeDef,
+        CreateBucketRequestTypeDef,
+        GetObjectRequestTypeDef,
+    )
+
+MIB = 1024 * 1024
+PART_SIZE = 8 * MIB
+"""Streams shorter than one part go up in a single PutObject; S3 wants parts of at least 5 MiB."""
+PARTS_IN_FLIGHT = 3
+"""Parts uploaded concurrently: a put holds at most about ``(PARTS_IN_FLIGHT + 1) * PART_SIZE`` bytes."""
+READ_CHUNK = MIB
+CHECK_TIMEOUT = 5.0
+
+_log = logging.getLogger(__name__)
+
+
+class S3BlobStore:
+    """Each blob is one object, ``prefix + key``, in one bucket.
+
+    Objects only appear once complete (PutObject and CompleteMultipartUpload are atomic), so a failed
+    put leaves nothing readable; a multipart upload that fails is aborted.
+    """
+
+    def __init__(self, client: S3Client, bucket: str, prefix: str = "") -> None:
+        self._client = client
+        self._bucket = bucket
+        self._prefix = prefix
+        self._aborts: set[asyncio.Task[None]] = set()
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        object_key = self._prefix + key
+        async with contextlib.aclosing(_parts(chunks)) as parts:
+            first = await anext(parts, io.BytesIO())
+            size = _size(first)
+            if size < PART_SIZE:
+                with self._unavailable_on_failure():
+                    await self._client.put_object(Bucket=self._bucket, Key=object_key, Body=first)
+                return size
+            return await self._put_multipart(object_key, first, parts)
+
+    async def open(self, key: str, byte_range: ByteRange | None = None) -> AsyncIterator[bytes]:
+        chunks = self._read(key, byte_range)
+        await anext(chunks)  # sends GetObject: BlobNotFound surfaces here, before any byte
+        return chunks
+
+    async def delete(self, key: str) -> None:
+        with self._unavailable_on_failure():
+            await self._client.delete_object(Bucket=self._bucket, Key=self._prefix + key)
+
+    async def check(self) -> None:
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                with self._unavailable_on_failure():
+                    await self._client.head_bucket(Bucket=self._bucket)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"S3 endpoint {self._endpoint} did not answer within {CHECK_TIMEOUT:g} s"
+            ) from None
+        except ClientError as error:  # the bucket is gone, or our credentials no longer open it
+            raise StoreUnavailable(f"S3 bucket {self._bucket!r} cannot be used: {error}") from None
+
+    async def create_bucket_if_missing(self) -> None:
+        with self._unavailable_on_failure():
+            try:
+                await self._client.head_bucket(Bucket=self._bucket)
+            except ClientError as error:
+                if _status(error) != 404:
+                    raise
+            else:
+                return
+            request: CreateBucketRequestTypeDef = {"Bucket": self._bucket}
+            region = self._client.meta.region_name
+            if region != "us-east-1":
+                location = cast("BucketLocationConstraintType", region)
+                request["CreateBucketConfiguration"] = {"LocationConstraint": location}
+            with contextlib.suppress(self._client.exceptions.BucketAlreadyOwnedByYou):
+                await self._client.create_bucket(**request)
+
+    async def wait_for_aborts(self) -> None:
+        """Let aborts of failed multipart uploads finish before the client closes."""
+        await asyncio.gather(*self._aborts, return_exceptions=True)
+
+    @property
+    def _endpoint(self) -> str:
+        return self._client.meta.endpoint_url
+
+    @contextlib.contextmanager
+    def _unavailable_on_failure(self) -> Iterator[None]:
+        """Turn "S3 cannot be reached or is failing" into one line of ``StoreUnavailable``.
+
+        Connection errors, timeouts (after botocore's own retries), responses cut short and 5xx
+        answers qualify; other client errors (404, 403, ...) pass through for the caller to judge.
+        """
+        try:
+            yield
+        except (BotocoreConnectionError, HTTPClientError, IncompleteReadError) as error:
+            raise StoreUnavailable(f"S3 endpoint {self._endpoint} is unreachable: {error}") from None
+        except ClientError as error:
+            if _status(error) >= 500:
+                raise StoreUnavailable(f"S3 endpoint {self._endpoint} is failing: {error}") from None
+            raise
+
+    async def _read(self, key: str, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
+        """Yield ``b""`` once the object is found, then its bytes.
+
+        ``open`` runs this generator up to that first yield, so it is suspended inside ``async with
+        body``: whether the consumer finishes, stops early (``aclose``) or drops it (the event loop's
+        async generator finaliser), the HTTP response is released.
+        """
+        request: GetObjectRequestTypeDef = {"Bucket": self._bucket, "Key": self._prefix + key}
+        if byte_range is not None:
+            request["Range"] = f"bytes={byte_range.start}-{byte_range.end}"
+        with self._unavailable_on_failure():
+            try:
+                response = await self._client.get_object(**request)
+            except ClientError as error:
+                if _status(error) == 404:
+                    raise BlobNotFound(key) from None
+                raise
+        body = response["Body"]
+        async with body:  # not ``as``: aiobotocore's __aenter__ returns the bare aiohttp response
+            yield b""
+            with self._unavailable_on_failure():
+                async for chunk in body.iter_chunks(READ_CHUNK):
+                    yield chunk
+
+    async def _put_multipart(
+        self, object_key: str, first: io.BytesIO, parts: AsyncIterator[io.BytesIO]
+    ) -> int:
+        with self._unavailable_on_failure():
+            upload = await self._client.create_multipart_upload(Bucket=self._bucket, Key=object_key)
+        upload_id = upload["UploadId"]
+        uploading: set[asyncio.Task[CompletedPartTypeDef]] = set()
+        try:
+            completed, size = await self._upload_parts(object_key, upload_id, first, parts, uploading)
+            with self._unavailable_on_failure():
+                await self._client.complete_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=object_key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": sorted(completed, key=lambda part: part["PartNumber"])},
+                )
+        except BaseException:
+            # A task of its own, shielded, so that cancelling this put cannot stop the clean-up.
+            abort = asyncio.create_task(self._abort(object_key, upload_id, uploading))
+            self._aborts.add(abort)
+            abort.add_done_callback(self._aborts.discard)
+            await asyncio.shield(abort)
+            raise
+        return size
+
+    async def _upload_parts(
+        self,
+        object_key: str,
+        upload_id: str,
+        first: io.BytesIO,
+        parts: AsyncIterator[io.BytesIO],
+        uploading: set[asyncio.Task[CompletedPartTypeDef]],
+    ) -> tuple[list[CompletedPartTypeDef], int]:
+        """Upload ``first`` and the rest of ``parts``, at most ``PARTS_IN_FLIGHT`` at a time.
+
+        The next part is read from the stream only once a slot is free, which bounds memory and
+        slows the sender down to S3's pace. ``uploading`` holds the parts still in flight.
+        """
+        completed: list[CompletedPartTypeDef] = []
+        size = number = 0
+        body: io.BytesIO | None = first
+        while body is not None:
+            size += _size(body)
+            number += 1
+            uploading.add(asyncio.create_task(self._upload_part(object_key, upload_id, number, body)))
+            if len(uploading) >= PARTS_IN_FLIGHT:
+                done, _ = await asyncio.wait(uploading, return_when=asyncio.FIRST_COMPLETED)
+                uploading -= done
+                completed.extend(task.result() for task in done)
+            body = await anext(parts, None)
+        completed.extend(await asyncio.gather(*uploading))
+        return completed, size
+
+    async def _upload_part(
+        self, object_key: str, upload_id: str, number: int, body: io.BytesIO
+    ) -> CompletedPartTypeDef:
+        with self._unavailable_on_failure():
+            response = await self._client.upload_part(
+                Bucket=self._bucket, Key=object_key, UploadId=upload_id, PartNumber=number, Body=body
+            )
+        return {"PartNumber": number, "ETag": response["ETag"]}
+
+    async def _abort(
+        self, object_key: str, upload_id: str, uploading: set[asyncio.Task[CompletedPartTypeDef]]
+    ) -> None:
+        """Stop the parts in flight, then abort the upload so S3 frees its parts.
+
+        Parts still uploading during an abort could outlive it, hence the wait. A failed abort is
+        only logged: the put's own error matters more, and the parts are reclaimable later.
+        """
+        for task in uploading:
+            task.cancel()
+        await asyncio.gather(*uploading, return_exceptions=True)
+        try:
+            await self._client.abort_multipart_upload(Bucket=self._bucket, Key=object_key, UploadId=upload_id)
+        except Exception as error:
+            _log.warning("could not abort multipart upload %s of %s: %s", upload_id, object_key, error)
+
+
+async def _parts(chunks: AsyncIterable[bytes]) -> AsyncGenerator[io.BytesIO, None]:
+    """Regroup a stream into parts of ``PART_SIZE`` bytes; the last is shorter, and absent if empty.
+
+    Parts are rewound ``BytesIO`` objects that own their buffer. Given ``bytes``, botocore wraps them
+    in a ``BytesIO`` that shares them, and aiohttp's ``getbuffer()`` on that copies the whole part.
+    """
+    part = io.BytesIO()
+    async for chunk in chunks:
+        rest = memoryview(chunk)
+        while rest:
+            rest = rest[part.write(rest[: PART_SIZE - part.tell()]) :]
+            if part.tell() == PART_SIZE:
+                part.seek(0)
+                yield part
+                part = io.BytesIO()
+    if part.tell():
+        part.seek(0)
+        yield part
+
+
+def _size(part: io.BytesIO) -> int:
+    return len(part.getbuffer())
+
+
+def _status(error: ClientError) -> int:
+    return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+
+
+def _config(settings: S3Settings) -> AioConfig:
+    return AioConfig(
+        s3={"addressing_style": "path"} if settings.path_style else None,
+        connect_timeout=5,
+        read_timeout=60,
+        retries={"mode": "standard", "max_attempts": 3},
+        # Only checksums S3 requires: newer defaults send headers some S3-compatible stores reject.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+
+
+async def open_blob_store(session: aioboto3.Session, settings: S3Settings) -> AsyncIterator[S3BlobStore]:
+    """Open the process's one S3 client, make sure the bucket exists, and close the client on exit.
+
+    Endpoint, region and credentials not given in ``settings`` come from the standard AWS chain
+    (``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, profiles, instance roles, ...).
+    """
+    async with session.client(
+        "s3", endpoint_url=settings.endpoint_url, region_name=settings.region, config=_config(settings)
+    ) as client:
+        store = S3BlobStore(client, settings.bucket, settings.prefix)
+        await store.create_bucket_if_missing()
+        try:
+            yield store
+        finally:
+            await store.wait_for_aborts()

@@ -1,0 +1,222 @@
+"""What the DynamoDB adapter must do beyond the repository contract, checked against a real moto server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aioboto3
+import msgspec
+import pytest
+from types_aiobotocore_dynamodb.client import DynamoDBClient
+
+from docpipe.adapters import dynamodb
+from docpipe.adapters.dynamodb import DynamoDbRepository, open_repository
+from docpipe.config import DynamoDbSettings
+from docpipe.domain.errors import ConcurrentUpdate, DocumentNotFound, StoreUnavailable
+from docpipe.domain.model import ListQuery
+from tests.contract.test_repository_contract import add_all, list_ids, make_document
+from tests.moto_server import MotoServer, free_port, running_moto_server
+
+opened_repository = contextlib.asynccontextmanager(open_repository)
+
+
+def fresh_settings(endpoint_url: str) -> DynamoDbSettings:
+    return DynamoDbSettings(table=f"docpipe-test-{uuid.uuid4().hex[:12]}", endpoint_url=endpoint_url)
+
+
+@contextlib.asynccontextmanager
+async def repository_and_client(
+    endpoint_url: str,
+) -> AsyncIterator[tuple[DynamoDbRepository, DynamoDBClient, str]]:
+    """A repository on a new table, and a plain client to look at what it wrote."""
+    settings = fresh_settings(endpoint_url)
+    session = aioboto3.Session()
+    async with (
+        opened_repository(session, settings) as repository,
+        session.client("dynamodb", endpoint_url=endpoint_url) as client,
+    ):
+        yield repository, client, settings.table
+
+
+async def stored_keys(client: DynamoDBClient, table: str) -> set[tuple[str, str]]:
+    """Every (pk, sk) in the table: a Scan, which only tests may use."""
+    response = await client.scan(TableName=table, ProjectionExpression="pk, sk")
+    return {(item["pk"]["S"], item["sk"]["S"]) for item in response["Items"]}
+
+
+async def test_the_table_is_created_at_start_up(moto_server: MotoServer) -> None:
+    async with repository_and_client(moto_server.endpoint_url) as (repository, client, table):
+        description = (await client.describe_table(TableName=table))["Table"]
+        assert description["TableStatus"] == "ACTIVE"
+        assert description["KeySchema"] == [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ]
+        assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        assert description.get("GlobalSecondaryIndexes", []) == []  # listing entries live in the table itself
+        await repository.check()
+
+
+async def test_an_existing_table_is_reused(moto_server: MotoServer) -> None:
+    settings = fresh_settings(moto_server.endpoint_url)
+    document = make_document()
+    async with opened_repository(aioboto3.Session(), settings) as repository:
+        await repository.add(document)
+    async with opened_repository(aioboto3.Session(), settings) as repository:
+        assert await repository.get(document.id) == document
+
+
+async def test_concurrent_start_ups_share_the_table_one_of_them_creates(moto_server: MotoServer) -> None:
+    settings = fresh_settings(moto_server.endpoint_url)
+    async with contextlib.AsyncExitStack() as stack:
+        first, second = await asyncio.gather(
+            *(stack.enter_async_context(opened_repository(aioboto3.Session(), settings)) for _ in range(2))
+        )
+        document = make_document()
+        await first.add(document)
+        assert await second.get(document.id) == document
+
+
+async def test_listings_query_about_one_page_and_never_scan(moto_server: MotoServer) -> None:
+    """Each single-filter listing is one Query reading ``limit + 1`` entries, whatever the table holds."""
+    calls: list[str] = []
+    scanned: list[int] = []
+
+    def record_call(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    def record_query(parsed: dict[str, Any], **_: Any) -> None:
+        scanned.append(parsed["ScannedCount"])
+
+    settings = fresh_settings(moto_server.endpoint_url)
+    async with aioboto3.Session().client("dynamodb", endpoint_url=moto_server.endpoint_url) as client:
+        repository = DynamoDbRepository(client, settings.table)
+        await repository.create_table_if_missing()
+        await add_all(
+            repository,
+            [
+                make_document(f"invoice-{n}.pdf", tags=("finance", f"n{n}"), content_type="application/pdf")
+                for n in range(20)
+            ],
+        )
+        client.meta.events.register("before-call.dynamodb", record_call)
+        client.meta.events.register("after-call.dynamodb.Query", record_query)
+        for query in (
+            ListQuery(limit=2),
+            ListQuery(limit=2, filename="invoice-3.pdf"),
+            ListQuery(limit=2, prefix="invoice-1"),
+            ListQuery(limit=2, tag="finance"),
+            ListQuery(limit=2, content_type="application/pdf"),
+        ):
+            calls.clear()
+            scanned.clear()
+            page = await repository.list(query)
+            assert calls == ["Query", "BatchGetItem"], query
+            assert scanned[0] <= 3, query
+            assert len(page.documents) <= 2
+
+
+async def test_a_prefix_longer_than_its_entries_still_matches_exactly(moto_server: MotoServer) -> None:
+    async with repository_and_client(moto_server.endpoint_url) as (repository, _, _):
+        wanted, _, other = await add_all(
+            repository,
+            [
+                make_document("2024-03-15 a.pdf"),
+                make_document("2024-03-16 b.pdf"),
+                make_document("2024-03-15 c.pdf"),
+            ],
+        )
+        assert await list_ids(repository, ListQuery(prefix="2024-03-15")) == [other.id, wanted.id]
+        assert await list_ids(repository, ListQuery(prefix="2024-03-15 c")) == [other.id]
+
+
+async def test_a_page_larger_than_one_batch_get(
+    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BatchGetItem takes 100 keys; a smaller batch shows the same chunking without adding 100 documents."""
+    monkeypatch.setattr(dynamodb, "_BATCH_GET_MAX", 3)
+    async with repository_and_client(moto_server.endpoint_url) as (repository, _, _):
+        documents = await add_all(repository, [make_document(f"{n}.txt") for n in range(9)])
+        page = await repository.list(ListQuery(limit=8))
+        assert [document.id for document in page.documents] == [d.id for d in reversed(documents)][:8]
+        assert page.has_more
+
+
+async def test_replace_and_delete_leave_no_stale_entries(moto_server: MotoServer) -> None:
+    async with repository_and_client(moto_server.endpoint_url) as (repository, client, table):
+        (document,) = await add_all(repository, [make_document("ab.pdf", tags=("x", "y"))])
+        renamed = msgspec.structs.replace(document, filename="c", tags=("y", "z"), version=2)
+        await repository.replace(renamed, expected_version=1)
+        assert await stored_keys(client, table) == {
+            (f"DOC#{document.id}", "DOC"),
+            *(
+                (partition, document.id)
+                for partition in ("ALL", "FILENAME#c", "TYPE#application/pdf", "TAG#y", "TAG#z", "PREFIX#c")
+            ),
+        }
+        await repository.delete(document.id)
+        assert await stored_keys(client, table) == set()
+
+
+async def test_of_concurrent_replaces_of_one_version_exactly_one_wins(moto_server: MotoServer) -> None:
+    async with repository_and_client(moto_server.endpoint_url) as (repository, _, _):
+        (document,) = await add_all(repository, [make_document()])
+        candidates = [
+            msgspec.structs.replace(document, filename=f"{n}.pdf", tags=(f"t{n}",), version=2)
+            for n in range(5)
+        ]
+        outcomes = await asyncio.gather(
+            *(repository.replace(candidate, expected_version=1) for candidate in candidates),
+            return_exceptions=True,
+        )
+        assert sum(outcome is None for outcome in outcomes) == 1
+        assert all(outcome is None or isinstance(outcome, ConcurrentUpdate) for outcome in outcomes)
+        winner = candidates[outcomes.index(None)]
+        assert await repository.get(document.id) == winner
+        assert await list_ids(repository, ListQuery(tag=winner.tags[0])) == [document.id]
+        assert await list_ids(repository, ListQuery(filename=winner.filename)) == [document.id]
+        for loser in candidates:
+            if loser is not winner:
+                assert await list_ids(repository, ListQuery(tag=loser.tags[0])) == []
+
+
+async def test_concurrent_deletes_remove_once(moto_server: MotoServer) -> None:
+    async with repository_and_client(moto_server.endpoint_url) as (repository, client, table):
+        (document,) = await add_all(repository, [make_document(tags=("t",))])
+        outcomes = await asyncio.gather(
+            *(repository.delete(document.id) for _ in range(3)), return_exceptions=True
+        )
+        assert sum(outcome is None for outcome in outcomes) == 1
+        assert all(outcome is None or isinstance(outcome, DocumentNotFound) for outcome in outcomes)
+        assert await stored_keys(client, table) == set()
+
+
+async def test_start_up_against_an_unreachable_endpoint_fails_fast_with_one_line() -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    settings = fresh_settings(endpoint)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable) as caught:
+        async with opened_repository(aioboto3.Session(), settings):
+            pass
+    assert time.monotonic() - started < 15
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"DynamoDB table {settings.table!r} is unreachable: ")
+    assert endpoint in message
+    assert caught.value.__suppress_context__
+
+
+async def test_check_reports_an_endpoint_that_went_away() -> None:
+    with running_moto_server() as server:
+        async with opened_repository(aioboto3.Session(), fresh_settings(server.endpoint_url)) as repository:
+            await repository.check()
+            server.stop()
+            with pytest.raises(StoreUnavailable):
+                await repository.check()
+            with pytest.raises(StoreUnavailable):
+                await repository.list(ListQuery())

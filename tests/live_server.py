@@ -1,0 +1,80 @@
+"""docpipe served by a real uvicorn in a child process, configured through DOCPIPE_* like a user's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.moto_server import free_port
+
+
+class LiveServer:
+    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._env = {**os.environ, **env, "DOCPIPE_HOST": "127.0.0.1", "DOCPIPE_PORT": str(self.port)}
+        self._log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self._log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "docpipe.entrypoints.cli", "serve"],
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"docpipe exited at start-up:\n{self._log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.base_url}/health/live", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"docpipe did not answer within 30 s:\n{self._log_path.read_text()}")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        if self.process is not None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log(self) -> str:
+        return self._log_path.read_text(errors="replace")
+
+
+def rss_and_peak_kib(pid: int) -> tuple[int, int]:
+    """Current and peak resident set size of ``pid`` (VmRSS and VmHWM), in KiB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+@contextmanager
+def live_server(env: Mapping[str, str], log_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(env, log_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

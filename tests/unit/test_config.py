@@ -1,0 +1,47 @@
+"""Settings come from DOCPIPE_* variables; mistakes are reported, not ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from docpipe.config import GIB, BlobStoreKind, SettingsError, load_settings
+
+
+def test_defaults_are_the_embedded_setup() -> None:
+    settings = load_settings({})
+    assert settings.blob_store is BlobStoreKind.FILESYSTEM
+    assert settings.data_dir == Path("data")
+    assert (settings.host, settings.port, settings.max_upload_bytes) == ("127.0.0.1", 8000, 5 * GIB)
+
+
+def test_variables_are_parsed() -> None:
+    settings = load_settings(
+        {
+            "DOCPIPE_DATA_DIR": "/srv/docs",
+            "DOCPIPE_PORT": "9000",
+            "DOCPIPE_S3_PATH_STYLE": "true",
+            "DOCPIPE_S3_PREFIX": "t/",
+        }
+    )
+    assert (settings.data_dir, settings.port, settings.s3.path_style, settings.s3.prefix) == (
+        Path("/srv/docs"),
+        9000,
+        True,
+        "t/",
+    )
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"DOCPIPE_BLOB_STORE": "ftp"},
+        {"DOCPIPE_PORT": "eighty"},
+        {"DOCPIPE_MAX_UPLOAD_BYTES": "0"},
+        {"DOCPIPE_BLOBSTORE": "s3"},
+    ],
+)
+def test_bad_settings_are_refused_with_a_clear_error(environ: dict[str, str]) -> None:
+    with pytest.raises(SettingsError):
+        load_settings(environ)

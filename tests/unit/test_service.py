@@ -1,0 +1,156 @@
+"""The use cases against the in-memory fakes: fast, and what a user would observe through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from docpipe.adapters.memory import MemoryBlobStore, MemoryRepository
+from docpipe.domain.errors import (
+    ChecksumMismatch,
+    ConcurrentUpdate,
+    DocumentNotFound,
+    EmptyUpload,
+    InvalidInput,
+    PreconditionFailed,
+    UploadTooLarge,
+)
+from docpipe.domain.model import Document, DocumentChanges, NewDocument
+from docpipe.domain.service import DocumentService
+
+LIMIT = 1024
+
+
+async def stream(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+def describe(name: str = "a.txt", tags: tuple[str, ...] = ()) -> NewDocument:
+    return NewDocument(filename=name, tags=tags)
+
+
+@pytest.fixture
+def blobs() -> MemoryBlobStore:
+    return MemoryBlobStore()
+
+
+@pytest.fixture
+def repository() -> MemoryRepository:
+    return MemoryRepository()
+
+
+@pytest.fixture
+def service(blobs: MemoryBlobStore, repository: MemoryRepository) -> DocumentService:
+    return DocumentService(blobs, repository, max_upload_bytes=LIMIT)
+
+
+async def test_upload_records_size_digest_and_default_type(service: DocumentService) -> None:
+    document = await service.upload(stream(b"ab", b"c"), describe)
+    assert (document.size, document.sha256) == (3, hashlib.sha256(b"abc").hexdigest())
+    assert document.content_type == "application/octet-stream"
+    assert await service.get(document.id) == document
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected_sha256", "error"),
+    [
+        ((b"x" * (LIMIT + 1),), None, UploadTooLarge),
+        ((b"",), None, EmptyUpload),
+        ((b"abc",), hashlib.sha256(b"abd").hexdigest(), ChecksumMismatch),
+    ],
+)
+async def test_rejected_uploads_leave_no_blob_and_no_document(
+    service: DocumentService,
+    blobs: MemoryBlobStore,
+    chunks: tuple[bytes, ...],
+    expected_sha256: str | None,
+    error: type[Exception],
+) -> None:
+    with pytest.raises(error):
+        await service.upload(stream(*chunks), describe, expected_sha256=expected_sha256)
+    assert blobs.keys() == set()
+    assert (await service.list()).documents == []
+
+
+async def test_invalid_details_after_the_bytes_remove_the_blob(
+    service: DocumentService, blobs: MemoryBlobStore
+) -> None:
+    def bad() -> NewDocument:
+        raise InvalidInput("no name")
+
+    with pytest.raises(InvalidInput):
+        await service.upload(stream(b"abc"), bad)
+    assert blobs.keys() == set()
+
+
+async def test_a_cancelled_upload_leaves_nothing(service: DocumentService, blobs: MemoryBlobStore) -> None:
+    gate = asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"abc"
+        await gate.wait()
+        yield b"def"
+
+    task = asyncio.create_task(service.upload(slow(), describe))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert blobs.keys() == set()
+    assert (await service.list()).documents == []
+
+
+async def test_update_merges_and_bumps_the_version(service: DocumentService) -> None:
+    document = await service.upload(stream(b"abc"), lambda: describe(tags=("a",)))
+    updated = await service.update(document.id, DocumentChanges(metadata={"k": "v"}))
+    assert (updated.tags, updated.metadata, updated.version) == (("a",), {"k": "v"}, 2)
+    assert updated.created_at == document.created_at
+
+
+async def test_update_with_a_failing_precondition_changes_nothing(service: DocumentService) -> None:
+    document = await service.upload(stream(b"abc"), describe)
+    with pytest.raises(PreconditionFailed):
+        await service.update(document.id, DocumentChanges(filename="b"), lambda current: False)
+    assert (await service.get(document.id)).filename == "a.txt"
+
+
+class _AlwaysConflicting(MemoryRepository):
+    async def replace(self, document: Document, expected_version: int) -> None:
+        raise ConcurrentUpdate(document.id)
+
+
+async def test_update_gives_up_after_repeated_conflicts(blobs: MemoryBlobStore) -> None:
+    service = DocumentService(blobs, _AlwaysConflicting(), max_upload_bytes=LIMIT)
+    document = await service.upload(stream(b"abc"), describe)
+    with pytest.raises(ConcurrentUpdate):
+        await service.update(document.id, DocumentChanges(filename="b"))
+    with pytest.raises(PreconditionFailed):
+        await service.update(document.id, DocumentChanges(filename="b"), lambda current: True)
+
+
+async def test_delete_removes_metadata_and_bytes(service: DocumentService, blobs: MemoryBlobStore) -> None:
+    document = await service.upload(stream(b"abc"), describe)
+    await service.delete(document.id)
+    assert blobs.keys() == set()
+    with pytest.raises(DocumentNotFound):
+        await service.get(document.id)
+
+
+async def test_delete_by_filename_deletes_every_match_across_pages(service: DocumentService) -> None:
+    for _ in range(150):
+        await service.upload(stream(b"x"), lambda: describe("same.txt"))
+    keep = await service.upload(stream(b"y"), lambda: describe("other.txt"))
+    assert await service.delete_by_id_or_filename("same.txt") == 150
+    assert [d.id for d in (await service.list()).documents] == [keep.id]
+    with pytest.raises(DocumentNotFound):
+        await service.delete_by_id_or_filename("same.txt")
+
+
+async def test_newest_named_picks_the_latest(service: DocumentService) -> None:
+    await service.upload(stream(b"1"), lambda: describe("r.txt"))
+    latest = await service.upload(stream(b"2"), lambda: describe("r.txt"))
+    assert (await service.newest_named("r.txt")).id == latest.id
