@@ -316,3 +316,11 @@ async def test_content_type_is_detected_when_not_declared(client: Client) -> Non
     assert declared["detected_content_type"] == "image/png"
     octet = await upload_ok(client, b"%PDF-1.7\n", "doc", content_type="application/octet-stream")
     assert octet["content_type"] == "application/pdf"
+
+
+async def test_options_lists_every_method_of_a_path(client: Client) -> None:
+    collection = await client.options("/documents")
+    assert collection.status_code == 204
+    assert collection.headers["allow"] == "GET, OPTIONS, POST"
+    item = await client.options("/documents/0193f4d2-0000-7000-8000-000000000000")
+    assert item.headers["allow"] == "DELETE, GET, OPTIONS, PATCH"

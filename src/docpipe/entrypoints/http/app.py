@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Response, route
+from litestar.enums import HttpMethod
+from litestar.handlers import HTTPRouteHandler
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -34,6 +36,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
 
     return Litestar(
         route_handlers=[
+            *allow_handlers(),
             documents.upload_document,
             documents.upload_form,
             documents.list_documents,
@@ -52,6 +55,25 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         openapi_config=OpenAPIConfig(title="docpipe", version="0.1.0", path="/schema"),
         on_app_init=[_no_debug],
     )
+
+
+# Paths served by more than one handler. Litestar builds a path's automatic OPTIONS answer from the first
+# handler registered there, so its Allow header would miss the others; these state it in full.
+_METHODS_OF_SHARED_PATHS = {
+    "/documents": "GET, OPTIONS, POST",
+    "/documents/{document_id:str}": "DELETE, GET, OPTIONS, PATCH",
+}
+
+
+def allow_handlers() -> list[HTTPRouteHandler]:
+    def handler_for(path: str, methods: str) -> HTTPRouteHandler:
+        @route(path, http_method=[HttpMethod.OPTIONS], include_in_schema=False, name=f"options {path}")
+        async def options() -> Response[None]:
+            return Response(None, status_code=204, headers={"Allow": methods})
+
+        return options
+
+    return [handler_for(path, methods) for path, methods in _METHODS_OF_SHARED_PATHS.items()]
 
 
 def _no_debug(config: AppConfig) -> AppConfig:

@@ -26,7 +26,7 @@ from docpipe.entrypoints.http.conditional import (
 )
 from docpipe.entrypoints.http.dependencies import AnyRequest
 from docpipe.entrypoints.http.disposition import content_disposition, disposition_for
-from docpipe.entrypoints.http.openapi import ContentOperation
+from docpipe.entrypoints.http.openapi import ContentOperation, problems
 from docpipe.entrypoints.http.ranges import content_range, parse_range
 
 Service = NamedDependency[DocumentService]
@@ -103,6 +103,9 @@ def _without_body_headers(headers: dict[str, str]) -> dict[str, str]:
     "/documents/{document_id:str}/content",
     http_method=[HttpMethod.GET, HttpMethod.HEAD],
     operation_class=ContentOperation,
+    responses=problems(
+        HTTPStatus.NOT_FOUND, HTTPStatus.PRECONDITION_FAILED, HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
+    ),
     summary="Stream a document's bytes (Range, If-None-Match, If-Range supported)",
 )
 async def document_content(
@@ -119,6 +122,9 @@ async def document_content(
     "/download/{filename:str}",
     http_method=[HttpMethod.GET, HttpMethod.HEAD],
     operation_class=ContentOperation,
+    responses=problems(
+        HTTPStatus.NOT_FOUND, HTTPStatus.PRECONDITION_FAILED, HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
+    ),
     summary="Stream the newest document with this filename (original route)",
 )
 async def download_by_filename(

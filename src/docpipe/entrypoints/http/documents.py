@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Annotated
 
 from litestar import Response, delete, get, patch, post
@@ -15,7 +16,7 @@ from docpipe.domain.model import Document, DocumentChanges
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.conditional import if_match_hits
 from docpipe.entrypoints.http.dependencies import AnyRequest
-from docpipe.entrypoints.http.openapi import UploadOperation
+from docpipe.entrypoints.http.openapi import UploadOperation, problems
 from docpipe.entrypoints.http.schemas import DocumentListOut, DocumentOut, DocumentPatch, metadata_etag
 from docpipe.entrypoints.http.uploads import receive_upload
 
@@ -35,6 +36,7 @@ def _created(document: Document) -> Response[DocumentOut]:
     status_code=HTTP_201_CREATED,
     request_max_body_size=None,
     operation_class=UploadOperation,
+    responses=problems(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.UNPROCESSABLE_ENTITY),
     summary="Upload a document",
     description=(
         "Send `multipart/form-data` with one file part named `file` (optional fields `tags`, comma "
@@ -51,6 +53,11 @@ async def upload_document(request: AnyRequest, service: Service) -> Response[Doc
     status_code=HTTP_201_CREATED,
     request_max_body_size=None,
     operation_class=UploadOperation,
+    responses=problems(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+    ),
     summary="Upload a document (original route)",
     description="The same as a multipart `POST /documents`.",
 )
@@ -60,7 +67,7 @@ async def upload_form(request: AnyRequest, service: Service) -> Response[Documen
     return _created(await receive_upload(request, service))
 
 
-@get("/documents", summary="List documents, newest first")
+@get("/documents", summary="List documents, newest first", responses=problems())
 async def list_documents(
     service: Service,
     limit: Annotated[int, QueryParameter(ge=1, le=1000, description="page size, 1 to 1000")] = 100,
@@ -75,13 +82,25 @@ async def list_documents(
     return DocumentListOut.of(listing)
 
 
-@get("/documents/{document_id:str}", summary="A document's metadata")
+@get(
+    "/documents/{document_id:str}", summary="A document's metadata", responses=problems(HTTPStatus.NOT_FOUND)
+)
 async def get_document(document_id: FromPath[str], service: Service) -> Response[DocumentOut]:
     document = await service.get(document_id)
     return Response(DocumentOut.of(document), headers={"ETag": metadata_etag(document)})
 
 
-@patch("/documents/{document_id:str}", summary="Change filename, tags or metadata")
+@patch(
+    "/documents/{document_id:str}",
+    summary="Change filename, tags or metadata",
+    responses=problems(
+        HTTPStatus.NOT_FOUND,
+        HTTPStatus.CONFLICT,
+        HTTPStatus.PRECONDITION_FAILED,
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+    ),
+)
 async def update_document(
     document_id: FromPath[str], data: JSONBody[DocumentPatch], request: AnyRequest, service: Service
 ) -> Response[DocumentOut]:
@@ -107,9 +126,11 @@ async def update_document(
 
 
 @delete(
-    "/documents/{reference:str}",
+    "/documents/{document_id:str}",
     status_code=HTTP_204_NO_CONTENT,
     summary="Delete a document by id, or every document with that filename",
+    responses=problems(HTTPStatus.NOT_FOUND),
 )
-async def delete_document(reference: FromPath[str], service: Service) -> None:
-    await service.delete_by_id_or_filename(reference)
+async def delete_document(document_id: FromPath[str], service: Service) -> None:
+    """``document_id`` may also be a filename, as in the original API: see ``delete_by_id_or_filename``."""
+    await service.delete_by_id_or_filename(document_id)

@@ -7,6 +7,7 @@ import asyncio
 import msgspec
 from litestar import Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from docpipe.domain.errors import StoreUnavailable
@@ -25,7 +26,11 @@ async def live() -> Health:
     return Health("ok")
 
 
-@get("/health/ready", summary="The blob store and the repository both answer")
+@get(
+    "/health/ready",
+    summary="The blob store and the repository both answer",
+    responses={503: ResponseSpec(data_container=Health, description="a store is unreachable")},
+)
 async def ready(service: NamedDependency[DocumentService]) -> Response[Health]:
     try:
         await asyncio.wait_for(service.check(), READINESS_TIMEOUT_SECONDS)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from http import HTTPStatus
 
+from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import (
     OpenAPIFormat,
     OpenAPIHeader,
@@ -15,6 +17,8 @@ from litestar.openapi.spec import (
     Schema,
 )
 from litestar.openapi.spec.enums import OpenAPIType
+
+from docpipe.entrypoints.http.problems import PROBLEM_JSON, Problem
 
 _BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
 _FORM = Schema(
@@ -58,7 +62,7 @@ _CONTENT_HEADERS: dict[str, OpenAPIHeader | Reference] = {
 
 @dataclass
 class ContentOperation(Operation):
-    """Content routes stream bytes: 200 whole, 206 one range, 304, 416."""
+    """Content routes stream bytes: 200 whole, 206 one range, 304 not modified."""
 
     def __post_init__(self) -> None:
         binary = {"*/*": OpenAPIMediaType(schema=_BINARY)}
@@ -73,7 +77,12 @@ class ContentOperation(Operation):
                 headers={**_CONTENT_HEADERS, "Content-Range": _header("bytes start-end/size")},
             ),
             "304": OpenAPIResponse(description="not modified (If-None-Match / If-Modified-Since)"),
-            "416": OpenAPIResponse(
-                description="range not satisfiable", headers={"Content-Range": _header("bytes */size")}
-            ),
         }
+
+
+def problems(*statuses: HTTPStatus) -> dict[int, ResponseSpec]:
+    """problem+json responses a route may give, besides 400 (malformed request) and 503 (a store is down)."""
+    return {
+        status.value: ResponseSpec(data_container=Problem, media_type=PROBLEM_JSON, description=status.phrase)
+        for status in (HTTPStatus.BAD_REQUEST, HTTPStatus.SERVICE_UNAVAILABLE, *statuses)
+    }
