@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.moto_server import free_port
+from tests.moto_server import free_port, stop_process
 
 
 class LiveServer:
@@ -45,12 +45,7 @@ class LiveServer:
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         if self.process is not None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process, sig, timeout=30)
             self.process = None
 
     @property
