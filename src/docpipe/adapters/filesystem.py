@@ -7,11 +7,12 @@ import os
 import secrets
 import threading
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from docpipe.domain.errors import BlobNotFound, StoreUnavailable
-from docpipe.domain.model import ByteRange
+from docpipe.domain.model import BlobEntry, ByteRange
 
 READ_SIZE = 1024 * 1024
 PARTIAL_SUFFIX = ".partial"
@@ -95,6 +96,54 @@ class FilesystemBlobStore:
     async def check(self) -> None:
         if not await asyncio.to_thread(os.access, self.root, os.W_OK | os.X_OK):
             raise StoreUnavailable(f"blob folder {self.root} is missing or not writable")
+
+    async def inventory(self) -> AsyncIterator[BlobEntry]:
+        """Blobs and ``.partial`` files, one fan-out folder at a time; the handle is the file name."""
+        for folder in await asyncio.to_thread(_folders, self.root):
+            for entry in await asyncio.to_thread(_entries, folder):
+                yield entry
+
+    async def reclaim(self, entry: BlobEntry) -> None:
+        final = self.path_of(entry.key)
+        if _parse(final.parent.name, entry.handle) != (entry.key, entry.complete):
+            raise ValueError(f"not a file of blob {entry.key!r}: {entry.handle!r}")
+        await asyncio.to_thread(final.with_name(entry.handle).unlink, missing_ok=True)
+
+
+def _parse(folder: str, name: str) -> tuple[str, bool] | None:
+    """The key of the file ``name`` in fan-out folder ``folder``, and whether it is a complete blob;
+    ``None`` when docpipe would not have written that file there."""
+    if not name.startswith("."):
+        key, complete = name, True
+    elif name.endswith(PARTIAL_SUFFIX):
+        key, complete = name[1 : -len(PARTIAL_SUFFIX)].rpartition(".")[0], False
+    else:
+        return None
+    return (key, complete) if key and key[-2:] == folder else None
+
+
+def _folders(root: Path) -> list[Path]:
+    with os.scandir(root) as found:
+        return [Path(item.path) for item in found if item.is_dir(follow_symlinks=False)]
+
+
+def _entries(folder: Path) -> list[BlobEntry]:
+    entries: list[BlobEntry] = []
+    with os.scandir(folder) as found:
+        for item in found:
+            parsed = _parse(folder.name, item.name)
+            if parsed is None or not item.is_file(follow_symlinks=False):
+                continue
+            try:
+                stat = item.stat(follow_symlinks=False)
+            except FileNotFoundError:  # committed (renamed) or deleted since the folder was read
+                continue
+            key, complete = parsed
+            modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+            entries.append(
+                BlobEntry(key=key, size=stat.st_size, modified=modified, complete=complete, handle=item.name)
+            )
+    return entries
 
 
 async def _read(file: BinaryIO, byte_range: ByteRange | None) -> AsyncIterator[bytes]:

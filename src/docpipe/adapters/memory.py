@@ -2,29 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+import itertools
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from datetime import datetime
 
 from docpipe.domain.errors import BlobNotFound, ConcurrentUpdate, DocumentNotFound, DuplicateDocument
 from docpipe.domain.listing import matches
-from docpipe.domain.model import ByteRange, Document, ListQuery, Page
+from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page, utc_now
 
 _CHUNK = 1024 * 1024
 
 
-class MemoryBlobStore:
-    """Holds every blob whole in memory: for tests and throwaway runs only."""
+class _Blob:
+    def __init__(self, key: str, modified: datetime) -> None:
+        self.key = key
+        self.data = bytearray()
+        self.modified = modified
 
-    def __init__(self) -> None:
-        self._blobs: dict[str, bytes] = {}
+
+class MemoryBlobStore:
+    """Holds every blob whole in memory: for tests and throwaway runs only.
+
+    A put in progress is an incomplete inventory entry, as a ``.partial`` file is on disk; ``clock``
+    lets tests age entries past fsck's grace period.
+    """
+
+    def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
+        self._clock = clock
+        self._blobs: dict[str, _Blob] = {}
+        self._partials: dict[str, _Blob] = {}
+        self._handles = itertools.count()
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        parts = [chunk async for chunk in chunks]
-        self._blobs[key] = b"".join(parts)
-        return len(self._blobs[key])
+        handle = f"partial-{next(self._handles)}"
+        partial = self._partials[handle] = _Blob(key, self._clock())
+        try:
+            async for chunk in chunks:
+                partial.data += chunk
+                partial.modified = self._clock()
+        finally:
+            self._partials.pop(handle, None)
+        self._blobs[key] = partial
+        return len(partial.data)
 
     async def open(self, key: str, byte_range: ByteRange | None = None) -> AsyncIterator[bytes]:
         try:
-            blob = self._blobs[key]
+            blob = bytes(self._blobs[key].data)
         except KeyError:
             raise BlobNotFound(key) from None
         start, stop = (0, len(blob)) if byte_range is None else (byte_range.start, byte_range.end + 1)
@@ -35,6 +58,17 @@ class MemoryBlobStore:
 
     async def check(self) -> None:
         return None
+
+    async def inventory(self) -> AsyncIterator[BlobEntry]:
+        listed = [(key, blob, True) for key, blob in self._blobs.items()]
+        listed += [(handle, blob, False) for handle, blob in self._partials.items()]
+        for handle, blob, complete in listed:
+            yield BlobEntry(
+                key=blob.key, size=len(blob.data), modified=blob.modified, complete=complete, handle=handle
+            )
+
+    async def reclaim(self, entry: BlobEntry) -> None:
+        (self._blobs if entry.complete else self._partials).pop(entry.handle, None)
 
     def keys(self) -> set[str]:
         return set(self._blobs)

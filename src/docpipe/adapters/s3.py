@@ -7,7 +7,8 @@ import contextlib
 import io
 import logging
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
-from typing import TYPE_CHECKING, cast
+from datetime import UTC
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import aioboto3
 from aiobotocore.config import AioConfig
@@ -16,7 +17,7 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from docpipe.config import S3Settings
 from docpipe.domain.errors import BlobNotFound, StoreUnavailable
-from docpipe.domain.model import ByteRange
+from docpipe.domain.model import BlobEntry, ByteRange
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
         CompletedPartTypeDef,
         CreateBucketRequestTypeDef,
         GetObjectRequestTypeDef,
+        MultipartUploadTypeDef,
     )
 
 MIB = 1024 * 1024
@@ -36,13 +38,15 @@ READ_CHUNK = MIB
 CHECK_TIMEOUT = 5.0
 
 _log = logging.getLogger(__name__)
+_Page = TypeVar("_Page")
 
 
 class S3BlobStore:
     """Each blob is one object, ``prefix + key``, in one bucket.
 
     Objects only appear once complete (PutObject and CompleteMultipartUpload are atomic), so a failed
-    put leaves nothing readable; a multipart upload that fails is aborted.
+    put leaves nothing readable; a multipart upload that fails is aborted, and one a crash leaves
+    unfinished is an incomplete inventory entry.
     """
 
     def __init__(self, client: S3Client, bucket: str, prefix: str = "") -> None:
@@ -82,6 +86,36 @@ class S3BlobStore:
             ) from None
         except ClientError as error:  # the bucket is gone, or our credentials no longer open it
             raise StoreUnavailable(f"S3 bucket {self._bucket!r} cannot be used: {error}") from None
+
+    async def inventory(self) -> AsyncIterator[BlobEntry]:
+        """Objects under the prefix, then unfinished multipart uploads under it (handle: the upload id)."""
+        objects = self._client.get_paginator("list_objects_v2")
+        async for page in self._pages(objects.paginate(Bucket=self._bucket, Prefix=self._prefix)):
+            for item in page.get("Contents", []):
+                yield BlobEntry(
+                    key=item["Key"].removeprefix(self._prefix),
+                    size=item["Size"],
+                    modified=item["LastModified"].astimezone(UTC),
+                    complete=True,
+                    handle=item["Key"],
+                )
+        uploads = self._client.get_paginator("list_multipart_uploads")
+        async for listing in self._pages(uploads.paginate(Bucket=self._bucket, Prefix=self._prefix)):
+            for upload in listing.get("Uploads", []):
+                entry = await self._unfinished(upload)
+                if entry is not None:
+                    yield entry
+
+    async def reclaim(self, entry: BlobEntry) -> None:
+        object_key = self._prefix + entry.key
+        with self._unavailable_on_failure():
+            if entry.complete:
+                await self._client.delete_object(Bucket=self._bucket, Key=object_key)
+                return
+            with contextlib.suppress(self._client.exceptions.NoSuchUpload):
+                await self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=object_key, UploadId=entry.handle
+                )
 
     async def create_bucket_if_missing(self) -> None:
         with self._unavailable_on_failure():
@@ -123,6 +157,40 @@ class S3BlobStore:
             if _status(error) >= 500:
                 raise StoreUnavailable(f"S3 endpoint {self._endpoint} is failing: {error}") from None
             raise
+
+    async def _pages(self, pages: AsyncIterable[_Page]) -> AsyncIterator[_Page]:
+        """The pages of a paginated listing, each request's failure turned into ``StoreUnavailable``."""
+        requests = aiter(pages)
+        while True:
+            with self._unavailable_on_failure():
+                page = await anext(requests, None)
+            if page is None:
+                return
+            yield page
+
+    async def _unfinished(self, upload: MultipartUploadTypeDef) -> BlobEntry | None:
+        """The entry of an unfinished multipart upload, or ``None`` if it finished since it was listed.
+
+        It was modified when its latest part arrived: an upload still sending parts stays recent
+        however long ago it started.
+        """
+        size, modified = 0, upload["Initiated"]
+        parts = self._client.get_paginator("list_parts")
+        request = parts.paginate(Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        try:
+            async for page in self._pages(request):
+                for part in page.get("Parts", []):
+                    size += part["Size"]
+                    modified = max(modified, part["LastModified"])
+        except self._client.exceptions.NoSuchUpload:
+            return None
+        return BlobEntry(
+            key=upload["Key"].removeprefix(self._prefix),
+            size=size,
+            modified=modified.astimezone(UTC),
+            complete=False,
+            handle=upload["UploadId"],
+        )
 
     async def _read(self, key: str, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
         """Yield ``b""`` once the object is found, then its bytes.

@@ -76,6 +76,22 @@ class Page(msgspec.Struct, frozen=True):
     has_more: bool
 
 
+class BlobEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One thing a blob store holds for docpipe, as its inventory lists it for fsck.
+
+    A ``complete`` entry is the readable blob under ``key``; an incomplete one is what an unfinished
+    upload of ``key`` left behind (a temporary file, an S3 multipart upload). ``modified`` is when it
+    last grew, so an upload still sending bytes stays recent. ``handle`` is what the adapter needs to
+    reclaim the entry (a file name, an upload id): opaque to everyone else.
+    """
+
+    key: str
+    size: int
+    modified: datetime
+    complete: bool
+    handle: str
+
+
 def new_document_id() -> str:
     """A UUIDv7 (RFC 9562) string: unique, URL-safe and sortable by creation time.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Protocol
 
-from docpipe.domain.model import ByteRange, Document, ListQuery, Page
+from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page
 
 
 class BlobStore(Protocol):
@@ -32,6 +32,19 @@ class BlobStore(Protocol):
 
     async def check(self) -> None:
         """Raise ``StoreUnavailable`` when the store cannot serve requests."""
+        ...
+
+    def inventory(self) -> AsyncIterator[BlobEntry]:
+        """Every blob the store holds for docpipe, and every leftover of an unfinished upload.
+
+        In no particular order, holding about one page of the listing in memory at a time. What the
+        adapter can tell is not its own (a file outside its folder layout) is left out; keys docpipe
+        never issued may still appear where the store cannot tell (other objects in a shared bucket).
+        """
+        ...
+
+    async def reclaim(self, entry: BlobEntry) -> None:
+        """Remove what ``entry`` (from ``inventory``) stands for; removing it twice is not an error."""
         ...
 
 

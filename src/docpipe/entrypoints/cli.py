@@ -6,12 +6,15 @@ import argparse
 import asyncio
 import logging
 import sys
+from datetime import timedelta
 
 import uvicorn
 
 from docpipe.config import Settings, SettingsError, load_settings
 from docpipe.container import Container, close, open_service
 from docpipe.domain.errors import StoreUnavailable
+from docpipe.domain.fsck import DEFAULT_GRACE, FindingKind, Fsck, FsckReport
+from docpipe.domain.ports import BlobStore, DocumentRepository
 from docpipe.entrypoints.http.app import create_app
 
 logger = logging.getLogger("docpipe")
@@ -39,6 +42,69 @@ async def serve(settings: Settings, host: str, port: int) -> int:
     return 0
 
 
+async def fsck(settings: Settings, *, fix: bool, verify_content: bool, grace: timedelta) -> int:
+    """Exit status 0 when nothing is wrong (any more), 1 when problems remain, 2 when the check
+    could not run to its end."""
+    container = Container(settings=settings)
+    try:
+        blobs: BlobStore = await container.blob_store()
+        repository: DocumentRepository = await container.repository()
+        report = await Fsck(blobs, repository, grace=grace).run(fix=fix, verify_content=verify_content)
+    except StoreUnavailable as error:
+        logger.critical("cannot check: %s", error)
+        return 2
+    finally:
+        await close(container)
+    _print_report(report, fix)
+    return 0 if report.clean else 1
+
+
+_REPAIRED = {
+    FindingKind.ORPHAN_BLOB: "reclaimed",
+    FindingKind.STALE_PARTIAL: "reclaimed",
+    FindingKind.MISSING_BLOB: "metadata deleted",
+}
+
+
+def _print_report(report: FsckReport, fix: bool) -> None:
+    for finding in report.findings:
+        repaired = f" [{_REPAIRED[finding.kind]}]" if finding.fixed else ""
+        print(f"{finding.kind} {finding.key}: {finding.detail}{repaired}")
+    print(
+        f"checked {report.documents} documents and {report.entries} blob store entries "
+        f"({report.recent} too recent to judge, {report.ignored} not named like docpipe's)"
+    )
+    found, fixed = report.counts(), report.fixed_counts()
+    for kind in FindingKind:
+        if found[kind]:
+            print(f"{kind}: {found[kind]} found, {fixed[kind]} repaired")
+    missing, lost = found[FindingKind.MISSING_BLOB], fixed[FindingKind.MISSING_BLOB]
+    if lost:
+        print(f"the content of {lost} documents was lost and cannot be recovered: their metadata was deleted")
+    if missing > lost:
+        print("documents without content cannot be recovered: --fix deletes their metadata")
+    if found[FindingKind.SIZE_MISMATCH] or found[FindingKind.DIGEST_MISMATCH]:
+        print("mismatched blobs are never repaired automatically: restore them or delete their documents")
+    if report.refusal is not None:
+        print(f"repairs withheld: {report.refusal}")
+    if not fix and any(kind in _REPAIRED for kind in found):
+        print("dry run: nothing was changed; run with --fix to repair")
+    if not report.clean:
+        print("problems remain")
+    else:
+        print("clean: everything found was repaired" if report.findings else "clean")
+
+
+def _minutes(value: str) -> timedelta:
+    try:
+        grace = timedelta(minutes=float(value))
+    except (ValueError, OverflowError):
+        grace = timedelta(-1)
+    if grace < timedelta(0):
+        raise argparse.ArgumentTypeError(f"not a number of minutes, 0 or more: {value!r}")
+    return grace
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="docpipe", description="Async document storage service.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +113,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve_command.add_argument("--host", help="overrides DOCPIPE_HOST")
     serve_command.add_argument("--port", type=int, help="overrides DOCPIPE_PORT")
+    fsck_command = commands.add_parser(
+        "fsck", help="check that metadata and blobs agree; a dry run unless --fix is given"
+    )
+    fsck_command.add_argument(
+        "--fix", action="store_true", help="reclaim leftovers and delete metadata whose content is lost"
+    )
+    fsck_command.add_argument(
+        "--verify-content", action="store_true", help="also read every blob and compare its sha-256"
+    )
+    fsck_command.add_argument(
+        "--grace-minutes",
+        dest="grace",
+        type=_minutes,
+        default=DEFAULT_GRACE,
+        help="leave entries younger than this alone: they may be uploads in flight (default: 15)",
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -54,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         logger.critical("%s", error)
         return 2
+    if arguments.command == "fsck":
+        return asyncio.run(
+            fsck(settings, fix=arguments.fix, verify_content=arguments.verify_content, grace=arguments.grace)
+        )
     return asyncio.run(serve(settings, arguments.host or settings.host, arguments.port or settings.port))
 
 

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Response, route
-from litestar.enums import HttpMethod
-from litestar.handlers import HTTPRouteHandler
 from litestar.config.app import AppConfig
 from litestar.di import Provide
+from litestar.enums import HttpMethod
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 
 from docpipe.config import Settings

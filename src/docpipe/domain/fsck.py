@@ -1,0 +1,236 @@
+"""fsck: compare the metadata repository with the blob store, report what disagrees, repair what is safe.
+
+Uploads write the blob before the metadata and deletes remove the metadata before the blob, so a
+crash leaves blobs nobody refers to (``orphan_blob``) and leftovers of unfinished uploads
+(``stale_partial``); both are reclaimed by a fix. Metadata without its blob (``missing_blob``) and a
+blob of the wrong size or sha-256 break the write protocol's invariant: the first is unrecoverable
+and a fix deletes the metadata, the others need a human and are only reported.
+
+Memory: the check holds the id and size of every document (about 150 bytes each in CPython, so
+some 150 MB per million documents) plus the problems it found, never blob contents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import msgspec
+
+from docpipe.domain.errors import BlobNotFound, DocumentNotFound
+from docpipe.domain.model import BlobEntry, Document, ListQuery, is_document_id, utc_now
+from docpipe.domain.ports import BlobStore, DocumentRepository
+
+DEFAULT_GRACE = timedelta(minutes=15)
+"""Entries younger than this may belong to an upload still in flight, so they are left alone."""
+PAGE_SIZE = 1000
+
+
+class FindingKind(StrEnum):
+    ORPHAN_BLOB = "orphan_blob"
+    STALE_PARTIAL = "stale_partial"
+    MISSING_BLOB = "missing_blob"
+    SIZE_MISMATCH = "size_mismatch"
+    DIGEST_MISMATCH = "digest_mismatch"
+
+
+class Finding(msgspec.Struct, frozen=True, kw_only=True):
+    kind: FindingKind
+    key: str
+    detail: str
+    fixed: bool = False
+
+
+class FsckReport(msgspec.Struct, kw_only=True):
+    """What one run saw. ``recent`` entries were younger than the grace period; ``ignored`` ones have
+    keys docpipe never issues (other objects in a shared bucket). ``refusal`` says why repairs that
+    were asked for were withheld."""
+
+    documents: int = 0
+    entries: int = 0
+    recent: int = 0
+    ignored: int = 0
+    findings: list[Finding] = msgspec.field(default_factory=list)
+    refusal: str | None = None
+
+    def counts(self) -> Counter[FindingKind]:
+        return Counter(finding.kind for finding in self.findings)
+
+    def fixed_counts(self) -> Counter[FindingKind]:
+        return Counter(finding.kind for finding in self.findings if finding.fixed)
+
+    @property
+    def clean(self) -> bool:
+        """Nothing is wrong any more: every finding, if any, was fixed."""
+        return all(finding.fixed for finding in self.findings)
+
+
+_UNRELATED_STORES = (
+    "the blob store and the metadata repository have no document in common, which looks like a "
+    "misconfiguration (another bucket, table, prefix or data folder); nothing was deleted"
+)
+
+
+class Fsck:
+    """The check as a use case over the two ports; see the module docstring for what it finds."""
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        repository: DocumentRepository,
+        *,
+        grace: timedelta = DEFAULT_GRACE,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._blobs = blobs
+        self._repository = repository
+        self._grace = grace
+        self._clock = clock
+
+    async def run(self, *, fix: bool = False, verify_content: bool = False) -> FsckReport:
+        """Check both stores and, with ``fix``, repair what is safe to repair.
+
+        Every orphan and missing blob is confirmed against the stores again before it is reported,
+        so uploads and deletes running meanwhile are not mistaken for damage. Orphans and missing
+        blobs are not repaired when the stores share no document at all: the likelier cause is a
+        setting pointing at the wrong bucket or table, and repairing would destroy everything.
+        """
+        scan = _Scan(self._blobs, self._repository, self._clock() - self._grace, verify_content)
+        await scan.read_documents()
+        await scan.read_inventory()
+        orphans = [entry for entry in scan.orphans if await self._is_orphan(entry)]
+        missing: list[Document] = []
+        for document_id in scan.unlisted:
+            document = await self._without_blob(document_id)
+            if document is not None:
+                missing.append(document)
+        delete = fix and scan.shared > 0
+        report = scan.report
+        if fix and not delete and (orphans or missing):
+            report.refusal = _UNRELATED_STORES
+        report.findings += scan.mismatches
+        report.findings += [await self._partial(entry, fix) for entry in scan.partials]
+        report.findings += [await self._orphan(entry, delete) for entry in orphans]
+        report.findings += [await self._missing(document, delete) for document in missing]
+        return report
+
+    async def _partial(self, entry: BlobEntry, fix: bool) -> Finding:
+        if fix:
+            await self._blobs.reclaim(entry)
+        detail = f"unfinished upload of {entry.size} bytes, last written {_when(entry.modified)}"
+        return Finding(kind=FindingKind.STALE_PARTIAL, key=entry.key, detail=detail, fixed=fix)
+
+    async def _orphan(self, entry: BlobEntry, fix: bool) -> Finding:
+        if fix:
+            await self._blobs.reclaim(entry)
+        detail = f"blob of {entry.size} bytes written {_when(entry.modified)}, no document refers to it"
+        return Finding(kind=FindingKind.ORPHAN_BLOB, key=entry.key, detail=detail, fixed=fix)
+
+    async def _missing(self, document: Document, fix: bool) -> Finding:
+        if fix:
+            with contextlib.suppress(DocumentNotFound):  # deleted meanwhile: just as good
+                await self._repository.delete(document.id)
+        detail = f"document {document.filename!r} of {document.size} bytes has no content in the blob store"
+        return Finding(kind=FindingKind.MISSING_BLOB, key=document.id, detail=detail, fixed=fix)
+
+    async def _is_orphan(self, entry: BlobEntry) -> bool:
+        """Whether no document refers to ``entry`` now: its upload may have committed since the
+        metadata was read."""
+        try:
+            await self._repository.get(entry.key)
+        except DocumentNotFound:
+            return True
+        return False
+
+    async def _without_blob(self, document_id: str) -> Document | None:
+        """The document, if it still exists and its blob cannot be opened.
+
+        The inventory did not list the blob; opening it directly guards the destructive repair
+        against a store whose listing lags behind its writes.
+        """
+        try:
+            document = await self._repository.get(document_id)
+            chunks = await self._blobs.open(document_id)
+        except DocumentNotFound:
+            return None
+        except BlobNotFound:
+            return document
+        async for _ in chunks:  # drained so that the adapter releases the file or connection
+            pass
+        return None
+
+
+class _Scan:
+    """The state of one run while it reads both stores."""
+
+    def __init__(
+        self, blobs: BlobStore, repository: DocumentRepository, cutoff: datetime, verify_content: bool
+    ) -> None:
+        self._blobs = blobs
+        self._repository = repository
+        self._cutoff = cutoff
+        self._verify_content = verify_content
+        self.report = FsckReport()
+        self.unlisted: dict[str, int] = {}
+        """Size by id of every document whose blob the inventory has not listed (yet)."""
+        self.shared = 0
+        """Documents whose blob the inventory listed."""
+        self.partials: list[BlobEntry] = []
+        self.orphans: list[BlobEntry] = []
+        """Candidates only: each is confirmed before it is reported."""
+        self.mismatches: list[Finding] = []
+
+    async def read_documents(self) -> None:
+        query = ListQuery(limit=PAGE_SIZE)
+        while True:
+            page = await self._repository.list(query)
+            self.unlisted.update((document.id, document.size) for document in page.documents)
+            if not (page.has_more and page.documents):
+                break
+            query = ListQuery(limit=PAGE_SIZE, after_id=page.documents[-1].id)
+        self.report.documents = len(self.unlisted)
+
+    async def read_inventory(self) -> None:
+        async for entry in self._blobs.inventory():
+            self.report.entries += 1
+            if not is_document_id(entry.key):
+                self.report.ignored += 1
+            elif entry.complete and entry.key in self.unlisted:
+                await self._compare(entry, self.unlisted.pop(entry.key))
+            elif entry.modified > self._cutoff:
+                self.report.recent += 1
+            else:
+                (self.orphans if entry.complete else self.partials).append(entry)
+
+    async def _compare(self, entry: BlobEntry, size: int) -> None:
+        self.shared += 1
+        if entry.size != size:
+            detail = f"the document says {size} bytes, the blob store holds {entry.size}"
+            self.mismatches.append(Finding(kind=FindingKind.SIZE_MISMATCH, key=entry.key, detail=detail))
+        elif self._verify_content:
+            await self._compare_digest(entry.key, size)
+
+    async def _compare_digest(self, key: str, size: int) -> None:
+        try:
+            document = await self._repository.get(key)
+        except DocumentNotFound:  # deleted since the listing
+            return
+        digest = hashlib.sha256()
+        try:
+            async for chunk in await self._blobs.open(key):
+                digest.update(chunk)
+        except BlobNotFound:  # deleted since the inventory: confirmed or dismissed with the missing ones
+            self.unlisted[key] = size
+            return
+        actual = digest.hexdigest()
+        if actual != document.sha256:
+            detail = f"the document says sha-256 {document.sha256}, the content hashes to {actual}"
+            self.mismatches.append(Finding(kind=FindingKind.DIGEST_MISMATCH, key=key, detail=detail))
+
+
+def _when(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")

@@ -1,0 +1,224 @@
+"""``docpipe fsck`` as an operator runs it: a real process over stores damaged the way crashes damage them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aioboto3
+import msgspec
+
+from docpipe.adapters.filesystem import PARTIAL_SUFFIX, FilesystemBlobStore
+from docpipe.config import Settings
+from docpipe.container import Container, close, open_service
+from docpipe.domain.model import Document, NewDocument, new_document_id
+from docpipe.domain.ports import BlobStore
+from docpipe.domain.service import DocumentService
+from tests.adapters_under_test import settings_for
+from tests.moto_server import MotoServer
+
+AN_HOUR_AGO = time.time() - 3600
+FINDING = re.compile(r"^(\w+) ([0-9a-f-]{36}): ", re.MULTILINE)
+
+
+class Run(msgspec.Struct, frozen=True):
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def findings(self) -> set[tuple[str, str]]:
+        return {(kind, key) for kind, key in FINDING.findall(self.stdout)}
+
+
+async def docpipe_fsck(environment: dict[str, str], *arguments: str) -> Run:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "docpipe.entrypoints.cli",
+        "fsck",
+        *arguments,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode is not None
+    return Run(process.returncode, stdout.decode(), stderr.decode())
+
+
+def environment(**settings: str) -> dict[str, str]:
+    """This process's environment (AWS test credentials included) with only the given DOCPIPE_ settings."""
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith("DOCPIPE_")}
+    return inherited | {f"DOCPIPE_{name.upper()}": value for name, value in settings.items()}
+
+
+def filesystem_environment(data_dir: Path) -> dict[str, str]:
+    return environment(blob_store="filesystem", repository="sqlite", data_dir=str(data_dir))
+
+
+@contextlib.asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[tuple[DocumentService, BlobStore]]:
+    container = Container(settings=settings)
+    try:
+        service = await open_service(container)
+        blobs: BlobStore = await container.blob_store()
+        yield service, blobs
+    finally:
+        await close(container)
+
+
+async def stream(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def upload(service: DocumentService, data: bytes = b"content") -> Document:
+    return await service.upload(stream(data), lambda: NewDocument(filename="report.pdf"))
+
+
+class Damage(msgspec.Struct, frozen=True):
+    healthy: str
+    orphan: str
+    partial: str
+    missing: str
+
+
+async def damage(service: DocumentService, blobs: BlobStore) -> Damage:
+    """One healthy document, a blob without metadata and metadata without blob (crashes between
+    the two writes of an upload or of a delete), and a partial upload on the filesystem."""
+    healthy = await upload(service)
+    missing = await upload(service)
+    await blobs.delete(missing.id)
+    orphan = new_document_id()
+    await blobs.put(orphan, stream(b"uploaded, never committed"))
+    return Damage(healthy=healthy.id, orphan=orphan, partial=new_document_id(), missing=missing.id)
+
+
+async def damaged_data_dir(data_dir: Path) -> Damage:
+    settings = settings_for(blob_store="filesystem", repository="sqlite", data_dir=data_dir)
+    async with opened(settings) as (service, blobs):
+        damaged = await damage(service, blobs)
+    files = FilesystemBlobStore(data_dir / "blobs")
+    partial = files.path_of(damaged.partial).with_name(f".{damaged.partial}.0123abcd{PARTIAL_SUFFIX}")
+    partial.parent.mkdir(exist_ok=True)
+    partial.write_bytes(b"half an upload")
+    for leftover in (files.path_of(damaged.orphan), partial):
+        os.utime(leftover, (AN_HOUR_AGO, AN_HOUR_AGO))
+    return damaged
+
+
+def expected_findings(damaged: Damage) -> set[tuple[str, str]]:
+    return {
+        ("orphan_blob", damaged.orphan),
+        ("stale_partial", damaged.partial),
+        ("missing_blob", damaged.missing),
+    }
+
+
+async def test_a_dry_run_reports_fix_repairs_and_the_next_run_is_clean(tmp_path: Path) -> None:
+    damaged = await damaged_data_dir(tmp_path)
+    env = filesystem_environment(tmp_path)
+
+    dry = await docpipe_fsck(env)
+    assert dry.code == 1, dry
+    assert dry.findings == expected_findings(damaged)
+    assert "dry run: nothing was changed" in dry.stdout
+    assert "documents without content cannot be recovered: --fix deletes their metadata" in dry.stdout
+    assert "checked 2 documents and 3 blob store entries" in dry.stdout
+    assert (await docpipe_fsck(env)).findings == dry.findings
+
+    fixed = await docpipe_fsck(env, "--fix")
+    assert fixed.code == 0, fixed
+    assert fixed.findings == expected_findings(damaged)
+    assert f"missing_blob {damaged.missing}: " in fixed.stdout
+    assert "[metadata deleted]" in fixed.stdout
+    assert fixed.stdout.count("[reclaimed]") == 2
+    assert "the content of 1 documents was lost and cannot be recovered" in fixed.stdout
+
+    again = await docpipe_fsck(env, "--verify-content")
+    assert again.code == 0, again
+    assert again.findings == set()
+    assert "checked 1 documents and 1 blob store entries" in again.stdout
+    assert again.stdout.rstrip().endswith("clean")
+
+
+async def test_mismatched_blobs_are_left_to_a_human(tmp_path: Path) -> None:
+    settings = settings_for(blob_store="filesystem", repository="sqlite", data_dir=tmp_path)
+    async with opened(settings) as (service, _):
+        resized = await upload(service, b"content")
+        altered = await upload(service, b"content")
+    files = FilesystemBlobStore(tmp_path / "blobs")
+    files.path_of(resized.id).write_bytes(b"truncated")
+    files.path_of(altered.id).write_bytes(b"CONTENT")
+    env = filesystem_environment(tmp_path)
+
+    fixed = await docpipe_fsck(env, "--fix")
+    assert fixed.code == 1, fixed
+    assert fixed.findings == {("size_mismatch", resized.id)}
+    verified = await docpipe_fsck(env, "--fix", "--verify-content")
+    assert verified.code == 1, verified
+    assert verified.findings == {("size_mismatch", resized.id), ("digest_mismatch", altered.id)}
+    assert "never repaired automatically" in verified.stdout
+    assert files.path_of(altered.id).read_bytes() == b"CONTENT"
+
+
+async def test_leftovers_within_the_grace_period_are_left_alone(tmp_path: Path) -> None:
+    settings = settings_for(blob_store="filesystem", repository="sqlite", data_dir=tmp_path)
+    async with opened(settings) as (service, blobs):
+        await upload(service)
+        orphan = new_document_id()
+        await blobs.put(orphan, stream(b"an upload about to commit"))
+    env = filesystem_environment(tmp_path)
+
+    recent = await docpipe_fsck(env, "--fix")
+    assert recent.code == 0, recent
+    assert "(1 too recent to judge" in recent.stdout
+    assert FilesystemBlobStore(tmp_path / "blobs").path_of(orphan).exists()
+    assert (await docpipe_fsck(env, "--grace-minutes", "0")).findings == {("orphan_blob", orphan)}
+
+
+async def test_configuration_errors_exit_with_2(tmp_path: Path) -> None:
+    env = filesystem_environment(tmp_path)
+    assert (await docpipe_fsck(env | {"DOCPIPE_BLOB_STORE": "floppy"})).code == 2
+    assert (await docpipe_fsck(env | {"DOCPIPE_BLOB_STOER": "s3"})).code == 2
+    negative = await docpipe_fsck(env, "--grace-minutes", "-1")
+    assert negative.code == 2
+    assert "not a number of minutes" in negative.stderr
+
+
+async def test_s3_and_dynamodb(tmp_path: Path, moto_server: MotoServer) -> None:
+    """S3 objects cannot be back-dated, hence no grace period; the leftover upload is a multipart one."""
+    endpoint = moto_server.endpoint_url
+    settings = settings_for(
+        blob_store="s3", repository="dynamodb", data_dir=tmp_path, aws_endpoint_url=endpoint
+    )
+    async with opened(settings) as (service, blobs):
+        damaged = await damage(service, blobs)
+    async with aioboto3.Session().client("s3", endpoint_url=endpoint) as client:
+        await client.create_multipart_upload(Bucket=settings.s3.bucket, Key=damaged.partial)
+    env = environment(
+        blob_store="s3",
+        repository="dynamodb",
+        s3_endpoint_url=endpoint,
+        s3_bucket=settings.s3.bucket,
+        s3_path_style="true",
+        dynamodb_endpoint_url=endpoint,
+        dynamodb_table=settings.dynamodb.table,
+    )
+
+    dry = await docpipe_fsck(env, "--grace-minutes", "0")
+    assert dry.code == 1, dry
+    assert dry.findings == expected_findings(damaged)
+    fixed = await docpipe_fsck(env, "--grace-minutes", "0", "--fix")
+    assert fixed.code == 0, fixed
+    assert fixed.findings == expected_findings(damaged)
+    again = await docpipe_fsck(env, "--grace-minutes", "0", "--verify-content")
+    assert again.code == 0, again
+    assert again.findings == set()
+    assert "checked 1 documents and 1 blob store entries" in again.stdout

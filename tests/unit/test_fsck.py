@@ -1,0 +1,306 @@
+"""fsck over the in-memory fakes, with a clock the tests move forward past the grace period."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+
+import msgspec
+import pytest
+
+from docpipe.adapters.memory import MemoryBlobStore, MemoryRepository
+from docpipe.domain import fsck as fsck_module
+from docpipe.domain.errors import DocumentNotFound
+from docpipe.domain.fsck import DEFAULT_GRACE, FindingKind, Fsck, FsckReport
+from docpipe.domain.model import Document, ListQuery, NewDocument, Page, new_document_id, utc_now
+from docpipe.domain.service import DocumentService
+
+ORPHAN, PARTIAL, MISSING = FindingKind.ORPHAN_BLOB, FindingKind.STALE_PARTIAL, FindingKind.MISSING_BLOB
+SIZE, DIGEST = FindingKind.SIZE_MISMATCH, FindingKind.DIGEST_MISMATCH
+PAST_GRACE = DEFAULT_GRACE + timedelta(seconds=1)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utc_now()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta = PAST_GRACE) -> None:
+        self.now += by
+
+
+class HookedRepository(MemoryRepository):
+    """Runs ``after_list`` once, right after fsck has read the metadata: a write racing the check."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.after_list: Callable[[], Awaitable[None]] | None = None
+
+    async def list(self, query: ListQuery) -> Page:
+        page = await super().list(query)
+        hook, self.after_list = self.after_list, None
+        if hook is not None:
+            await hook()
+        return page
+
+
+async def stream(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def blobs(clock: Clock) -> MemoryBlobStore:
+    return MemoryBlobStore(clock)
+
+
+@pytest.fixture
+def repository() -> HookedRepository:
+    return HookedRepository()
+
+
+@pytest.fixture
+def service(blobs: MemoryBlobStore, repository: HookedRepository) -> DocumentService:
+    return DocumentService(blobs, repository, max_upload_bytes=1024)
+
+
+@pytest.fixture
+def fsck(blobs: MemoryBlobStore, repository: HookedRepository, clock: Clock) -> Fsck:
+    return Fsck(blobs, repository, clock=clock)
+
+
+@pytest.fixture
+async def stall(blobs: MemoryBlobStore) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """Start puts that send a few bytes and then hang, as a crashed upload's leftovers would."""
+    puts: list[asyncio.Task[int]] = []
+
+    async def start() -> str:
+        key = new_document_id()
+        sent = asyncio.Event()
+
+        async def hanging() -> AsyncIterator[bytes]:
+            yield b"half"
+            sent.set()
+            await asyncio.Event().wait()
+            yield b"never"
+
+        puts.append(asyncio.create_task(blobs.put(key, hanging())))
+        await sent.wait()
+        return key
+
+    yield start
+    for put in puts:
+        put.cancel()
+    await asyncio.gather(*puts, return_exceptions=True)
+
+
+async def upload(service: DocumentService, content: bytes = b"content") -> Document:
+    return await service.upload(stream(content), lambda: NewDocument(filename="a.txt"))
+
+
+def found(report: FsckReport) -> dict[FindingKind, int]:
+    return dict(report.counts())
+
+
+async def test_consistent_stores_are_clean(service: DocumentService, fsck: Fsck, clock: Clock) -> None:
+    for _ in range(3):
+        await upload(service)
+    clock.advance()
+    report = await fsck.run(verify_content=True)
+    assert report.findings == []
+    assert (report.documents, report.entries, report.recent, report.ignored) == (3, 3, 0, 0)
+    assert report.clean
+
+
+async def test_every_kind_of_damage_is_found_and_a_dry_run_changes_nothing(
+    service: DocumentService,
+    blobs: MemoryBlobStore,
+    repository: HookedRepository,
+    fsck: Fsck,
+    clock: Clock,
+    stall: Callable[[], Awaitable[str]],
+) -> None:
+    await upload(service)
+    orphan = new_document_id()
+    await blobs.put(orphan, stream(b"no document"))
+    partial = await stall()
+    missing = await upload(service)
+    await blobs.delete(missing.id)
+    resized = await upload(service, b"content")
+    await blobs.put(resized.id, stream(b"longer content"))
+    altered = await upload(service, b"content")
+    await blobs.put(altered.id, stream(b"CONTENT"))
+    clock.advance()
+    keys_before = blobs.keys()
+
+    report = await fsck.run(verify_content=True)
+
+    assert {(finding.kind, finding.key) for finding in report.findings} == {
+        (ORPHAN, orphan),
+        (PARTIAL, partial),
+        (MISSING, missing.id),
+        (SIZE, resized.id),
+        (DIGEST, altered.id),
+    }
+    assert not any(finding.fixed for finding in report.findings)
+    assert not report.clean
+    assert blobs.keys() == keys_before
+    assert await repository.get(missing.id) == missing
+
+
+async def test_content_is_only_hashed_when_asked(
+    service: DocumentService, blobs: MemoryBlobStore, fsck: Fsck
+) -> None:
+    altered = await upload(service, b"content")
+    await blobs.put(altered.id, stream(b"CONTENT"))
+    assert (await fsck.run()).findings == []
+    assert found(await fsck.run(verify_content=True)) == {DIGEST: 1}
+
+
+async def test_leftovers_younger_than_the_grace_period_are_left_alone(
+    blobs: MemoryBlobStore,
+    repository: HookedRepository,
+    clock: Clock,
+    stall: Callable[[], Awaitable[str]],
+) -> None:
+    await blobs.put(new_document_id(), stream(b"maybe an upload about to commit"))
+    await stall()
+    clock.advance(timedelta(minutes=5))
+
+    report = await Fsck(blobs, repository, clock=clock).run(fix=True)
+    assert (report.findings, report.recent) == ([], 2)
+    assert len([entry async for entry in blobs.inventory()]) == 2
+
+    report = await Fsck(blobs, repository, grace=timedelta(minutes=4), clock=clock).run()
+    assert found(report) == {ORPHAN: 1, PARTIAL: 1}
+
+
+async def test_fix_repairs_leftovers_and_lost_documents_and_a_second_run_is_clean(
+    service: DocumentService,
+    blobs: MemoryBlobStore,
+    repository: HookedRepository,
+    fsck: Fsck,
+    clock: Clock,
+    stall: Callable[[], Awaitable[str]],
+) -> None:
+    healthy = await upload(service)
+    await blobs.put(new_document_id(), stream(b"no document"))
+    await stall()
+    missing = await upload(service)
+    await blobs.delete(missing.id)
+    clock.advance()
+
+    report = await fsck.run(fix=True, verify_content=True)
+
+    assert found(report) == dict(report.fixed_counts()) == {ORPHAN: 1, PARTIAL: 1, MISSING: 1}
+    assert report.clean
+    assert report.refusal is None
+    with pytest.raises(DocumentNotFound):
+        await repository.get(missing.id)
+    assert [entry.key async for entry in blobs.inventory()] == [healthy.id]
+    assert await repository.get(healthy.id) == healthy
+    second = await fsck.run(verify_content=True)
+    assert (second.findings, second.documents, second.entries) == ([], 1, 1)
+
+
+async def test_mismatches_are_reported_but_never_repaired(
+    service: DocumentService, blobs: MemoryBlobStore, fsck: Fsck, clock: Clock
+) -> None:
+    resized = await upload(service)
+    await blobs.put(resized.id, stream(b"longer content"))
+    altered = await upload(service, b"content")
+    await blobs.put(altered.id, stream(b"CONTENT"))
+    clock.advance()
+
+    report = await fsck.run(fix=True, verify_content=True)
+
+    assert found(report) == {SIZE: 1, DIGEST: 1}
+    assert report.fixed_counts() == {}
+    assert not report.clean
+    assert blobs.keys() == {resized.id, altered.id}
+
+
+async def test_nothing_is_deleted_when_the_stores_share_no_document(
+    service: DocumentService,
+    repository: HookedRepository,
+    clock: Clock,
+    stall: Callable[[], Awaitable[str]],
+) -> None:
+    """As when a typo in a setting points at a new, empty bucket: every document looks lost."""
+    documents = [await upload(service) for _ in range(3)]
+    other_blobs = MemoryBlobStore(clock)
+    await other_blobs.put(new_document_id(), stream(b"someone else's"))
+    clock.advance()
+
+    report = await Fsck(other_blobs, repository, clock=clock).run(fix=True)
+
+    assert found(report) == {MISSING: 3, ORPHAN: 1}
+    assert report.fixed_counts() == {}
+    assert report.refusal is not None
+    assert "nothing was deleted" in report.refusal
+    for document in documents:
+        assert await repository.get(document.id) == document
+    assert len(other_blobs.keys()) == 1
+
+
+async def test_keys_docpipe_never_issues_are_ignored(
+    blobs: MemoryBlobStore, fsck: Fsck, clock: Clock
+) -> None:
+    await blobs.put("backup-2024.tar", stream(b"not ours"))
+    clock.advance()
+    report = await fsck.run(fix=True)
+    assert (report.findings, report.ignored) == ([], 1)
+    assert blobs.keys() == {"backup-2024.tar"}
+
+
+async def test_an_upload_committing_during_the_check_is_no_orphan(
+    service: DocumentService, blobs: MemoryBlobStore, repository: HookedRepository, fsck: Fsck, clock: Clock
+) -> None:
+    """Its blob was written long ago (a slow client), its metadata lands after fsck read the metadata."""
+    existing = await upload(service)
+    late = msgspec.structs.replace(existing, id=new_document_id())
+    await blobs.put(late.id, stream(b"x"))
+    clock.advance()
+
+    async def commit() -> None:
+        await repository.add(late)
+
+    repository.after_list = commit
+    report = await fsck.run(fix=True)
+    assert report.findings == []
+    assert blobs.keys() == {existing.id, late.id}
+
+
+async def test_a_document_deleted_during_the_check_is_not_missing(
+    service: DocumentService, repository: HookedRepository, fsck: Fsck, clock: Clock
+) -> None:
+    kept = await upload(service)
+    deleted = await upload(service)
+    clock.advance()
+
+    async def delete() -> None:
+        await service.delete(deleted.id)
+
+    repository.after_list = delete
+    report = await fsck.run(fix=True)
+    assert report.findings == []
+    assert (report.documents, report.entries) == (2, 1)
+    assert await repository.get(kept.id) == kept
+
+
+async def test_metadata_is_read_page_after_page(
+    service: DocumentService, fsck: Fsck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fsck_module, "PAGE_SIZE", 2)
+    for _ in range(5):
+        await upload(service)
+    report = await fsck.run()
+    assert (report.findings, report.documents, report.entries) == ([], 5, 5)
