@@ -12,19 +12,23 @@ HEAD_SIZE = 64 * 1024
 
 
 async def rechunk(chunks: AsyncIterable[bytes], size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
-    """Regroup a stream into chunks of ``size`` bytes (the last may be shorter).
+    """Regroup a stream into chunks of at least ``size`` bytes (the last may be shorter).
 
-    Request bodies arrive in pieces of a few KiB; stores write far faster in ~1 MiB blocks.
-    At most about ``2 * size`` bytes are held at once.
+    Request bodies arrive in pieces of a few KiB; stores write far faster in ~1 MiB blocks. Pieces
+    are joined once (one copy) as soon as they add up to ``size``, so a chunk is at most ``size``
+    plus one piece, and that is all that is held at once.
     """
-    buffer = bytearray()
+    pending: list[bytes] = []
+    pending_size = 0
     async for chunk in chunks:
-        buffer += chunk
-        while len(buffer) >= size:
-            yield bytes(buffer[:size])
-            del buffer[:size]
-    if buffer:
-        yield bytes(buffer)
+        pending.append(chunk)
+        pending_size += len(chunk)
+        if pending_size >= size:
+            yield b"".join(pending)
+            pending.clear()
+            pending_size = 0
+    if pending_size:
+        yield b"".join(pending)
 
 
 class MeteredStream:
