@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from docpipe.domain.errors import UploadTooLarge
-from docpipe.domain.streams import MeteredStream, rechunk
+from docpipe.domain.streams import MeteredStream, read_ahead, rechunk
 
 
 async def _stream(pieces: list[bytes]) -> AsyncIterator[bytes]:
@@ -48,3 +49,30 @@ async def test_metered_stream_stops_as_soon_as_the_limit_is_crossed() -> None:
     with pytest.raises(UploadTooLarge):
         await consume()
     assert handed_on == [b"abc"]
+
+
+async def test_read_ahead_keeps_order_and_passes_errors_on() -> None:
+    assert await _collect(read_ahead(_stream([b"a", b"b", b"c"]))) == [b"a", b"b", b"c"]
+
+    async def failing() -> AsyncIterator[bytes]:
+        yield b"a"
+        raise UploadTooLarge(1)
+
+    with pytest.raises(UploadTooLarge):
+        await _collect(read_ahead(failing()))
+
+
+async def test_closing_read_ahead_early_stops_the_source() -> None:
+    stopped = asyncio.Event()
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"x"
+        finally:
+            stopped.set()
+
+    ahead = read_ahead(endless(), depth=2)
+    assert await anext(ahead) == b"x"
+    await ahead.aclose()
+    await asyncio.wait_for(stopped.wait(), timeout=5)

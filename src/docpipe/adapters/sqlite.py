@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ import msgspec
 
 from docpipe.domain.errors import ConcurrentUpdate, DocumentNotFound, DuplicateDocument, StoreUnavailable
 from docpipe.domain.model import Document, ListQuery, Page
+
+READER_CONNECTIONS = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -122,12 +126,20 @@ def _list_statement(query: ListQuery) -> tuple[str, list[Any]]:
 
 
 class SqliteRepository:
-    """Writes go through one connection under a lock, so no reader ever sees an uncommitted write."""
+    """Writes go through one connection under a lock, so no reader ever sees an uncommitted write.
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    Reads take turns over a few reader connections: each aiosqlite connection is one thread, and
+    WAL lets readers run side by side (SQLite releases the GIL while it works).
+    """
+
+    def __init__(self, writer: aiosqlite.Connection, readers: Sequence[aiosqlite.Connection]) -> None:
         self._writer = writer
-        self._reader = reader
+        self._readers = itertools.cycle(readers)
         self._write_lock = asyncio.Lock()
+
+    async def _read(self, statement: str, parameters: Sequence[Any]) -> list[sqlite3.Row]:
+        """One round trip to a reader thread: execute and fetch together."""
+        return list(await next(self._readers).execute_fetchall(statement, parameters))
 
     async def add(self, document: Document) -> None:
         async with self._transaction() as db:
@@ -141,16 +153,14 @@ class SqliteRepository:
             )
 
     async def get(self, document_id: str) -> Document:
-        async with self._reader.execute(f"{_SELECT} WHERE d.id = ?", (document_id,)) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
+        rows = await self._read(f"{_SELECT} WHERE d.id = ?", (document_id,))
+        if not rows:
             raise DocumentNotFound(document_id)
-        return _document(row)
+        return _document(rows[0])
 
     async def list(self, query: ListQuery) -> Page:
         statement, parameters = _list_statement(query)
-        async with self._reader.execute(statement, parameters) as cursor:
-            rows = list(await cursor.fetchall())
+        rows = await self._read(statement, parameters)
         documents = [_document(row) for row in rows[: query.limit]]
         return Page(documents, has_more=len(rows) > query.limit)
 
@@ -176,8 +186,7 @@ class SqliteRepository:
 
     async def check(self) -> None:
         try:
-            async with self._reader.execute("SELECT 1") as cursor:
-                await cursor.fetchone()
+            await self._read("SELECT 1", ())
         except sqlite3.Error as error:
             raise StoreUnavailable(f"SQLite database is unusable: {error}") from None
 
@@ -223,14 +232,14 @@ async def open_repository(data_dir: Path) -> AsyncIterator[SqliteRepository]:
     """The repository in ``<data_dir>/docpipe.sqlite3``; folder, file and schema are created when missing."""
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     path = data_dir / "docpipe.sqlite3"
-    writer = await _connect(path)
-    try:
+    async with contextlib.AsyncExitStack() as connections:
+        writer = await _connect(path)
+        connections.push_async_callback(writer.close)
         await writer.execute("PRAGMA journal_mode = WAL")
         await writer.executescript(_SCHEMA)
-        reader = await _connect(path)
-        try:
-            yield SqliteRepository(writer, reader)
-        finally:
-            await reader.close()
-    finally:
-        await writer.close()
+        readers = []
+        for _ in range(READER_CONNECTIONS):
+            reader = await _connect(path)
+            connections.push_async_callback(reader.close)
+            readers.append(reader)
+        yield SqliteRepository(writer, readers)

@@ -25,7 +25,7 @@ from docpipe.domain.model import (
     utc_now,
 )
 from docpipe.domain.ports import BlobStore, DocumentRepository
-from docpipe.domain.streams import MeteredStream, rechunk
+from docpipe.domain.streams import MeteredStream, read_ahead, rechunk
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _UPDATE_ATTEMPTS = 5
@@ -74,7 +74,7 @@ class DocumentService:
         document_id = new_document_id()
         metered = MeteredStream(rechunk(chunks), self.max_upload_bytes)
         try:
-            stored = await self._blobs.put(document_id, metered)
+            stored = await self._blobs.put(document_id, read_ahead(metered))
             if stored != metered.size:
                 raise RuntimeError(f"blob store kept {stored} of {metered.size} bytes")
             if metered.size == 0:

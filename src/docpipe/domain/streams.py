@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 
 from docpipe.domain.errors import UploadTooLarge
 
@@ -50,11 +52,57 @@ class MeteredStream:
         return self._sha256.hexdigest()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        """Each chunk is hashed in a worker thread (hashlib releases the GIL on large inputs) while it
+        is handed on and the next one is received; hashes are applied in order, one at a time."""
+        hashing: asyncio.Future[None] | None = None
         async for chunk in self._chunks:
             self.size += len(chunk)
             if self.size > self._limit:
                 raise UploadTooLarge(self._limit)
-            self._sha256.update(chunk)
+            if hashing is not None:
+                await hashing
+            hashing = asyncio.ensure_future(asyncio.to_thread(self._sha256.update, chunk))
             if len(self.head) < HEAD_SIZE:
                 self.head += chunk[: HEAD_SIZE - len(self.head)]
             yield chunk
+        if hashing is not None:
+            await hashing
+
+
+class _Failed:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+_END = object()
+
+
+async def read_ahead(chunks: AsyncIterable[bytes], depth: int = 2) -> AsyncGenerator[bytes, None]:
+    """Pull up to ``depth`` chunks ahead in a task of its own.
+
+    Receiving (and hashing) the next chunk then overlaps with storing this one, instead of the two
+    taking turns; at most ``depth`` more chunks are held. An error of the source is raised here, and
+    closing this iterator early stops the source.
+    """
+    queue: asyncio.Queue[bytes | _Failed | object] = asyncio.Queue(depth)
+
+    async def pump() -> None:
+        try:
+            async for chunk in chunks:
+                await queue.put(chunk)
+        except Exception as error:
+            await queue.put(_Failed(error))
+        else:
+            await queue.put(_END)
+
+    task = asyncio.create_task(pump())
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.error
+            assert isinstance(item, bytes)
+            yield item
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
