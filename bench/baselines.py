@@ -1,0 +1,169 @@
+"""Bare Litestar apps that do the least a server must do for each benchmark; docpipe is compared with them.
+
+``python -m bench.baselines {download,upload,json} --port N ...`` serves one under uvicorn, configured
+like ``docpipe serve`` (same loop, HTTP implementation, log level and access log), so that a ratio
+measures docpipe's own work, not a difference in server set-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import msgspec
+import uvicorn
+from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.response import File
+
+MIB = 1024 * 1024
+
+
+@get("/health/live", sync_to_thread=False)
+def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+# ---- download: Litestar's own File response ------------------------------------------------------
+
+
+def download_app(path: Path) -> Litestar:
+    """``GET /file`` streams ``path`` with Litestar's ``File`` response (1 MiB reads in a thread)."""
+
+    @get("/file")
+    async def download() -> File:
+        return File(path, filename=path.name, media_type="application/octet-stream")
+
+    return Litestar(route_handlers=[live, download])
+
+
+# ---- upload: request.stream() to a file in 1 MiB writes -------------------------------------------
+
+
+class Stored(msgspec.Struct, frozen=True):
+    path: str
+    size: int
+
+
+def _fsync_and_close(file: BinaryIO) -> None:
+    file.flush()
+    os.fsync(file.fileno())
+    file.close()
+
+
+def upload_app(directory: Path) -> Litestar:
+    """``POST /upload`` writes the body to a new file in ``directory`` in 1 MiB writes, in a thread.
+
+    ``?fsync=true`` also fsyncs the file before answering, the durability docpipe's filesystem store
+    pays for; the bench deletes the file afterwards.
+    """
+
+    @post("/upload", request_max_body_size=None, status_code=201)
+    async def upload(request: Request[Any, Any, State], fsync: bool = False) -> Stored:
+        path = directory / f"{uuid.uuid4().hex}.bin"
+        file: BinaryIO = await asyncio.to_thread(open, path, "xb")
+        size = 0
+        buffer = bytearray()
+        try:
+            async for chunk in request.stream():
+                buffer += chunk
+                if len(buffer) >= MIB:
+                    await asyncio.to_thread(file.write, buffer)
+                    size += len(buffer)
+                    buffer = bytearray()
+            if buffer:
+                await asyncio.to_thread(file.write, buffer)
+                size += len(buffer)
+            if fsync:
+                await asyncio.to_thread(_fsync_and_close, file)
+        finally:
+            await asyncio.to_thread(file.close)
+        return Stored(str(path), size)
+
+    return Litestar(route_handlers=[live, upload])
+
+
+# ---- json: a document's metadata, built in memory -------------------------------------------------
+
+
+class DocumentOut(msgspec.Struct, frozen=True, kw_only=True):
+    """The same fields as docpipe's ``GET /documents/{id}`` answer."""
+
+    id: str
+    filename: str
+    content_type: str
+    detected_content_type: str | None
+    size: int
+    sha256: str
+    tags: list[str]
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+
+_CREATED = datetime(2025, 1, 1, tzinfo=UTC)
+SAMPLE = DocumentOut(
+    id="00000000-0000-7000-8000-000000000000",
+    filename="quarterly-report.pdf",
+    content_type="application/pdf",
+    detected_content_type=None,
+    size=123_456,
+    sha256="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    tags=["finance", "q3"],
+    metadata={"project": "apollo", "owner": "bench"},
+    created_at=_CREATED,
+    updated_at=_CREATED,
+)
+
+
+def json_app() -> Litestar:
+    """``GET /documents/{id}`` answers a constant document (with this id) and an ETag: no storage at all."""
+
+    @get("/documents/{document_id:str}", sync_to_thread=False)
+    def get_document(document_id: str) -> Response[DocumentOut]:
+        document = msgspec.structs.replace(SAMPLE, id=document_id)
+        return Response(document, headers={"ETag": f'"{SAMPLE.sha256[:16]}.v1"'})
+
+    return Litestar(route_handlers=[live, get_document])
+
+
+# ---- serving ---------------------------------------------------------------------------------------
+
+
+async def _serve(app: Litestar, port: int) -> None:
+    # The uvicorn settings of docpipe.entrypoints.cli.serve.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="info", lifespan="on", timeout_graceful_shutdown=30
+    )
+    await uvicorn.Server(config).serve()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.baselines", description=__doc__)
+    parser.add_argument("app", choices=["download", "upload", "json"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--file", type=Path, help="download: the file to serve")
+    parser.add_argument("--dir", type=Path, help="upload: where to write uploads")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if arguments.app == "download":
+        if arguments.file is None:
+            parser.error("download needs --file")
+        app = download_app(arguments.file)
+    elif arguments.app == "upload":
+        if arguments.dir is None:
+            parser.error("upload needs --dir")
+        app = upload_app(arguments.dir)
+    else:
+        app = json_app()
+    asyncio.run(_serve(app, arguments.port))
+
+
+if __name__ == "__main__":
+    main()
