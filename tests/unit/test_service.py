@@ -16,6 +16,7 @@ from docpipe.domain.errors import (
     EmptyUpload,
     InvalidInput,
     PreconditionFailed,
+    StoreUnavailable,
     UploadTooLarge,
 )
 from docpipe.domain.model import Document, DocumentChanges, NewDocument
@@ -154,3 +155,60 @@ async def test_newest_named_picks_the_latest(service: DocumentService) -> None:
     await service.upload(stream(b"1"), lambda: describe("r.txt"))
     latest = await service.upload(stream(b"2"), lambda: describe("r.txt"))
     assert (await service.newest_named("r.txt")).id == latest.id
+
+
+class _LostReply(MemoryRepository):
+    """Applies the insert, then fails as if the reply never arrived."""
+
+    async def add(self, document: Document) -> None:
+        await super().add(document)
+        raise StoreUnavailable("reply lost")
+
+
+class _Down(MemoryRepository):
+    def __init__(self, *, reads_work: bool) -> None:
+        super().__init__()
+        self._reads_work = reads_work
+
+    async def add(self, document: Document) -> None:
+        raise StoreUnavailable("down")
+
+    async def get(self, document_id: str) -> Document:
+        if not self._reads_work:
+            raise StoreUnavailable("down")
+        return await super().get(document_id)
+
+
+async def test_an_insert_whose_reply_was_lost_still_succeeds(blobs: MemoryBlobStore) -> None:
+    service = DocumentService(blobs, _LostReply(), max_upload_bytes=LIMIT)
+    document = await service.upload(stream(b"abc"), describe)
+    assert await service.get(document.id) == document
+    assert blobs.keys() == {document.id}
+
+
+async def test_a_refused_insert_deletes_the_blob(blobs: MemoryBlobStore) -> None:
+    service = DocumentService(blobs, _Down(reads_work=True), max_upload_bytes=LIMIT)
+    with pytest.raises(StoreUnavailable):
+        await service.upload(stream(b"abc"), describe)
+    assert blobs.keys() == set()
+
+
+async def test_an_insert_of_unknown_outcome_keeps_the_blob_for_fsck(blobs: MemoryBlobStore) -> None:
+    service = DocumentService(blobs, _Down(reads_work=False), max_upload_bytes=LIMIT)
+    with pytest.raises(StoreUnavailable):
+        await service.upload(stream(b"abc"), describe)
+    assert len(blobs.keys()) == 1
+
+
+class _BlobsDown(MemoryBlobStore):
+    async def delete(self, key: str) -> None:
+        raise StoreUnavailable("down")
+
+
+async def test_delete_succeeds_once_the_metadata_is_gone_even_if_the_bytes_stay() -> None:
+    repository = MemoryRepository()
+    service = DocumentService(_BlobsDown(), repository, max_upload_bytes=LIMIT)
+    document = await service.upload(stream(b"abc"), describe)
+    await service.delete(document.id)
+    with pytest.raises(DocumentNotFound):
+        await service.get(document.id)

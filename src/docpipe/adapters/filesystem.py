@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import threading
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -46,9 +47,12 @@ class _PartialFile:
             _fsync_directory(self.final.parent)
 
     def discard(self) -> None:
+        """Best effort: the upload's own error matters more, and fsck reclaims what is left."""
         with self._lock:
-            self._file.close()
-            self.path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self._file.close()
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
 
 
 def _fsync_directory(path: Path) -> None:
@@ -71,13 +75,16 @@ class FilesystemBlobStore:
         return self.root / key[-2:] / key
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        partial = await asyncio.to_thread(_PartialFile, self.path_of(key))
+        with self._unavailable_on_os_error():
+            partial = await asyncio.to_thread(_PartialFile, self.path_of(key))
         size = 0
         try:
             async for chunk in chunks:
-                await asyncio.to_thread(partial.write, chunk)
+                with self._unavailable_on_os_error():
+                    await asyncio.to_thread(partial.write, chunk)
                 size += len(chunk)
-            await asyncio.to_thread(partial.commit)
+            with self._unavailable_on_os_error():
+                await asyncio.to_thread(partial.commit)
         except BaseException:
             await asyncio.shield(asyncio.to_thread(partial.discard))
             raise
@@ -85,13 +92,26 @@ class FilesystemBlobStore:
 
     async def open(self, key: str, byte_range: ByteRange | None = None) -> AsyncIterator[bytes]:
         try:
-            file = await asyncio.to_thread(open, self.path_of(key), "rb")
+            with self._unavailable_on_os_error():
+                file = await asyncio.to_thread(open, self.path_of(key), "rb")
         except FileNotFoundError:
             raise BlobNotFound(key) from None
         return _read(file, byte_range)
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self.path_of(key).unlink, missing_ok=True)
+        with self._unavailable_on_os_error():
+            await asyncio.to_thread(self.path_of(key).unlink, missing_ok=True)
+
+    @contextlib.contextmanager
+    def _unavailable_on_os_error(self) -> Iterator[None]:
+        """A failure of the file system (permissions, read-only, full, I/O error) means the store
+        cannot serve: ``StoreUnavailable``. A missing file is left for the caller to judge."""
+        try:
+            yield
+        except FileNotFoundError:
+            raise
+        except OSError as error:
+            raise StoreUnavailable(f"blob folder {self.root} cannot be used: {error.strerror}") from None
 
     async def check(self) -> None:
         if not await asyncio.to_thread(os.access, self.root, os.W_OK | os.X_OK):

@@ -36,6 +36,9 @@ PARTS_IN_FLIGHT = 3
 """Parts uploaded concurrently: a put holds at most about ``(PARTS_IN_FLIGHT + 1) * PART_SIZE`` bytes."""
 READ_CHUNK = MIB
 CHECK_TIMEOUT = 5.0
+_UNUSABLE_BUCKET_CODES = frozenset(
+    {"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"}
+)
 
 _log = logging.getLogger(__name__)
 _Page = TypeVar("_Page")
@@ -146,8 +149,9 @@ class S3BlobStore:
     def _unavailable_on_failure(self) -> Iterator[None]:
         """Turn "S3 cannot be reached or is failing" into one line of ``StoreUnavailable``.
 
-        Connection errors, timeouts (after botocore's own retries), responses cut short and 5xx
-        answers qualify; other client errors (404, 403, ...) pass through for the caller to judge.
+        Connection errors, timeouts (after botocore's own retries), responses cut short, 5xx answers
+        and a bucket that is gone or refuses our credentials qualify; other client errors (a missing
+        key, ...) pass through for the caller to judge.
         """
         try:
             yield
@@ -156,6 +160,8 @@ class S3BlobStore:
         except ClientError as error:
             if _status(error) >= 500:
                 raise StoreUnavailable(f"S3 endpoint {self._endpoint} is failing: {error}") from None
+            if _code(error) in _UNUSABLE_BUCKET_CODES:
+                raise StoreUnavailable(f"S3 bucket {self._bucket!r} cannot be used: {error}") from None
             raise
 
     async def _pages(self, pages: AsyncIterable[_Page]) -> AsyncIterator[_Page]:
@@ -206,7 +212,7 @@ class S3BlobStore:
             try:
                 response = await self._client.get_object(**request)
             except ClientError as error:
-                if _status(error) == 404:
+                if _code(error) == "NoSuchKey":
                     raise BlobNotFound(key) from None
                 raise
         body = response["Body"]
@@ -317,6 +323,10 @@ async def _parts(chunks: AsyncIterable[bytes]) -> AsyncGenerator[io.BytesIO, Non
 
 def _size(part: io.BytesIO) -> int:
     return len(part.getbuffer())
+
+
+def _code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
 
 
 def _status(error: ClientError) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 import msgspec
@@ -12,8 +13,10 @@ from docpipe.domain.errors import (
     ChecksumMismatch,
     ConcurrentUpdate,
     DocumentNotFound,
+    DuplicateDocument,
     EmptyUpload,
     PreconditionFailed,
+    StoreUnavailable,
 )
 from docpipe.domain.model import (
     ByteRange,
@@ -26,6 +29,8 @@ from docpipe.domain.model import (
 )
 from docpipe.domain.ports import BlobStore, DocumentRepository
 from docpipe.domain.streams import MeteredStream, read_ahead, rechunk
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _UPDATE_ATTEMPTS = 5
@@ -67,12 +72,14 @@ class DocumentService:
         """Store the bytes, then record the document: it is visible only once both have succeeded.
 
         The blob goes first under a key no one else uses (the new id); the metadata insert is the
-        commit point. On any failure, cancellation included, the blob is deleted again.
+        commit point. On any failure, cancellation included, the blob is deleted again, unless the
+        metadata may have been written after all (see ``_discard_blob``).
         ``describe`` is called once the bytes are in, because multipart form fields may follow
         the file part.
         """
         document_id = new_document_id()
         metered = MeteredStream(rechunk(chunks), self.max_upload_bytes)
+        recording = False
         try:
             stored = await self._blobs.put(document_id, read_ahead(metered))
             if stored != metered.size:
@@ -97,11 +104,48 @@ class DocumentService:
                 created_at=now,
                 updated_at=now,
             )
-            await self._repository.add(document)
+            recording = True
+            await self._record(document)
         except BaseException:
-            await asyncio.shield(self._blobs.delete(document_id))
+            await asyncio.shield(self._discard_blob(document_id, maybe_recorded=recording))
             raise
         return document
+
+    async def _record(self, document: Document) -> None:
+        """Insert the metadata. A store that did not answer may still have applied the write (only its
+        reply was lost), and a retry of it then finds the id taken: ids are fresh, so if the stored
+        document is this one, the upload succeeded."""
+        try:
+            await self._repository.add(document)
+        except (StoreUnavailable, DuplicateDocument) as unconfirmed:
+            try:
+                stored = await self._repository.get(document.id)
+            except Exception:
+                raise unconfirmed from None
+            if stored != document:
+                raise
+            logger.info("document %s was recorded although the store did not confirm it", document.id)
+
+    async def _discard_blob(self, document_id: str, *, maybe_recorded: bool) -> None:
+        """Delete the bytes of a failed upload, but never those of a document that may be listed.
+
+        Once the metadata write was attempted its outcome may be unknown; the blob is then deleted
+        only when the repository says the document does not exist, and otherwise left for fsck. A
+        failure here is logged, not raised, so the upload's own error reaches the client.
+        """
+        try:
+            if maybe_recorded:
+                try:
+                    await self._repository.get(document_id)
+                except DocumentNotFound:
+                    pass
+                else:
+                    return
+            await self._blobs.delete(document_id)
+        except Exception:
+            logger.warning(
+                "the blob of failed upload %s was left for fsck to reclaim", document_id, exc_info=True
+            )
 
     async def get(self, document_id: str) -> Document:
         return await self._repository.get(document_id)
@@ -164,9 +208,18 @@ class DocumentService:
         raise ConcurrentUpdate(document_id)
 
     async def delete(self, document_id: str) -> None:
-        """Metadata first, so the document vanishes from every route at once; then its bytes."""
+        """Metadata first, so the document vanishes from every route at once; then its bytes.
+
+        Once the metadata is gone the delete has happened: a blob store that fails to remove the
+        bytes leaves an orphan for fsck, and is logged rather than reported to the client.
+        """
         await self._repository.delete(document_id)
-        await asyncio.shield(self._blobs.delete(document_id))
+        try:
+            await asyncio.shield(self._blobs.delete(document_id))
+        except Exception:
+            logger.warning(
+                "the blob of deleted document %s was left for fsck to reclaim", document_id, exc_info=True
+            )
 
     async def delete_by_id_or_filename(self, reference: str) -> int:
         """Delete the document with id ``reference``, or else every document named ``reference``.

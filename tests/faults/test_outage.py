@@ -1,0 +1,408 @@
+"""Backends going away and coming back, seen through a real docpipe server.
+
+S3 and DynamoDB are reached through one ``FaultProxy`` each, in front of the session's moto server, so
+either can be refused, reset, cut mid-transfer or made to lose responses while the other keeps
+working. A dedicated moto server is stopped and restarted for real (losing its state), and the
+filesystem adapter gets a blob folder that cannot be written.
+
+What must hold: a store that cannot be used turns into ``503 application/problem+json`` with
+``Retry-After`` (never 500, never a request hanging past the client's timeout), a transfer cut short
+never passes for a whole document, and once the store is back docpipe serves again by itself, with
+every listed document intact.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.faults.proxy import Direction, Fault, FaultProxy
+from tests.faults.support import (
+    MIB,
+    assert_fsck_clean,
+    assert_unavailable,
+    aws_env,
+    download_digest,
+    filesystem_env,
+    list_all,
+    pattern_chunks,
+    raw_upload,
+    s3_object_keys,
+    s3_unfinished_multipart_uploads,
+    verify_every_listed_document,
+    wait_for,
+)
+from tests.live_server import LiveServer, live_server
+from tests.moto_server import MotoServer, free_port
+
+CLIENT_TIMEOUT = httpx.Timeout(30.0)
+"""No request may take longer than this to answer, outage or not."""
+RECOVERY_SECONDS = 30.0
+UNAVAILABLE_ROUTES = ("list", "get", "content", "upload", "form_upload", "patch", "delete")
+
+
+@dataclass
+class AwsStack:
+    server: LiveServer
+    client: httpx.Client
+    s3: FaultProxy
+    dynamodb: FaultProxy
+    moto_url: str
+    bucket: str
+    env: dict[str, str]
+
+
+@pytest.fixture
+def stack(moto_server: MotoServer, tmp_path: Path) -> Iterator[AwsStack]:
+    with (
+        FaultProxy("127.0.0.1", moto_server.port) as s3,
+        FaultProxy("127.0.0.1", moto_server.port) as dynamodb,
+    ):
+        env = aws_env(s3.url, dynamodb.url, tmp_path / "data")
+        with (
+            live_server(env, tmp_path / "docpipe.log") as server,
+            httpx.Client(base_url=server.base_url, timeout=CLIENT_TIMEOUT) as client,
+        ):
+            yield AwsStack(
+                server, client, s3, dynamodb, moto_server.endpoint_url, env["DOCPIPE_S3_BUCKET"], env
+            )
+
+
+def _upload(client: httpx.Client, name: str, body: bytes | None = None) -> dict[str, Any]:
+    response = raw_upload(client, body if body is not None else f"the document {name}\n".encode(), name)
+    assert response.status_code == 201, response.text
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def _form_upload(client: httpx.Client, name: str) -> httpx.Response:
+    return client.post("/documents", files={"file": (name, b"a form upload\n", "text/plain")})
+
+
+def _probe(client: httpx.Client, document_id: str, *, delete: bool = True) -> dict[str, httpx.Response]:
+    """One request per route that needs a store, against an existing document, all at once: during
+    an outage each takes seconds (botocore retries with back-off). Where the delete might succeed,
+    leave it out, as it would race the others."""
+    requests: dict[str, Callable[[], httpx.Response]] = {
+        "ready": lambda: client.get("/health/ready"),
+        "list": lambda: client.get("/documents"),
+        "get": lambda: client.get(f"/documents/{document_id}"),
+        "content": lambda: client.get(f"/documents/{document_id}/content"),
+        "head_content": lambda: client.head(f"/documents/{document_id}/content"),
+        "upload": lambda: raw_upload(client, b"sent during the outage\n", "outage.txt"),
+        "form_upload": lambda: _form_upload(client, "outage-form.txt"),
+        "patch": lambda: client.patch(f"/documents/{document_id}", json={"tags": ["outage"]}),
+    }
+    if delete:
+        requests["delete"] = lambda: client.delete(f"/documents/{document_id}")
+    with ThreadPoolExecutor(len(requests)) as pool:
+        futures = {route: pool.submit(request) for route, request in requests.items()}
+        return {route: future.result() for route, future in futures.items()}
+
+
+def _assert_not_ready(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers.get("retry-after", "").isdigit(), response.headers
+    assert response.json()["status"] == "unavailable"
+
+
+def _wait_until_ready(client: httpx.Client) -> None:
+    wait_for(lambda: client.get("/health/ready").status_code == 200, RECOVERY_SECONDS, "docpipe ready again")
+
+
+def _assert_intact(client: httpx.Client, document: dict[str, Any]) -> None:
+    assert download_digest(client, document["id"]) == (200, document["size"], document["sha256"])
+
+
+def _assert_resumed(client: httpx.Client, expected: list[dict[str, Any]]) -> None:
+    """Ready again without a restart, every document from before intact, and a new upload works."""
+    _wait_until_ready(client)
+    for document in expected:
+        _assert_intact(client, document)
+    after = _upload(client, "after-the-outage.txt")
+    _assert_intact(client, after)
+    listed = verify_every_listed_document(client)
+    assert set(listed) == {document["id"] for document in expected} | {after["id"]}
+
+
+@pytest.mark.parametrize("fault", [Fault.REFUSE, Fault.RESET], ids=lambda fault: fault.value)
+def test_both_backends_down_gives_503_everywhere_then_recovers(stack: AwsStack, fault: Fault) -> None:
+    before = _upload(stack.client, "before.txt")
+    stack.s3.fail(fault)
+    stack.dynamodb.fail(fault)
+
+    responses = _probe(stack.client, before["id"])
+    _assert_not_ready(responses["ready"])
+    for route in (*UNAVAILABLE_ROUTES, "head_content"):
+        assert_unavailable(responses[route])
+
+    stack.s3.restore()
+    stack.dynamodb.restore()
+    _assert_resumed(stack.client, [before])
+
+
+def test_blob_store_down_spares_the_metadata_routes(stack: AwsStack) -> None:
+    before = _upload(stack.client, "before.txt")
+    stack.s3.fail(Fault.REFUSE)
+
+    responses = _probe(stack.client, before["id"], delete=False)
+    _assert_not_ready(responses["ready"])
+    assert responses["list"].status_code == 200
+    assert [document["id"] for document in responses["list"].json()["documents"]] == [before["id"]]
+    assert responses["get"].status_code == 200
+    assert responses["head_content"].status_code == 200
+    assert responses["patch"].status_code == 200
+    for route in ("content", "upload", "form_upload"):
+        assert_unavailable(responses[route])
+
+    stack.s3.restore()
+    _assert_resumed(stack.client, [before])
+
+
+def test_delete_while_blob_store_down_answers_what_happened(stack: AwsStack) -> None:
+    """A 503 means "nothing happened, try again"; a 204 means "gone". Either is fine if true."""
+    document = _upload(stack.client, "doomed.txt")
+    stack.s3.fail(Fault.REFUSE)
+    response = stack.client.delete(f"/documents/{document['id']}")
+    gone = stack.client.get(f"/documents/{document['id']}").status_code == 404
+    stack.s3.restore()
+    if response.status_code == 204:
+        assert gone
+    else:
+        assert_unavailable(response)
+        assert not gone, "answered 503, yet the document was deleted"
+
+
+def test_repository_down_gives_503_and_leaves_unconfirmed_blobs_to_fsck(
+    stack: AwsStack, tmp_path: Path
+) -> None:
+    before = _upload(stack.client, "before.txt")
+    stack.dynamodb.fail(Fault.REFUSE)
+
+    responses = _probe(stack.client, before["id"])
+    _assert_not_ready(responses["ready"])
+    for route in UNAVAILABLE_ROUTES:
+        assert_unavailable(responses[route])
+
+    stack.dynamodb.restore()
+    # The uploads stored their bytes, then could not tell whether their metadata was written: the
+    # bytes stay (deleting them could break a listed document), unlisted, until fsck reclaims them.
+    _assert_resumed(stack.client, [before])
+    assert before["id"] in s3_object_keys(stack.moto_url, stack.bucket)
+    direct = {
+        **stack.env,
+        "DOCPIPE_S3_ENDPOINT_URL": stack.moto_url,
+        "DOCPIPE_DYNAMODB_ENDPOINT_URL": stack.moto_url,
+    }
+    assert_fsck_clean(tmp_path / "fsck", direct)
+    listed = set(verify_every_listed_document(stack.client))
+    assert before["id"] in listed
+    assert set(s3_object_keys(stack.moto_url, stack.bucket)) == listed
+
+
+def test_blob_store_dying_mid_download_never_passes_for_a_whole_document(stack: AwsStack) -> None:
+    size = 40 * MIB
+    document = _upload(stack.client, "big.bin", b"".join(pattern_chunks(1, size)))
+    stack.s3.cut_after(Direction.DOWNSTREAM, 8 * MIB)
+
+    received = 0
+    with (  # noqa: PT012 - the error comes while reading the body
+        pytest.raises(httpx.TransportError),
+        stack.client.stream("GET", f"/documents/{document['id']}/content") as response,
+    ):
+        assert response.status_code == 200
+        for chunk in response.iter_bytes(MIB):
+            received += len(chunk)
+    assert received < size
+
+    stack.s3.restore()
+    _assert_resumed(stack.client, [document])
+
+
+def test_blob_store_dying_mid_upload_gives_503_and_no_document(stack: AwsStack) -> None:
+    before = _upload(stack.client, "before.txt")
+    stack.s3.cut_after(Direction.UPSTREAM, 12 * MIB)  # the second 8 MiB part is in flight
+
+    try:
+        response: httpx.Response | None = stack.client.post(
+            "/documents",
+            params={"filename": "cut.bin"},
+            content=pattern_chunks(2, 40 * MIB),
+            headers={"content-type": "application/octet-stream"},
+        )
+    except httpx.TransportError:  # answered before the whole body was sent, then closed
+        response = None
+    if response is not None:
+        assert_unavailable(response)
+    assert stack.s3.fault is Fault.RESET
+
+    stack.s3.restore()
+    _wait_until_ready(stack.client)
+    assert [document["id"] for document in list_all(stack.client)] == [before["id"]]
+    leftovers = s3_unfinished_multipart_uploads(stack.moto_url, stack.bucket)
+    print(f"unfinished multipart uploads left in S3 (documented, reclaimable): {leftovers}")
+    assert before["id"] in s3_object_keys(stack.moto_url, stack.bucket)
+    _assert_resumed(stack.client, [before])
+
+
+def test_lost_commit_acknowledgement_leaves_no_document_without_content(stack: AwsStack) -> None:
+    """DynamoDB applies the TransactWriteItems that records an upload, but the answer never arrives
+    (nor those of botocore's retries): a partition at the worst moment. Whatever docpipe answers,
+    it must not end up listing a document whose bytes it deleted."""
+    stack.dynamodb.drop_responses_to(b"DynamoDB_20120810.TransactWriteItems")
+    response = raw_upload(stack.client, b"recorded, but nobody heard\n", "in-doubt.txt")
+    assert stack.dynamodb.lost_responses >= 1
+    assert response.status_code in (201, 503), response.text
+    stack.dynamodb.restore()
+
+    listed = verify_every_listed_document(stack.client)
+    if response.status_code == 201:
+        assert response.json()["id"] in listed
+
+
+def test_hung_backends_do_not_hang_readiness(stack: AwsStack) -> None:
+    """Backends that accept connections but never answer: readiness still answers, within its own
+    2 s budget, so a load balancer takes the instance out. (Requests themselves wait for botocore's
+    read timeouts and retries, about half a minute on DynamoDB, before their 503: too slow to test
+    here, and a matter of configuration.)"""
+    before = _upload(stack.client, "before.txt")
+    stack.s3.fail(Fault.BLACKHOLE)
+    stack.dynamodb.fail(Fault.BLACKHOLE)
+    _assert_not_ready(stack.client.get("/health/ready", timeout=10))
+    stack.s3.restore()
+    _assert_not_ready(stack.client.get("/health/ready", timeout=10))  # DynamoDB alone still hangs
+
+    stack.dynamodb.restore()
+    _assert_resumed(stack.client, [before])
+
+
+# -- the real moto server stopped, then restarted without its state ------------------------------
+
+
+@dataclass
+class MotoRestart:
+    document: dict[str, Any]
+    stopped: dict[str, httpx.Response]
+    restarted: dict[str, httpx.Response]
+    docpipe_restarted: dict[str, httpx.Response]
+    log: str
+
+
+@pytest.fixture(scope="module")
+def moto_restart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoRestart]:
+    """Run the scenario once, recording what docpipe answered at each stage."""
+    folder = tmp_path_factory.mktemp("moto-restart")
+    moto = MotoServer(free_port())  # not the session's: this one is stopped and restarted
+    moto.start()
+    try:
+        env = aws_env(moto.endpoint_url, moto.endpoint_url, folder / "data")
+        with (
+            live_server(env, folder / "docpipe.log") as server,
+            httpx.Client(base_url=server.base_url, timeout=CLIENT_TIMEOUT) as client,
+        ):
+            document = _upload(client, "before.txt")
+            moto.stop()
+            stopped = _probe(client, document["id"])
+            moto.start()
+            restarted = _probe(client, document["id"])
+            server.stop()
+            server.start()
+            docpipe_restarted = {
+                "ready": client.get("/health/ready"),
+                "list": client.get("/documents"),
+                "get": client.get(f"/documents/{document['id']}"),
+                "upload": raw_upload(client, b"after both restarts\n", "after.txt"),
+            }
+            yield MotoRestart(document, stopped, restarted, docpipe_restarted, server.log())
+    finally:
+        moto.stop()
+
+
+def test_stopped_moto_gives_503_on_every_route(moto_restart: MotoRestart) -> None:
+    _assert_not_ready(moto_restart.stopped["ready"])
+    for route in (*UNAVAILABLE_ROUTES, "head_content"):
+        assert_unavailable(moto_restart.stopped[route])
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        "list",
+        "get",
+        "content",
+        "head_content",
+        "upload",
+        "form_upload",
+        "patch",
+        "delete",
+    ],
+)
+def test_moto_restarted_without_its_state_gives_503(moto_restart: MotoRestart, route: str) -> None:
+    """The bucket and the table are gone. docpipe only creates them at start-up, so it cannot serve,
+    but that is a 503 (as readiness says), not a 500."""
+    _assert_not_ready(moto_restart.restarted["ready"])
+    assert_unavailable(moto_restart.restarted[route])
+
+
+def test_docpipe_restart_recreates_bucket_and_table(moto_restart: MotoRestart) -> None:
+    answers = moto_restart.docpipe_restarted
+    assert answers["ready"].status_code == 200, answers["ready"].text
+    assert answers["list"].json()["documents"] == [], "moto lost its state: nothing can be listed"
+    assert answers["get"].status_code == 404
+    assert answers["upload"].status_code == 201, answers["upload"].text
+
+
+# -- filesystem: a blob folder that cannot be written ------------------------------------------
+
+
+def _chattr(flag: str, paths: list[Path]) -> bool:
+    if shutil.which("chattr") is None:
+        return False
+    result = subprocess.run(["chattr", flag, *map(str, paths)], capture_output=True, check=False)
+    return result.returncode == 0
+
+
+@pytest.fixture
+def unwritable_blob_folder(tmp_path: Path) -> Iterator[tuple[httpx.Client, dict[str, Any]]]:
+    """A filesystem + SQLite server with one document, whose blob folders are then made immutable
+    (``chattr +i``: not even root may create files in them), as a read-only or failing disk would."""
+    data_dir = tmp_path / "data"
+    with (
+        live_server(filesystem_env(data_dir), tmp_path / "docpipe.log") as server,
+        httpx.Client(base_url=server.base_url, timeout=CLIENT_TIMEOUT) as client,
+    ):
+        document = _upload(client, "before.txt")
+        folders = [data_dir / "blobs", *(path for path in (data_dir / "blobs").iterdir() if path.is_dir())]
+        if not _chattr("+i", folders):
+            _chattr("-i", folders)
+            pytest.skip("chattr +i is not available here")
+        try:
+            yield client, document
+        finally:
+            _chattr("-i", folders)
+        _assert_resumed(client, [document])
+
+
+def test_unwritable_blob_folder_fails_readiness_but_keeps_reads(
+    unwritable_blob_folder: tuple[httpx.Client, dict[str, Any]],
+) -> None:
+    client, document = unwritable_blob_folder
+    _assert_not_ready(client.get("/health/ready"))
+    assert client.get("/documents").status_code == 200
+    assert client.get(f"/documents/{document['id']}").status_code == 200
+    _assert_intact(client, document)
+
+
+def test_unwritable_blob_folder_upload_gives_503(
+    unwritable_blob_folder: tuple[httpx.Client, dict[str, Any]],
+) -> None:
+    client, _ = unwritable_blob_folder
+    assert_unavailable(raw_upload(client, b"nowhere to go\n", "refused.txt"))
