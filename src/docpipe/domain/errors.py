@@ -32,6 +32,13 @@ class EmptyUpload(MalformedInput):
         super().__init__("the upload carries no bytes")
 
 
+class IncompleteBody(MalformedInput):
+    """The client went away before sending its whole body; nothing was stored."""
+
+    def __init__(self) -> None:
+        super().__init__("the request body ended before it was complete; nothing was stored")
+
+
 class InvalidCursor(MalformedInput):
     def __init__(self) -> None:
         super().__init__("the cursor is not one this service issued")

@@ -59,6 +59,8 @@ def _domain_error(_: AnyRequest, error: errors.DocpipeError) -> Response[bytes]:
     headers: dict[str, str] = {}
     if isinstance(error, errors.RangeNotSatisfiable):
         headers["Content-Range"] = f"bytes */{error.size}"
+    if isinstance(error, errors.IncompleteBody):
+        logger.info("upload abandoned by the client: %s", error)
     if isinstance(error, errors.StoreUnavailable):
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         logger.warning("backing store unavailable: %s", error)

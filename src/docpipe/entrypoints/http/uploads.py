@@ -6,12 +6,13 @@ import base64
 import binascii
 import re
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import cast
 
 import msgspec
 import multipart
 
-from docpipe.domain.errors import InvalidInput, MalformedInput, UploadTooLarge
+from docpipe.domain.errors import IncompleteBody, InvalidInput, MalformedInput, UploadTooLarge
 from docpipe.domain.fields import clean_filename, clean_metadata, parse_tag_list
 from docpipe.domain.model import Document, NewDocument
 from docpipe.domain.service import DocumentService
@@ -37,13 +38,27 @@ async def receive_upload(request: AnyRequest, service: DocumentService) -> Docum
         _refuse_oversized(declared_length, service.max_upload_bytes + MULTIPART_OVERHEAD_BYTES, service)
         if "boundary" not in options:
             raise MalformedInput("multipart/form-data without a boundary parameter")
-        form = MultipartForm(request.stream(), options["boundary"])
+        form = MultipartForm(body_chunks(request), options["boundary"])
         return await service.upload(
             form.file_chunks(), _describe_form(form, request), expected_sha256=expected_sha256
         )
     _refuse_oversized(declared_length, service.max_upload_bytes, service)
     details = _describe_raw(request, media_type)
-    return await service.upload(request.stream(), lambda: details, expected_sha256=expected_sha256)
+    return await service.upload(body_chunks(request), lambda: details, expected_sha256=expected_sha256)
+
+
+async def body_chunks(request: AnyRequest) -> AsyncIterator[bytes]:
+    """The request body as the server receives it. Read from ASGI directly (not ``request.stream()``)
+    so that a client leaving mid-body is ``IncompleteBody``, not a generic server error; the size
+    limit is the upload's own, enforced while streaming by the service."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise IncompleteBody
+        if body := cast("bytes", message.get("body", b"")):
+            yield body
+        if not message.get("more_body", False):
+            return
 
 
 def _refuse_oversized(declared_length: int | None, allowed: int, service: DocumentService) -> None:
