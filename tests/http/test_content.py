@@ -141,3 +141,16 @@ async def test_the_schema_describes_every_route(client: Client) -> None:
     upload_body = paths["/documents"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in upload_body
     assert "206" in paths["/documents/{document_id}/content"]["get"]["responses"]
+
+
+async def test_the_stored_content_type_is_served_as_it_is(client: Client) -> None:
+    latin1 = await client.post(
+        "/documents?filename=a.txt",
+        content=b"caf\xe9",
+        headers={"content-type": "text/plain; charset=iso-8859-1"},
+    )
+    url = f"/documents/{latin1.json()['id']}/content"
+    assert (await client.get(url)).headers["content-type"] == "text/plain; charset=iso-8859-1"
+    assert (await client.head(url)).headers["content-type"] == "text/plain; charset=iso-8859-1"
+    csv = await upload_ok(client, b"a,b\n", "t.csv", content_type="text/csv")
+    assert (await client.get(f"/documents/{csv['id']}/content")).headers["content-type"] == "text/csv"

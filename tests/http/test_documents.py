@@ -324,3 +324,39 @@ async def test_options_lists_every_method_of_a_path(client: Client) -> None:
     assert collection.headers["allow"] == "GET, OPTIONS, POST"
     item = await client.options("/documents/0193f4d2-0000-7000-8000-000000000000")
     assert item.headers["allow"] == "DELETE, GET, OPTIONS, PATCH"
+
+
+def _multipart(boundary: str, file_bytes: bytes, epilogue: bytes = b"") -> bytes:
+    return (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\n\r\n'.encode()
+        + file_bytes
+        + f"\r\n--{boundary}--\r\n".encode()
+        + epilogue
+    )
+
+
+async def test_content_digest_of_a_multipart_upload_covers_the_whole_body(client: Client) -> None:
+    boundary = "digestboundary"
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    body = _multipart(boundary, b"file bytes")
+    whole = await client.post(
+        "/documents", content=body, headers={**headers, "content-digest": content_digest(body)}
+    )
+    assert whole.status_code == 201, whole.text
+    file_only = await client.post(
+        "/documents", content=body, headers={**headers, "content-digest": content_digest(b"file bytes")}
+    )
+    assert_problem(file_only, 400)
+    assert [d["id"] for d in (await client.get("/documents")).json()["documents"]] == [whole.json()["id"]]
+
+
+async def test_values_longer_than_anything_stored_are_refused_or_match_nothing(client: Client) -> None:
+    long_type = "text/" + "x" * 3000
+    assert_problem(
+        await client.post("/documents?filename=a", content=b"x", headers={"content-type": long_type}), 422
+    )
+    for params in ({"tag": "t" * 3000}, {"content_type": long_type}, {"prefix": "p" * 3000}):
+        response = await client.get("/documents", params=params)
+        assert response.status_code == 200
+        assert response.json() == {"documents": [], "next_cursor": None}
+    assert_problem(await client.get("/download/" + "n" * 3000), 404)

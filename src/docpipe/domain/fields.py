@@ -11,6 +11,7 @@ import unicodedata
 from docpipe.domain.errors import InvalidInput
 
 MAX_FILENAME_BYTES = 255
+MAX_CONTENT_TYPE_LENGTH = 255
 
 
 def clean_filename(raw: str) -> str:

@@ -18,6 +18,7 @@ from docpipe.domain.errors import (
     PreconditionFailed,
     StoreUnavailable,
 )
+from docpipe.domain.fields import MAX_CONTENT_TYPE_LENGTH, MAX_FILENAME_BYTES, MAX_TAG_LENGTH
 from docpipe.domain.model import (
     ByteRange,
     Document,
@@ -159,6 +160,8 @@ class DocumentService:
         tag: str | None = None,
         content_type: str | None = None,
     ) -> Listing:
+        if _matches_nothing(prefix=prefix, tag=tag, content_type=content_type):
+            return Listing([], None)
         query = ListQuery(
             limit=limit,
             after_id=None if cursor is None else decode_cursor(cursor),
@@ -172,6 +175,8 @@ class DocumentService:
 
     async def newest_named(self, filename: str) -> Document:
         """The most recent document called ``filename``."""
+        if _matches_nothing(filename=filename):
+            raise DocumentNotFound(filename)
         page = await self._repository.list(ListQuery(limit=1, filename=filename))
         if not page.documents:
             raise DocumentNotFound(filename)
@@ -255,3 +260,22 @@ class DocumentService:
     async def check(self) -> None:
         """Raise ``StoreUnavailable`` unless both stores answer."""
         await asyncio.gather(self._blobs.check(), self._repository.check())
+
+
+def _matches_nothing(
+    *,
+    prefix: str | None = None,
+    tag: str | None = None,
+    content_type: str | None = None,
+    filename: str | None = None,
+) -> bool:
+    """Whether a filter is longer than any value docpipe stores, so no document can match it.
+
+    Answering that here spares the stores such values: DynamoDB refuses key attributes over 2048 bytes.
+    """
+    longest_name = max(len((value or "").encode()) for value in (prefix, filename))
+    return (
+        longest_name > MAX_FILENAME_BYTES
+        or len(tag or "") > MAX_TAG_LENGTH
+        or len(content_type or "") > MAX_CONTENT_TYPE_LENGTH
+    )

@@ -88,10 +88,13 @@ async def serve_content(
         length = byte_range.length
         headers["Content-Range"] = content_range(byte_range, document.size)
     headers["Content-Length"] = str(length)
+    # Set here, not as media_type: Litestar would append "; charset=utf-8" to every text/* type,
+    # contradicting the charset the document was stored with.
+    headers["Content-Type"] = document.content_type
     if request.method == HttpMethod.HEAD:
-        return Response(b"", status_code=status, headers=headers, media_type=document.content_type)
+        return Response(b"", status_code=status, headers=headers)
     chunks = await service.open_content(document, byte_range)
-    return Stream(chunks, status_code=status, headers=headers, media_type=document.content_type)
+    return Stream(chunks, status_code=status, headers=headers)
 
 
 def _without_body_headers(headers: dict[str, str]) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
@@ -12,8 +13,14 @@ from typing import cast
 import msgspec
 import multipart
 
-from docpipe.domain.errors import IncompleteBody, InvalidInput, MalformedInput, UploadTooLarge
-from docpipe.domain.fields import clean_filename, clean_metadata, parse_tag_list
+from docpipe.domain.errors import (
+    ChecksumMismatch,
+    IncompleteBody,
+    InvalidInput,
+    MalformedInput,
+    UploadTooLarge,
+)
+from docpipe.domain.fields import MAX_CONTENT_TYPE_LENGTH, clean_filename, clean_metadata, parse_tag_list
 from docpipe.domain.model import Document, NewDocument
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.dependencies import AnyRequest
@@ -35,30 +42,53 @@ async def receive_upload(request: AnyRequest, service: DocumentService) -> Docum
     expected_sha256 = parse_content_digest(request.headers.get("content-digest"))
     declared_length = request.content_length
     if media_type == "multipart/form-data":
-        _refuse_oversized(declared_length, service.max_upload_bytes + MULTIPART_OVERHEAD_BYTES, service)
+        body_limit = service.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+        _refuse_oversized(declared_length, body_limit, service)
         if "boundary" not in options:
             raise MalformedInput("multipart/form-data without a boundary parameter")
-        form = MultipartForm(body_chunks(request), options["boundary"])
+        # Content-Digest covers the content as sent (RFC 9530 §2): here the whole multipart body.
+        body_sha256 = hashlib.sha256()
+        body = body_chunks(request, body_limit, service.max_upload_bytes)
+        form = MultipartForm(
+            body if expected_sha256 is None else _hashed(body, body_sha256), options["boundary"]
+        )
         return await service.upload(
-            form.file_chunks(), _describe_form(form, request), expected_sha256=expected_sha256
+            form.file_chunks(), _describe_form(form, request, expected_sha256, body_sha256)
         )
     _refuse_oversized(declared_length, service.max_upload_bytes, service)
     details = _describe_raw(request, media_type)
-    return await service.upload(body_chunks(request), lambda: details, expected_sha256=expected_sha256)
+    return await service.upload(
+        body_chunks(request, service.max_upload_bytes, service.max_upload_bytes),
+        lambda: details,
+        expected_sha256=expected_sha256,
+    )
 
 
-async def body_chunks(request: AnyRequest) -> AsyncIterator[bytes]:
-    """The request body as the server receives it. Read from ASGI directly (not ``request.stream()``)
-    so that a client leaving mid-body is ``IncompleteBody``, not a generic server error; the size
-    limit is the upload's own, enforced while streaming by the service."""
+async def body_chunks(request: AnyRequest, limit: int, upload_limit: int) -> AsyncIterator[bytes]:
+    """The request body as the server receives it, at most ``limit`` bytes (``UploadTooLarge`` past it).
+
+    Read from ASGI directly (not ``request.stream()``) so that a client leaving mid-body is
+    ``IncompleteBody``, not a generic server error. The limit also bounds what follows a multipart
+    body's file part, which the service's own count of file bytes does not see.
+    """
+    received = 0
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             raise IncompleteBody
         if body := cast("bytes", message.get("body", b"")):
+            received += len(body)
+            if received > limit:
+                raise UploadTooLarge(upload_limit)
             yield body
         if not message.get("more_body", False):
             return
+
+
+async def _hashed(chunks: AsyncIterator[bytes], sha256: hashlib._Hash) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        sha256.update(chunk)
+        yield chunk
 
 
 def _refuse_oversized(declared_length: int | None, allowed: int, service: DocumentService) -> None:
@@ -80,8 +110,14 @@ def _describe_raw(request: AnyRequest, media_type: str) -> NewDocument:
     )
 
 
-def _describe_form(form: MultipartForm, request: AnyRequest) -> Callable[[], NewDocument]:
+def _describe_form(
+    form: MultipartForm, request: AnyRequest, expected_sha256: str | None, body_sha256: hashlib._Hash
+) -> Callable[[], NewDocument]:
+    """Called once the whole body is in: the form fields are known and its digest is complete."""
+
     def describe() -> NewDocument:
+        if expected_sha256 is not None and expected_sha256 != body_sha256.hexdigest():
+            raise ChecksumMismatch(expected_sha256, body_sha256.hexdigest())
         filename = form.filename or request.query_params.get("filename")
         if not filename:
             raise InvalidInput("the file part carries no filename")
@@ -110,8 +146,10 @@ def clean_content_type(value: str | None) -> str | None:
     media_type = value.split(";", 1)[0].strip().lower()
     if not media_type or media_type in _UNDECLARED_TYPES:
         return None
-    if not _MEDIA_TYPE.match(media_type) or not value.isprintable():
-        raise InvalidInput(f"content type {value!r} is not a media type")
+    if len(value) > MAX_CONTENT_TYPE_LENGTH or not _MEDIA_TYPE.match(media_type) or not value.isprintable():
+        raise InvalidInput(
+            f"content type must be a media type of at most {MAX_CONTENT_TYPE_LENGTH} characters"
+        )
     return value.strip()
 
 
