@@ -154,3 +154,12 @@ async def test_the_stored_content_type_is_served_as_it_is(client: Client) -> Non
     assert (await client.head(url)).headers["content-type"] == "text/plain; charset=iso-8859-1"
     csv = await upload_ok(client, b"a,b\n", "t.csv", content_type="text/csv")
     assert (await client.get(f"/documents/{csv['id']}/content")).headers["content-type"] == "text/csv"
+
+
+async def test_if_unmodified_since(client: Client) -> None:
+    url = await _stored(client)
+    last_modified = (await client.head(url)).headers["last-modified"]
+    assert (await client.get(url, headers={"if-unmodified-since": last_modified})).status_code == 200
+    old = "Mon, 01 Jan 2001 00:00:00 GMT"
+    assert_problem(await client.get(url, headers={"if-unmodified-since": old}), 412)
+    assert (await client.get(url, headers={"if-unmodified-since": "not a date"})).status_code == 200

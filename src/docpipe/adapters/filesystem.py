@@ -168,16 +168,18 @@ def _entries(folder: Path) -> list[BlobEntry]:
 
 async def _read(file: BinaryIO, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
     try:
-        remaining = -1
+        remaining = None
         if byte_range is not None:
             await asyncio.to_thread(file.seek, byte_range.start)
             remaining = byte_range.length
-        while remaining != 0:
-            size = READ_SIZE if remaining < 0 else min(READ_SIZE, remaining)
-            chunk = await asyncio.to_thread(file.read, size)
+        while remaining is None or remaining > 0:
+            chunk = await asyncio.to_thread(
+                file.read, READ_SIZE if remaining is None else min(READ_SIZE, remaining)
+            )
             if not chunk:
                 return
-            remaining -= len(chunk) if remaining > 0 else 0
+            if remaining is not None:
+                remaining -= len(chunk)
             yield chunk
     finally:
         await asyncio.shield(asyncio.to_thread(file.close))

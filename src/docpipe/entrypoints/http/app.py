@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Response, route
-from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.enums import HttpMethod
 from litestar.handlers import HTTPRouteHandler
@@ -53,7 +52,6 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         lifespan=[open_stores],
         request_max_body_size=MAX_JSON_BODY_BYTES,
         openapi_config=OpenAPIConfig(title="docpipe", version="0.1.0", path="/schema"),
-        on_app_init=[_no_debug],
     )
 
 
@@ -74,8 +72,3 @@ def allow_handlers() -> list[HTTPRouteHandler]:
         return options
 
     return [handler_for(path, methods) for path, methods in _METHODS_OF_SHARED_PATHS.items()]
-
-
-def _no_debug(config: AppConfig) -> AppConfig:
-    config.debug = False
-    return config

@@ -158,6 +158,13 @@ def not_modified_since(header: str, last_modified: datetime) -> bool:
     return since is not None and _whole_seconds(last_modified) <= since
 
 
+def modified_after(header: str, last_modified: datetime) -> bool:
+    """Whether ``If-Unmodified-Since`` holds a valid date earlier than ``last_modified``, so the
+    precondition fails (RFC 9110 §13.1.4); an invalid date is ignored, i.e. ``False``."""
+    since = parse_http_date(header)
+    return since is not None and _whole_seconds(last_modified) > since
+
+
 def if_range_allows(header: str | None, etag: str, last_modified: datetime) -> bool:
     """Whether to honour ``Range`` given ``If-Range`` (RFC 9110 §13.1.5).
 

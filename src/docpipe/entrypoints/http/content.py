@@ -20,8 +20,8 @@ from docpipe.entrypoints.http.conditional import (
     if_match_hits,
     if_none_match_hits,
     if_range_allows,
+    modified_after,
     not_modified_since,
-    parse_http_date,
     strong_etag,
 )
 from docpipe.entrypoints.http.dependencies import AnyRequest
@@ -51,13 +51,6 @@ def representation_headers(document: Document, disposition: str | None) -> dict[
     }
 
 
-def _fails_if_unmodified_since(header: str | None, document: Document) -> bool:
-    if header is None:
-        return False
-    since = parse_http_date(header)
-    return since is not None and not not_modified_since(header, document.created_at)
-
-
 async def serve_content(
     request: AnyRequest, service: DocumentService, document: Document, disposition: str | None
 ) -> Response[bytes] | Stream:
@@ -65,8 +58,11 @@ async def serve_content(
     headers = representation_headers(document, disposition)
     etag = headers["ETag"]
     if_match = request.headers.get("if-match")
+    if_unmodified_since = request.headers.get("if-unmodified-since")
     if (if_match is not None and not if_match_hits(if_match, etag)) or (
-        if_match is None and _fails_if_unmodified_since(request.headers.get("if-unmodified-since"), document)
+        if_match is None
+        and if_unmodified_since is not None
+        and modified_after(if_unmodified_since, document.created_at)
     ):
         raise PreconditionFailed("the document does not match the request's preconditions")
     if_none_match = request.headers.get("if-none-match")
