@@ -32,6 +32,8 @@ class S3Settings(msgspec.Struct, frozen=True, kw_only=True):
     endpoint_url: str | None = None
     region: str | None = None
     path_style: bool = False
+    max_connections: int = 64
+    """Pooled connections to S3: how many requests to it may be in flight at once."""
 
 
 class DynamoDbSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +71,7 @@ _S3 = {
     "DOCPIPE_S3_ENDPOINT_URL": "endpoint_url",
     "DOCPIPE_S3_REGION": "region",
     "DOCPIPE_S3_PATH_STYLE": "path_style",
+    "DOCPIPE_S3_MAX_CONNECTIONS": "max_connections",
 }
 _DYNAMODB = {
     "DOCPIPE_DYNAMODB_TABLE": "table",
@@ -107,4 +110,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"invalid configuration: {error}") from None
     if settings.max_upload_bytes <= 0:
         raise SettingsError("invalid configuration: DOCPIPE_MAX_UPLOAD_BYTES must be positive")
+    if settings.s3.max_connections <= 0:
+        raise SettingsError("invalid configuration: DOCPIPE_S3_MAX_CONNECTIONS must be positive")
     return settings

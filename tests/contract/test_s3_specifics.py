@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 import aioboto3
 import pytest
 
+from docpipe.adapters import s3
 from docpipe.adapters.s3 import PART_SIZE, S3BlobStore, open_blob_store
 from docpipe.config import S3Settings
 from docpipe.domain.errors import BlobNotFound, StoreUnavailable
-from docpipe.domain.model import new_document_id
+from docpipe.domain.model import ByteRange, new_document_id
 from tests.contract.test_blob_store_contract import chunks_of
 from tests.moto_server import MotoServer, free_port, running_moto_server
 
@@ -176,6 +177,46 @@ async def test_reads_stopped_early_or_never_started_release_their_connection(mot
                     del chunks
                     await asyncio.sleep(0)  # the event loop's finaliser closes the dropped generator
             assert b"".join([chunk async for chunk in await store.open(key)]) == data
+
+
+@pytest.mark.parametrize("byte_range", [None, ByteRange(5, 3 * MIB + 7)], ids=["whole", "range"])
+async def test_a_reader_that_pauses_past_the_release_gets_exactly_its_bytes(
+    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, byte_range: ByteRange | None
+) -> None:
+    """Each pause gives the connection back, so the read resumes with ranged GetObjects."""
+    monkeypatch.setattr(s3, "RELEASE_AFTER", 0.01)
+    async with store_and_client(moto_server.endpoint_url) as (store, _, _):
+        key = new_document_id()
+        data = os.urandom(4 * MIB)
+        await store.put(key, chunks_of(data))
+        received = []
+        async for chunk in await store.open(key, byte_range):
+            received.append(chunk)
+            await asyncio.sleep(0.05)
+        expected = data if byte_range is None else data[byte_range.start : byte_range.end + 1]
+        assert b"".join(received) == expected
+
+
+async def test_a_read_resumed_after_its_object_was_replaced_stops_without_mixing_bytes(
+    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(s3, "RELEASE_AFTER", 0.01)
+    async with store_and_client(moto_server.endpoint_url) as (store, _, _):
+        key = new_document_id()
+        await store.put(key, chunks_of(b"a" * 4 * MIB))
+        chunks = await store.open(key)
+        assert set(await anext(chunks)) == {ord("a")}
+        await asyncio.sleep(0.05)
+        await store.put(key, chunks_of(b"b" * 4 * MIB))
+        read: list[bytes] = []
+
+        async def read_the_rest() -> None:
+            async for chunk in chunks:
+                read.append(chunk)
+
+        with pytest.raises(BlobNotFound):
+            await read_the_rest()
+        assert set(b"".join(read)) <= {ord("a")}
 
 
 def _peak_rss() -> int:

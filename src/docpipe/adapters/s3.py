@@ -8,10 +8,12 @@ import io
 import logging
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
 from datetime import UTC
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aioboto3
+import aiohttp
 from aiobotocore.config import AioConfig
+from aiobotocore.httpsession import AIOHTTPSession
 from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
@@ -20,11 +22,13 @@ from docpipe.domain.errors import BlobNotFound, StoreUnavailable
 from docpipe.domain.model import BlobEntry, ByteRange
 
 if TYPE_CHECKING:
+    from aiobotocore.response import StreamingBody
     from types_aiobotocore_s3.client import S3Client
     from types_aiobotocore_s3.literals import BucketLocationConstraintType
     from types_aiobotocore_s3.type_defs import (
         CompletedPartTypeDef,
         CreateBucketRequestTypeDef,
+        GetObjectOutputTypeDef,
         GetObjectRequestTypeDef,
         MultipartUploadTypeDef,
     )
@@ -35,6 +39,12 @@ PART_SIZE = 8 * MIB
 PARTS_IN_FLIGHT = 3
 """Parts uploaded concurrently: a put holds at most about ``(PARTS_IN_FLIGHT + 1) * PART_SIZE`` bytes."""
 READ_CHUNK = MIB
+RELEASE_AFTER = 1.0
+"""Seconds a download may keep its S3 connection waiting for its reader before giving it back."""
+CONNECTION_WAIT = 5.0
+"""Seconds an attempt may wait for a free pooled connection (and to connect) before it fails."""
+CHECK_CONNECTIONS = 2
+"""The readiness check has a client of its own, so busy transfers cannot make it queue."""
 CHECK_TIMEOUT = 5.0
 _UNUSABLE_BUCKET_CODES = frozenset(
     {"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"}
@@ -52,8 +62,9 @@ class S3BlobStore:
     unfinished is an incomplete inventory entry.
     """
 
-    def __init__(self, client: S3Client, bucket: str, prefix: str = "") -> None:
+    def __init__(self, client: S3Client, checker: S3Client, bucket: str, prefix: str = "") -> None:
         self._client = client
+        self._checker = checker
         self._bucket = bucket
         self._prefix = prefix
         self._aborts: set[asyncio.Task[None]] = set()
@@ -82,7 +93,7 @@ class S3BlobStore:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
                 with self._unavailable_on_failure():
-                    await self._client.head_bucket(Bucket=self._bucket)
+                    await self._checker.head_bucket(Bucket=self._bucket)
         except TimeoutError:
             raise StoreUnavailable(
                 f"S3 endpoint {self._endpoint} did not answer within {CHECK_TIMEOUT:g} s"
@@ -201,26 +212,50 @@ class S3BlobStore:
     async def _read(self, key: str, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
         """Yield ``b""`` once the object is found, then its bytes.
 
-        ``open`` runs this generator up to that first yield, so it is suspended inside ``async with
-        body``: whether the consumer finishes, stops early (``aclose``) or drops it (the event loop's
-        async generator finaliser), the HTTP response is released.
+        One GetObject serves a reader that keeps up. A reader that leaves a chunk unclaimed for
+        ``RELEASE_AFTER`` seconds (a slow client) has the S3 response closed under it, giving the
+        pooled connection back; when it asks for more, a ranged GetObject (``If-Match`` the first
+        one's ETag) resumes where it stopped. A connection is so held at S3's pace, not the
+        client's, and memory stays one chunk per download.
+
+        The generator is suspended inside ``async with body`` between chunks: whether the consumer
+        finishes, stops early (``aclose``) or drops it (the event loop's finaliser), the response is
+        released.
         """
         request: GetObjectRequestTypeDef = {"Bucket": self._bucket, "Key": self._prefix + key}
         if byte_range is not None:
             request["Range"] = f"bytes={byte_range.start}-{byte_range.end}"
+        response = await self._get_object(key, request)
+        position = 0 if byte_range is None else byte_range.start
+        end = position + response["ContentLength"]
+        request["IfMatch"] = response["ETag"]
+        yield b""
+        while True:
+            body = response["Body"]
+            lease = _Lease(body)
+            async with body:  # not ``as``: aiobotocore's __aenter__ returns the bare aiohttp response
+                while not lease.released:
+                    with self._unavailable_on_failure():
+                        chunk = await body.read(READ_CHUNK)
+                    if not chunk:
+                        break
+                    position += len(chunk)
+                    with lease.waiting():
+                        yield chunk
+            if position >= end:
+                return
+            request["Range"] = f"bytes={position}-{end - 1}"
+            response = await self._get_object(key, request)
+
+    async def _get_object(self, key: str, request: GetObjectRequestTypeDef) -> GetObjectOutputTypeDef:
+        """GetObject; ``BlobNotFound`` when the key holds nothing, or no longer the object being read."""
         with self._unavailable_on_failure():
             try:
-                response = await self._client.get_object(**request)
+                return await self._client.get_object(**request)
             except ClientError as error:
-                if _code(error) == "NoSuchKey":
+                if _code(error) in {"NoSuchKey", "PreconditionFailed"}:
                     raise BlobNotFound(key) from None
                 raise
-        body = response["Body"]
-        async with body:  # not ``as``: aiobotocore's __aenter__ returns the bare aiohttp response
-            yield b""
-            with self._unavailable_on_failure():
-                async for chunk in body.iter_chunks(READ_CHUNK):
-                    yield chunk
 
     async def _put_multipart(
         self, object_key: str, first: io.BytesIO, parts: AsyncIterator[io.BytesIO]
@@ -301,6 +336,27 @@ class S3BlobStore:
             _log.warning("could not abort multipart upload %s of %s: %s", upload_id, object_key, error)
 
 
+class _Lease:
+    """An S3 response that is closed, freeing its connection, if its reader leaves it waiting."""
+
+    def __init__(self, body: StreamingBody) -> None:
+        self._body = body
+        self.released = False
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """While the reader is away: after ``RELEASE_AFTER`` seconds the response is closed."""
+        timer = asyncio.get_running_loop().call_later(RELEASE_AFTER, self._release)
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    def _release(self) -> None:
+        self.released = True
+        self._body.close()
+
+
 async def _parts(chunks: AsyncIterable[bytes]) -> AsyncGenerator[io.BytesIO, None]:
     """Regroup a stream into parts of ``PART_SIZE`` bytes; the last is shorter, and absent if empty.
 
@@ -333,12 +389,31 @@ def _status(error: ClientError) -> int:
     return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
 
 
-def _config(settings: S3Settings) -> AioConfig:
+class _PoolWaitBoundedSession(AIOHTTPSession):
+    """aiobotocore's HTTP session with a bound on the wait for a pooled connection.
+
+    aiobotocore hands aiohttp socket timeouts only, so once every pooled connection is busy a
+    request waits for one for ever. aiohttp's ``connect`` timeout covers that wait and the
+    connecting; past it the request fails as a connect timeout, which botocore retries and the
+    store reports as unavailable.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        timeout: aiohttp.ClientTimeout = self._timeout  # type: ignore[has-type]
+        self._timeout = aiohttp.ClientTimeout(
+            connect=CONNECTION_WAIT, sock_connect=timeout.sock_connect, sock_read=timeout.sock_read
+        )
+
+
+def _config(settings: S3Settings, max_connections: int) -> AioConfig:
     return AioConfig(
         s3={"addressing_style": "path"} if settings.path_style else None,
         connect_timeout=5,
         read_timeout=60,
         retries={"mode": "standard", "max_attempts": 3},
+        max_pool_connections=max_connections,
+        http_session_cls=_PoolWaitBoundedSession,
         # Only checksums S3 requires: newer defaults send headers some S3-compatible stores reject.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
@@ -346,15 +421,23 @@ def _config(settings: S3Settings) -> AioConfig:
 
 
 async def open_blob_store(session: aioboto3.Session, settings: S3Settings) -> AsyncIterator[S3BlobStore]:
-    """Open the process's one S3 client, make sure the bucket exists, and close the client on exit.
+    """Open the process's S3 clients (one for transfers, a small one for the readiness check), make
+    sure the bucket exists, and close the clients on exit.
 
     Endpoint, region and credentials not given in ``settings`` come from the standard AWS chain
     (``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, profiles, instance roles, ...).
     """
-    async with session.client(
-        "s3", endpoint_url=settings.endpoint_url, region_name=settings.region, config=_config(settings)
-    ) as client:
-        store = S3BlobStore(client, settings.bucket, settings.prefix)
+
+    def client(max_connections: int) -> contextlib.AbstractAsyncContextManager[S3Client]:
+        return session.client(
+            "s3",
+            endpoint_url=settings.endpoint_url,
+            region_name=settings.region,
+            config=_config(settings, max_connections),
+        )
+
+    async with client(settings.max_connections) as transfers, client(CHECK_CONNECTIONS) as checker:
+        store = S3BlobStore(transfers, checker, settings.bucket, settings.prefix)
         await store.create_bucket_if_missing()
         try:
             yield store

@@ -1,0 +1,81 @@
+"""Download clients that stop reading must not starve a real docpipe server's S3 connections.
+
+Each slow client asks for a document several MiB long, reads the first 100 bytes (the headers, sent
+once S3 answered the GetObject) and then reads nothing more. There are twice as many of them as the
+S3 client has pooled connections: everyone else must still be served while they hang on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from tests.faults.support import MIB, aws_env, download_digest, pattern_chunks, pattern_sha256
+from tests.live_server import LiveServer, live_server
+from tests.moto_server import MotoServer
+
+POOL_CONNECTIONS = 4
+SLOW_CLIENTS = 2 * POOL_CONNECTIONS
+DOCUMENT_SIZE = 16 * MIB
+CLIENT_TIMEOUT = httpx.Timeout(60.0)
+"""Generous: nothing here may hang, but the machine is shared and moto is slow."""
+
+
+@contextlib.contextmanager
+def stalled_download(server: LiveServer, document_id: str) -> Iterator[socket.socket]:
+    """A download whose client reads its first 100 bytes, then leaves the rest unread."""
+    sock = socket.socket()
+    # A small receive window, so the server's writes block soon instead of filling kernel buffers.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.settimeout(CLIENT_TIMEOUT.read)
+    with sock:
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(f"GET /documents/{document_id}/content HTTP/1.1\r\nHost: docpipe\r\n\r\n".encode())
+        received = b""
+        while len(received) < 100:
+            chunk = sock.recv(100 - len(received))
+            assert chunk, f"the server closed a slow download after {received!r}"
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 200"), received
+        yield sock
+
+
+def test_clients_that_stop_reading_leave_s3_usable(moto_server: MotoServer, tmp_path: Path) -> None:
+    env = {
+        **aws_env(moto_server.endpoint_url, moto_server.endpoint_url, tmp_path / "data"),
+        "DOCPIPE_S3_MAX_CONNECTIONS": str(POOL_CONNECTIONS),
+    }
+    with (
+        live_server(env, tmp_path / "docpipe.log") as server,
+        httpx.Client(base_url=server.base_url, timeout=CLIENT_TIMEOUT) as client,
+        contextlib.ExitStack() as stalled,
+    ):
+        uploaded = client.post(
+            "/documents",
+            params={"filename": "big.bin"},
+            content=pattern_chunks(1, DOCUMENT_SIZE),
+            headers={"content-type": "application/octet-stream"},
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        big = uploaded.json()["id"]
+
+        for _ in range(SLOW_CLIENTS):
+            stalled.enter_context(stalled_download(server, big))
+
+        body = b"written while downloads stall\n"
+        written = client.post(
+            "/documents",
+            params={"filename": "small.txt"},
+            content=body,
+            headers={"content-type": "text/plain"},
+        )
+        assert written.status_code == 201, written.text
+        assert written.json()["sha256"] == hashlib.sha256(body).hexdigest()
+        assert download_digest(client, big) == (200, DOCUMENT_SIZE, pattern_sha256(1, DOCUMENT_SIZE))
+        ready = client.get("/health/ready")
+        assert ready.status_code == 200, ready.text
