@@ -25,7 +25,8 @@ class RepositoryKind(StrEnum):
 
 
 class S3Settings(msgspec.Struct, frozen=True, kw_only=True):
-    """Where the S3 blob store keeps bytes. Credentials and region come from the standard AWS chain."""
+    """Where the S3 blob store keeps bytes. Credentials come from the standard AWS chain; a region
+    left ``None`` is the AWS profile's."""
 
     bucket: str = "docpipe"
     prefix: str = ""
@@ -81,10 +82,20 @@ _DYNAMODB = {
 
 
 KNOWN_VARIABLES = frozenset({*_TOP_LEVEL, *_S3, *_DYNAMODB})
+_AWS_REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
+"""Where a store's region comes from when its ``DOCPIPE_*_REGION`` is unset, first one set wins; with
+none set the AWS profile's applies. Resolved here because the pinned botocore reads only the second."""
 
 
 def _pick(environ: Mapping[str, str], names: Mapping[str, str]) -> dict[str, str]:
     return {field: environ[name] for name, field in names.items() if environ.get(name, "") != ""}
+
+
+def _with_region(fields: dict[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    region = next((environ[name] for name in _AWS_REGION_VARIABLES if environ.get(name, "") != ""), None)
+    if region is not None:
+        fields.setdefault("region", region)
+    return fields
 
 
 def _decode_path(kind: type, value: object) -> object:
@@ -102,8 +113,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"unknown setting {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_VARIABLES))}"
         )
     raw: dict[str, object] = dict(_pick(env, _TOP_LEVEL))
-    raw["s3"] = _pick(env, _S3)
-    raw["dynamodb"] = _pick(env, _DYNAMODB)
+    raw["s3"] = _with_region(_pick(env, _S3), env)
+    raw["dynamodb"] = _with_region(_pick(env, _DYNAMODB), env)
     try:
         settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
     except msgspec.ValidationError as error:

@@ -24,6 +24,7 @@ def test_the_api_is_configured_for_s3_and_dynamodb_on_the_emulator() -> None:
     assert settings.blob_store is BlobStoreKind.S3
     assert settings.repository is RepositoryKind.DYNAMODB
     assert settings.host == "0.0.0.0"
+    assert settings.s3.region == settings.dynamodb.region == api["environment"]["AWS_REGION"]
     assert api["environment"]["AWS_ENDPOINT_URL"] == "http://aws:4566"
     assert f"{settings.port}:{settings.port}" in api["ports"]
 

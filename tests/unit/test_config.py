@@ -39,9 +39,38 @@ def test_variables_are_parsed() -> None:
         {"DOCPIPE_BLOB_STORE": "ftp"},
         {"DOCPIPE_PORT": "eighty"},
         {"DOCPIPE_MAX_UPLOAD_BYTES": "0"},
+        {"DOCPIPE_S3_MAX_CONNECTIONS": "0"},
         {"DOCPIPE_BLOBSTORE": "s3"},
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_error(environ: dict[str, str]) -> None:
     with pytest.raises(SettingsError):
         load_settings(environ)
+
+
+@pytest.mark.parametrize(
+    ("environ", "s3_region", "dynamodb_region"),
+    [
+        ({}, None, None),
+        ({"AWS_DEFAULT_REGION": "eu-west-1"}, "eu-west-1", "eu-west-1"),
+        ({"AWS_REGION": "eu-north-1"}, "eu-north-1", "eu-north-1"),
+        ({"AWS_REGION": "eu-north-1", "AWS_DEFAULT_REGION": "eu-west-1"}, "eu-north-1", "eu-north-1"),
+        ({"AWS_REGION": "", "AWS_DEFAULT_REGION": "eu-west-1"}, "eu-west-1", "eu-west-1"),
+        (
+            {"DOCPIPE_S3_REGION": "us-west-2", "AWS_REGION": "eu-north-1", "AWS_DEFAULT_REGION": "eu-west-1"},
+            "us-west-2",
+            "eu-north-1",
+        ),
+        (
+            {"DOCPIPE_DYNAMODB_REGION": "ap-south-1", "AWS_DEFAULT_REGION": "eu-west-1"},
+            "eu-west-1",
+            "ap-south-1",
+        ),
+    ],
+)
+def test_each_store_takes_its_own_region_then_aws_region_then_aws_default_region(
+    environ: dict[str, str], s3_region: str | None, dynamodb_region: str | None
+) -> None:
+    """With none of them set the region stays unset, and botocore takes the profile's."""
+    settings = load_settings(environ)
+    assert (settings.s3.region, settings.dynamodb.region) == (s3_region, dynamodb_region)

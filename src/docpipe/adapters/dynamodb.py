@@ -375,8 +375,9 @@ async def open_repository(
 ) -> AsyncIterator[DynamoDbRepository]:
     """Open the process's one DynamoDB client, make sure the table exists, and close the client on exit.
 
-    Endpoint, region and credentials not given in ``settings`` come from the standard AWS chain
-    (``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, profiles, instance roles, ...).
+    Endpoint and credentials not given in ``settings`` come from the standard AWS chain
+    (``AWS_ENDPOINT_URL``, profiles, instance roles, ...), and so does the region when settings
+    name none (see ``docpipe.config``).
     """
     async with contextlib.AsyncExitStack() as stack:
         with _unavailable_on_failure(settings.table):

@@ -424,8 +424,9 @@ async def open_blob_store(session: aioboto3.Session, settings: S3Settings) -> As
     """Open the process's S3 clients (one for transfers, a small one for the readiness check), make
     sure the bucket exists, and close the clients on exit.
 
-    Endpoint, region and credentials not given in ``settings`` come from the standard AWS chain
-    (``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, profiles, instance roles, ...).
+    Endpoint and credentials not given in ``settings`` come from the standard AWS chain
+    (``AWS_ENDPOINT_URL``, profiles, instance roles, ...), and so does the region when settings
+    name none (see ``docpipe.config``).
     """
 
     def client(max_connections: int) -> contextlib.AbstractAsyncContextManager[S3Client]:
