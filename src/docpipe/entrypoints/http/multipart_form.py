@@ -68,7 +68,9 @@ class MultipartForm:
                 raise MalformedInput(f"more than one part named {FILE_FIELD!r}")
             self._file_seen = True
             self.filename = segment.filename
-            self.content_type = segment.content_type
+            # The header as sent: the segment's own ``content_type`` drops parameters and guesses.
+            declared = [value for name, value in segment.headerlist if name == "Content-Type"]
+            self.content_type = ", ".join(declared) if declared else None
         return segment
 
     def _end(self, segment: multipart.MultipartSegment | None, field: bytearray) -> None:
