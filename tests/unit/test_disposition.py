@@ -126,6 +126,10 @@ def test_plain_safe_ascii_names_omit_filename_star(filename: str) -> None:
         ("inline", "application/octet-stream", "attachment"),
         ("inline", "", "attachment"),
         ("inline", "image/png+html", "attachment"),
+        ("inline", "text/plain; a=b, text/html", "attachment"),
+        ("inline", "text/plain, text/html", "attachment"),
+        ("inline", "image/png;x=y,text/html", "attachment"),
+        ("inline", "text/pl\u0430in", "attachment"),
     ],
 )
 def test_serves_inline_only_safe_types_on_request(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -67,3 +70,30 @@ def test_metadata_bounds() -> None:
         clean_metadata({"k": "v" * 1025})
     with pytest.raises(InvalidInput):
         clean_metadata({f"k{n}": "v" for n in range(33)})
+
+
+class _NotToBeIterated(list[str]):
+    """A list that fails the test if anything walks its items."""
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("the items were processed before their count was checked")
+
+
+class _NotToBeWalked(dict[str, str]):
+    def items(self) -> Any:
+        raise AssertionError("the entries were processed before their count was checked")
+
+
+def test_too_many_tags_are_refused_before_any_is_processed() -> None:
+    with pytest.raises(InvalidInput, match="at most 32 tags"):
+        clean_tags(_NotToBeIterated(["t"] * 10**6))
+
+
+def test_too_many_metadata_entries_are_refused_before_any_is_processed() -> None:
+    with pytest.raises(InvalidInput, match="at most 32 entries"):
+        clean_metadata(_NotToBeWalked({f"k{n}": "v" for n in range(10**5)}))
+
+
+def test_tags_are_deduplicated_in_linear_time_keeping_the_clients_order() -> None:
+    assert clean_tags(["b", "a", " b", "c", "a"]) == ("b", "a", "c")
+    assert parse_tag_list("z, y, z, x") == ("z", "y", "x")

@@ -14,11 +14,9 @@ from litestar.openapi import OpenAPIConfig
 from docpipe.config import Settings
 from docpipe.container import Container, close, open_service
 from docpipe.entrypoints.http import content, documents, health
+from docpipe.entrypoints.http.body_limits import MAX_PATCH_BODY_BYTES
 from docpipe.entrypoints.http.dependencies import provide_service
 from docpipe.entrypoints.http.problems import EXCEPTION_HANDLERS
-
-# JSON bodies (PATCH) are small; upload routes lift this limit and enforce their own while streaming.
-MAX_JSON_BODY_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings, container: Container | None = None) -> Litestar:
@@ -50,7 +48,8 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         dependencies={"service": Provide(provide_service, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[open_stores],
-        request_max_body_size=MAX_JSON_BODY_BYTES,
+        # The only other bodies are uploads, whose routes lift this limit and enforce their own.
+        request_max_body_size=MAX_PATCH_BODY_BYTES,
         openapi_config=OpenAPIConfig(title="docpipe", version="0.1.0", path="/schema"),
     )
 

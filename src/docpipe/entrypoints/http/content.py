@@ -12,9 +12,10 @@ from litestar.enums import HttpMethod
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import Stream
 
-from docpipe.domain.errors import PreconditionFailed
+from docpipe.domain.errors import InvalidInput, PreconditionFailed
+from docpipe.domain.media_types import parse_media_type
 from docpipe.domain.model import Document
-from docpipe.domain.service import DocumentService
+from docpipe.domain.service import DEFAULT_CONTENT_TYPE, DocumentService
 from docpipe.entrypoints.http.conditional import (
     http_date,
     if_match_hits,
@@ -36,15 +37,32 @@ Disposition = Annotated[
 RangeHeader = Annotated[str | None, HeaderParameter(name="Range", description="bytes=a-b, a- or -n")]
 
 
+def served_content_type(stored: str) -> str:
+    """The stored type, normalised; ``application/octet-stream`` when it does not parse.
+
+    Documents stored before declared types were parsed strictly may hold a list of types, or
+    characters no header can carry: served as opaque bytes (so always as an attachment), they
+    stay downloadable and never render.
+    """
+    try:
+        return str(parse_media_type(stored))
+    except InvalidInput:
+        return DEFAULT_CONTENT_TYPE
+
+
 def representation_headers(document: Document, disposition: str | None) -> dict[str, str]:
     digest = base64.b64encode(bytes.fromhex(document.sha256)).decode()
+    content_type = served_content_type(document.content_type)
     return {
         "ETag": strong_etag(document.sha256),
         "Last-Modified": http_date(document.created_at),
         "Accept-Ranges": "bytes",
         "Content-Disposition": content_disposition(
-            document.filename, disposition_for(disposition, document.content_type)
+            document.filename, disposition_for(disposition, content_type)
         ),
+        # Set here, not as media_type: Litestar would append "; charset=utf-8" to every text/* type,
+        # contradicting the charset the document was stored with.
+        "Content-Type": content_type,
         "X-Content-Type-Options": "nosniff",
         "Repr-Digest": f"sha-256=:{digest}:",
         "Cache-Control": "private, no-cache",
@@ -84,9 +102,6 @@ async def serve_content(
         length = byte_range.length
         headers["Content-Range"] = content_range(byte_range, document.size)
     headers["Content-Length"] = str(length)
-    # Set here, not as media_type: Litestar would append "; charset=utf-8" to every text/* type,
-    # contradicting the charset the document was stored with.
-    headers["Content-Type"] = document.content_type
     if request.method == HttpMethod.HEAD:
         return Response(b"", status_code=status, headers=headers)
     chunks = await service.open_content(document, byte_range)

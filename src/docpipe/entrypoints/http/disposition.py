@@ -6,6 +6,9 @@ import re
 import unicodedata
 from urllib.parse import quote
 
+from docpipe.domain.errors import InvalidInput
+from docpipe.domain.media_types import parse_media_type
+
 # RFC 9110 §5.6.2 token: the disposition type must be one, or it could smuggle parameters.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Characters the quoted fallback must not carry: quoted-string delimiters and escapes, controls (never
@@ -88,10 +91,14 @@ def ascii_fallback(filename: str) -> str:
 def disposition_for(requested: str | None, content_type: str) -> str:
     """``inline`` when the client asked for it and ``content_type`` is in :data:`INLINE_SAFE_TYPES`.
 
-    ``requested`` is compared case-insensitively; the media type is compared without parameters
-    (RFC 9110 §8.3.1: type and subtype are case-insensitive). Anything else is ``attachment``.
+    ``requested`` is compared case-insensitively. The allowlist judges ``content_type`` as strictly
+    parsed (``parse_media_type``), without parameters; a value that is not exactly one media type,
+    such as ``text/plain; a=b, text/html`` (which a browser renders as HTML), is ``attachment``.
     """
-    media_type = content_type.split(";", 1)[0].strip(" \t").lower()
-    if requested is not None and requested.strip().lower() == "inline" and media_type in INLINE_SAFE_TYPES:
-        return "inline"
-    return "attachment"
+    if requested is None or requested.strip().lower() != "inline":
+        return "attachment"
+    try:
+        media_type = parse_media_type(content_type)
+    except InvalidInput:
+        return "attachment"
+    return "inline" if media_type.essence in INLINE_SAFE_TYPES else "attachment"

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterable, AsyncIterator
 import multipart
 
 from docpipe.domain.errors import MalformedInput
+from docpipe.entrypoints.http.body_limits import MAX_FORM_FIELDS_BYTES
 
 FILE_FIELD = "file"
-MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 16
 
 
@@ -33,6 +33,7 @@ class MultipartForm:
         self.filename: str | None = None
         self.content_type: str | None = None
         self._file_seen = False
+        self._field_bytes = 0
 
     async def file_chunks(self) -> AsyncIterator[bytes]:
         """The bytes of the ``file`` part; the rest of the body is parsed before this ends."""
@@ -51,8 +52,11 @@ class MultipartForm:
                         yield bytes(event)
                     else:
                         field += event
-                        if len(field) > MAX_FIELD_BYTES:
-                            raise MalformedInput(f"form field is larger than {MAX_FIELD_BYTES} bytes")
+                        self._field_bytes += len(event)
+                        if self._field_bytes > MAX_FORM_FIELDS_BYTES:
+                            raise MalformedInput(
+                                f"the form fields other than the file exceed {MAX_FORM_FIELDS_BYTES} bytes"
+                            )
             if not self._parser.closed:
                 self._parser.close()
         except multipart.MultipartError as error:
@@ -68,7 +72,9 @@ class MultipartForm:
                 raise MalformedInput(f"more than one part named {FILE_FIELD!r}")
             self._file_seen = True
             self.filename = segment.filename
-            self.content_type = segment.content_type
+            # The header as sent: the segment's own ``content_type`` drops parameters and guesses.
+            declared = [value for name, value in segment.headerlist if name == "Content-Type"]
+            self.content_type = ", ".join(declared) if declared else None
         return segment
 
     def _end(self, segment: multipart.MultipartSegment | None, field: bytearray) -> None:

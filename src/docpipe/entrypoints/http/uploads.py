@@ -20,7 +20,8 @@ from docpipe.domain.errors import (
     MalformedInput,
     UploadTooLarge,
 )
-from docpipe.domain.fields import MAX_CONTENT_TYPE_LENGTH, clean_filename, clean_metadata, parse_tag_list
+from docpipe.domain.fields import clean_filename, clean_metadata, parse_tag_list
+from docpipe.domain.media_types import clean_content_type
 from docpipe.domain.model import Document, NewDocument
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.dependencies import AnyRequest
@@ -28,9 +29,6 @@ from docpipe.entrypoints.http.multipart_form import MultipartForm
 
 # What a multipart body may add around the file's bytes: boundaries, part headers, small fields.
 MULTIPART_OVERHEAD_BYTES = 1024 * 1024
-# Content types that say nothing about the bytes: curl sends the first for --data-binary.
-_UNDECLARED_TYPES = {"application/x-www-form-urlencoded", "application/octet-stream"}
-_MEDIA_TYPE = re.compile(r"^[\w!#$&^.+-]+/[\w!#$&^.+-]+$")
 _SHA256_DIGEST = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([^:,]*):\s*(?:;[^,]*)?(?=,|$)", re.IGNORECASE)
 
 _EXTENDED_FILENAME = re.compile(r"filename\*\s*=\s*(utf-8|iso-8859-1)'[^']*'([^;\s]+)", re.IGNORECASE)
@@ -104,7 +102,8 @@ def _describe_raw(request: AnyRequest, media_type: str) -> NewDocument:
         raise InvalidInput("name the file with ?filename= or a Content-Disposition header")
     return _new_document(
         filename,
-        request.headers.get("content-type") if media_type else None,
+        # Repeated fields combine into a list (RFC 9110 §5.3), which the media-type parser refuses.
+        ", ".join(request.headers.getall("content-type")) if media_type else None,
         request.query_params.get("tags"),
         request.query_params.get("metadata"),
     )
@@ -137,20 +136,6 @@ def _new_document(
         tags=parse_tag_list(tags or ""),
         metadata=parse_metadata_field(metadata),
     )
-
-
-def clean_content_type(value: str | None) -> str | None:
-    """The declared type when it is a well-formed media type that says something about the bytes."""
-    if value is None:
-        return None
-    media_type = value.split(";", 1)[0].strip().lower()
-    if not media_type or media_type in _UNDECLARED_TYPES:
-        return None
-    if len(value) > MAX_CONTENT_TYPE_LENGTH or not _MEDIA_TYPE.match(media_type) or not value.isprintable():
-        raise InvalidInput(
-            f"content type must be a media type of at most {MAX_CONTENT_TYPE_LENGTH} characters"
-        )
-    return value.strip()
 
 
 def parse_metadata_field(raw: str | None) -> dict[str, str]:
