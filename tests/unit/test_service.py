@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -119,18 +119,31 @@ async def test_update_with_a_failing_precondition_changes_nothing(service: Docum
     assert (await service.get(document.id)).filename == "a.txt"
 
 
+async def test_update_judges_the_precondition_on_the_document_it_changes(service: DocumentService) -> None:
+    document = await service.upload(stream(b"abc"), describe)
+    await service.update(document.id, DocumentChanges(filename="b"))
+    seen: list[int] = []
+
+    def precondition(current: Document) -> bool:
+        seen.append(current.version)
+        return current.version == 1
+
+    with pytest.raises(PreconditionFailed):
+        await service.update(document.id, DocumentChanges(filename="c"), precondition)
+    assert seen == [2]
+    assert (await service.get(document.id)).filename == "b"
+
+
 class _AlwaysConflicting(MemoryRepository):
-    async def replace(self, document: Document, expected_version: int) -> None:
-        raise ConcurrentUpdate(document.id)
+    async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+        raise ConcurrentUpdate(document_id)
 
 
-async def test_update_gives_up_after_repeated_conflicts(blobs: MemoryBlobStore) -> None:
+async def test_update_reports_a_conflict_the_repository_could_not_resolve(blobs: MemoryBlobStore) -> None:
     service = DocumentService(blobs, _AlwaysConflicting(), max_upload_bytes=LIMIT)
     document = await service.upload(stream(b"abc"), describe)
     with pytest.raises(ConcurrentUpdate):
         await service.update(document.id, DocumentChanges(filename="b"))
-    with pytest.raises(PreconditionFailed):
-        await service.update(document.id, DocumentChanges(filename="b"), lambda current: True)
 
 
 async def test_delete_removes_metadata_and_bytes(service: DocumentService, blobs: MemoryBlobStore) -> None:

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+import random
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import aioboto3
@@ -59,6 +60,10 @@ if TYPE_CHECKING:
 PREFIX_ENTRY_LENGTH = 8
 """Longest filename prefix with entries of its own. With at most 32 tags, a replace writes at most
 1 + 2 * (3 + 32 + 8) = 87 items, under the 100 a TransactWriteItems allows."""
+UPDATE_BUDGET_SECONDS = 10.0
+"""How long an update keeps retrying while other writers of the same document get in first."""
+_BACKOFF_BASE = 0.01
+_BACKOFF_CAP = 0.5
 CHECK_TIMEOUT = 5.0
 TABLE_WAIT_SECONDS = 120
 _BATCH_GET_MAX = 100
@@ -91,6 +96,7 @@ class DynamoDbRepository:
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._client = client
         self._table = table
+        self._update_turns = _Turns()
 
     async def add(self, document: Document) -> None:
         put: TransactWriteItemTypeDef = {
@@ -126,27 +132,40 @@ class DynamoDbRepository:
         documents = [found[id_] for id_ in ids[: query.limit] if id_ in found and matches(found[id_], query)]
         return Page(documents, has_more=len(ids) > query.limit)
 
-    async def replace(self, document: Document, expected_version: int) -> None:
-        put: TransactWriteItemTypeDef = {
-            "Put": {
-                "TableName": self._table,
-                "Item": _document_item(document),
-                "ConditionExpression": "version = :expected",
-                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
-            }
-        }
+    async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+        """Optimistic: read, change, write on condition that the version did not move; when it did,
+        pause (full jitter, growing exponentially) and start over, for at most ``UPDATE_BUDGET_SECONDS``.
+
+        Updates of one document from this process first take turns, so they do not spend writes
+        overtaking each other; the condition then only has other processes to guard against.
+        """
+        async with self._update_turns.turn(document_id):
+            return await self._update(document_id, change)
+
+    async def _update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+        deadline = asyncio.get_running_loop().time() + UPDATE_BUDGET_SECONDS
+        attempt = 0
         with _unavailable_on_failure(self._table):
-            current = await self._find(document.id)
-            if current is None:
-                raise DocumentNotFound(document.id)
-            if current.version != expected_version:
-                raise ConcurrentUpdate(document.id)
-            if await self._transact([put, *_entry_writes(self._table, current, document)]):
-                return
-            # It changed or vanished between our read and our write.
-            if await self._find(document.id) is None:
-                raise DocumentNotFound(document.id)
-        raise ConcurrentUpdate(document.id)
+            while True:
+                current = await self._find(document_id)
+                if current is None:
+                    raise DocumentNotFound(document_id)
+                updated = change(current)
+                put: TransactWriteItemTypeDef = {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _document_item(updated),
+                        "ConditionExpression": "version = :expected",
+                        "ExpressionAttributeValues": {":expected": {"N": str(current.version)}},
+                    }
+                }
+                if await self._transact([put, *_entry_writes(self._table, current, updated)]):
+                    return updated
+                pause = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))  # noqa: S311
+                if asyncio.get_running_loop().time() + pause > deadline:
+                    raise ConcurrentUpdate(document_id)
+                await asyncio.sleep(pause)
+                attempt += 1
 
     async def delete(self, document_id: str) -> None:
         with _unavailable_on_failure(self._table):
@@ -237,6 +256,28 @@ class DynamoDbRepository:
                 keys.extend(unprocessed["Keys"])
                 await asyncio.sleep(_UNPROCESSED_PAUSE)
         return documents
+
+
+class _Turns:
+    """One asyncio lock per key while anyone holds or awaits it, so the map stays as small as the
+    number of keys in use."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 def _entry_writes(table: str, old: Document | None, new: Document | None) -> list[TransactWriteItemTypeDef]:

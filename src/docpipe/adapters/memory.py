@@ -6,7 +6,7 @@ import itertools
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import datetime
 
-from docpipe.domain.errors import BlobNotFound, ConcurrentUpdate, DocumentNotFound, DuplicateDocument
+from docpipe.domain.errors import BlobNotFound, DocumentNotFound, DuplicateDocument
 from docpipe.domain.listing import matches
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page, utc_now
 
@@ -100,11 +100,14 @@ class MemoryRepository:
         found = [document for document in ordered if matches(document, query)]
         return Page(found[: query.limit], has_more=len(found) > query.limit)
 
-    async def replace(self, document: Document, expected_version: int) -> None:
-        current = await self.get(document.id)
-        if current.version != expected_version:
-            raise ConcurrentUpdate(document.id)
-        self._documents[document.id] = document
+    async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+        """Atomic as it is: nothing in here gives another task a turn."""
+        try:
+            current = self._documents[document_id]
+        except KeyError:
+            raise DocumentNotFound(document_id) from None
+        updated = self._documents[document_id] = change(current)
+        return updated
 
     async def delete(self, document_id: str) -> None:
         if self._documents.pop(document_id, None) is None:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from docpipe.domain.errors import ConcurrentUpdate, DocumentNotFound, DuplicateDocument, StoreUnavailable
+from docpipe.domain.errors import DocumentNotFound, DuplicateDocument, StoreUnavailable
 from docpipe.domain.model import Document, ListQuery, Page
 
 READER_CONNECTIONS = 4
@@ -61,7 +61,7 @@ _SELECT = f"SELECT {', '.join('d.' + name for name in _COLUMN_NAMES)} FROM docum
 _INSERT = f"INSERT INTO documents ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"  # noqa: S608
 _UPDATE = (
     f"UPDATE documents SET {', '.join(f'{name} = ?' for name in _COLUMN_NAMES[1:])} "  # noqa: S608
-    "WHERE id = ? AND version = ?"
+    "WHERE id = ?"
 )
 # The greatest code point: every string that starts with a prefix sorts below prefix + this.
 _AFTER_EVERY_SUFFIX = "\U0010ffff"
@@ -164,19 +164,22 @@ class SqliteRepository:
         documents = [_document(row) for row in rows[: query.limit]]
         return Page(documents, has_more=len(rows) > query.limit)
 
-    async def replace(self, document: Document, expected_version: int) -> None:
+    async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+        """Read, change and write inside one write transaction: other writers wait their turn."""
         async with self._transaction() as db:
-            cursor = await db.execute(_UPDATE, (*_row(document)[1:], document.id, expected_version))
-            if cursor.rowcount == 0:
-                async with db.execute("SELECT 1 FROM documents WHERE id = ?", (document.id,)) as exists:
-                    if await exists.fetchone() is None:
-                        raise DocumentNotFound(document.id)
-                raise ConcurrentUpdate(document.id)
-            await db.execute("DELETE FROM document_tags WHERE id = ?", (document.id,))
+            async with db.execute(f"{_SELECT} WHERE d.id = ?", (document_id,)) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                raise DocumentNotFound(document_id)
+            current = _document(row)
+            updated = change(current)
+            await db.execute(_UPDATE, (*_row(updated)[1:], document_id))
+            await db.execute("DELETE FROM document_tags WHERE id = ?", (document_id,))
             await db.executemany(
                 "INSERT INTO document_tags (tag, id) VALUES (?, ?)",
-                [(tag, document.id) for tag in document.tags],
+                [(tag, document_id) for tag in updated.tags],
             )
+        return updated
 
     async def delete(self, document_id: str) -> None:
         async with self._transaction() as db:

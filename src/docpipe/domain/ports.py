@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Protocol
 
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page
@@ -64,10 +64,17 @@ class DocumentRepository(Protocol):
         matching every filter that is set; ``has_more`` tells whether another page follows."""
         ...
 
-    async def replace(self, document: Document, expected_version: int) -> None:
-        """Write ``document`` over the stored one only if that one still has ``expected_version``.
+    async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+        """Store ``change(current)`` over the current document and return it, atomically: no other
+        write lands between the read ``change`` is given and the write of what it returns, so
+        concurrent updates all apply, one after the other.
 
-        Raises ``DocumentNotFound`` when it is gone and ``ConcurrentUpdate`` when its version moved.
+        ``change`` must return the same id with the version one higher, and be a pure function: an
+        adapter that cannot hold the document while ``change`` runs calls it again on the fresh
+        document when another write got in first (retrying with jittered exponential backoff). An
+        exception from ``change`` aborts the update with nothing written. Raises ``DocumentNotFound``,
+        and ``ConcurrentUpdate`` when other writers kept getting in first for longer than the
+        adapter's time budget.
         """
         ...
 

@@ -11,7 +11,6 @@ import msgspec
 from docpipe.domain.cursor import decode_cursor, encode_cursor
 from docpipe.domain.errors import (
     ChecksumMismatch,
-    ConcurrentUpdate,
     DocumentNotFound,
     DuplicateDocument,
     EmptyUpload,
@@ -34,7 +33,6 @@ from docpipe.domain.streams import MeteredStream, read_ahead, rechunk
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_UPDATE_ATTEMPTS = 5
 
 
 class Listing(msgspec.Struct, frozen=True):
@@ -188,14 +186,14 @@ class DocumentService:
         changes: DocumentChanges,
         precondition: Callable[[Document], bool] | None = None,
     ) -> Document:
-        """Apply ``changes`` atomically. With a ``precondition`` (from If-Match) a document that does
-        not satisfy it, or changes under us, fails with ``PreconditionFailed``; without one, a
-        concurrent change is retried on the fresh document a few times before ``ConcurrentUpdate``."""
-        for _ in range(_UPDATE_ATTEMPTS):
-            current = await self._repository.get(document_id)
+        """Apply ``changes`` atomically on top of whatever concurrent updates landed first. With a
+        ``precondition`` (from If-Match) it is judged on the document the change applies to, and
+        a document that does not satisfy it fails with ``PreconditionFailed``."""
+
+        def change(current: Document) -> Document:
             if precondition is not None and not precondition(current):
                 raise PreconditionFailed
-            updated = msgspec.structs.replace(
+            return msgspec.structs.replace(
                 current,
                 filename=current.filename if changes.filename is None else changes.filename,
                 tags=current.tags if changes.tags is None else changes.tags,
@@ -203,14 +201,8 @@ class DocumentService:
                 updated_at=utc_now(),
                 version=current.version + 1,
             )
-            try:
-                await self._repository.replace(updated, expected_version=current.version)
-            except ConcurrentUpdate:
-                if precondition is not None:
-                    raise PreconditionFailed from None
-                continue
-            return updated
-        raise ConcurrentUpdate(document_id)
+
+        return await self._repository.update(document_id, change)
 
     async def delete(self, document_id: str) -> None:
         """Metadata first, so the document vanishes from every route at once; then its bytes.
