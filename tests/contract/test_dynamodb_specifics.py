@@ -58,6 +58,8 @@ async def test_the_table_is_created_at_start_up(moto_server: MotoServer) -> None
             {"AttributeName": "sk", "KeyType": "RANGE"},
         ]
         assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        ttl = (await client.describe_time_to_live(TableName=table))["TimeToLiveDescription"]
+        assert (ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")) == ("ENABLED", "expires_at")
         assert description.get("GlobalSecondaryIndexes", []) == []  # listing entries live in the table itself
         await repository.check()
 

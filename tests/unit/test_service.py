@@ -19,6 +19,7 @@ from docpipe.domain.errors import (
     StoreUnavailable,
     UploadTooLarge,
 )
+from docpipe.domain.idempotency import IdempotencyClaim
 from docpipe.domain.model import Document, DocumentChanges, NewDocument
 from docpipe.domain.service import DocumentService
 
@@ -173,8 +174,8 @@ async def test_newest_named_picks_the_latest(service: DocumentService) -> None:
 class _LostReply(MemoryRepository):
     """Applies the insert, then fails as if the reply never arrived."""
 
-    async def add(self, document: Document) -> None:
-        await super().add(document)
+    async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
+        await super().add(document, claim)
         raise StoreUnavailable("reply lost")
 
 
@@ -183,7 +184,7 @@ class _Down(MemoryRepository):
         super().__init__()
         self._reads_work = reads_work
 
-    async def add(self, document: Document) -> None:
+    async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         raise StoreUnavailable("down")
 
     async def get(self, document_id: str) -> Document:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable
+from datetime import datetime
 from typing import Protocol
 
+from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page
 
 
@@ -51,8 +53,14 @@ class BlobStore(Protocol):
 class DocumentRepository(Protocol):
     """Document metadata, listed newest first (ids sort by creation time)."""
 
-    async def add(self, document: Document) -> None:
-        """Insert a new document; raises ``DuplicateDocument`` when its id exists."""
+    async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
+        """Insert a new document; raises ``DuplicateDocument`` when its id exists.
+
+        With ``claim``, the same commit completes its key's record (``CompletedUpload`` of this
+        document, kept until ``claim.expires_at``), on condition that the record is still
+        ``claim``'s and not completed: otherwise nothing is written and ``IdempotencyKeyInUse``
+        is raised (the lease ran out and another request took the key over).
+        """
         ...
 
     async def get(self, document_id: str) -> Document:
@@ -80,6 +88,21 @@ class DocumentRepository(Protocol):
 
     async def delete(self, document_id: str) -> None:
         """Raises ``DocumentNotFound``."""
+        ...
+
+    async def claim(self, claim: IdempotencyClaim, now: datetime) -> CompletedUpload | None:
+        """Hold ``claim.key`` for the upload ``claim.token`` stands for, until ``claim.lease_until``.
+
+        Returns ``None`` once the key is held: it had no record, or its record expired (at
+        ``expires_at``), or it was a claim whose lease ran out, or one with the same token (a
+        renewal). Returns the record's ``CompletedUpload`` when an upload with the key completed;
+        raises ``IdempotencyKeyInUse`` when another token holds it under a running lease. Expired
+        records are purged, in bounded batches, or left to the store's own expiry.
+        """
+        ...
+
+    async def release(self, claim: IdempotencyClaim) -> None:
+        """Free ``claim.key`` if ``claim.token`` holds it and it is not completed; else do nothing."""
         ...
 
     async def check(self) -> None:
