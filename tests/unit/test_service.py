@@ -14,6 +14,8 @@ from docpipe.domain.errors import (
     ConcurrentUpdate,
     DocumentNotFound,
     EmptyUpload,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
     InvalidInput,
     PreconditionFailed,
     StoreUnavailable,
@@ -226,3 +228,30 @@ async def test_delete_succeeds_once_the_metadata_is_gone_even_if_the_bytes_stay(
     await service.delete(document.id)
     with pytest.raises(DocumentNotFound):
         await service.get(document.id)
+
+
+async def test_a_retry_while_the_first_upload_is_in_flight_is_refused(service: DocumentService) -> None:
+    gate = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"abc"
+        started.set()
+        await gate.wait()
+
+    first = asyncio.create_task(service.upload(slow(), describe, idempotency_key="k"))
+    await started.wait()
+    with pytest.raises(IdempotencyKeyInUse):
+        await service.upload(stream(b"abc"), describe, idempotency_key="k")
+    gate.set()
+    document = await first
+    assert await service.upload(stream(b"abc"), describe, idempotency_key="k") == document
+    assert [d.id for d in (await service.list()).documents] == [document.id]
+
+
+async def test_a_retry_is_hashed_and_not_stored(service: DocumentService, blobs: MemoryBlobStore) -> None:
+    document = await service.upload(stream(b"abc"), describe, idempotency_key="k")
+    assert await service.upload(stream(b"a", b"bc"), describe, idempotency_key="k") == document
+    with pytest.raises(IdempotencyKeyReused):
+        await service.upload(stream(b"abd"), describe, idempotency_key="k")
+    assert blobs.keys() == {document.id}

@@ -11,12 +11,23 @@ the token, so an upload whose key was taken over cannot complete as well: one ke
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import secrets
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from docpipe.domain.errors import MalformedInput
+from docpipe.domain.model import utc_now
+
+if TYPE_CHECKING:
+    from docpipe.domain.ports import DocumentRepository
+
+logger = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 255
 RETENTION = timedelta(hours=24)
@@ -65,3 +76,32 @@ def renewed(claim: IdempotencyClaim, now: datetime) -> IdempotencyClaim:
 def completed(claim: IdempotencyClaim, now: datetime) -> IdempotencyClaim:
     """The claim as its completion stores it: kept for ``RETENTION`` from now."""
     return msgspec.structs.replace(claim, expires_at=now + RETENTION)
+
+
+@contextlib.asynccontextmanager
+async def renewing(repository: DocumentRepository, claim: IdempotencyClaim | None) -> AsyncIterator[None]:
+    """Keep renewing ``claim``'s lease while the block runs, so a long upload keeps its key.
+
+    A renewal that fails is logged and tried again at the next interval: should the lease run out
+    meanwhile and a retry take the key over, this upload's completion fails instead of duplicating.
+    """
+    if claim is None:
+        yield
+        return
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(RENEWAL_INTERVAL.total_seconds())
+            now = utc_now()
+            try:
+                await repository.claim(renewed(claim, now), now)
+            except Exception:
+                logger.warning("idempotency key claim not renewed", exc_info=True)
+
+    renewal = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        renewal.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewal
