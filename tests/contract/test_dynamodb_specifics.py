@@ -6,20 +6,20 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import aioboto3
-import msgspec
 import pytest
 from types_aiobotocore_dynamodb.client import DynamoDBClient
+from types_aiobotocore_dynamodb.type_defs import TransactWriteItemTypeDef
 
 from docpipe.adapters import dynamodb
 from docpipe.adapters.dynamodb import DynamoDbRepository, open_repository
 from docpipe.config import DynamoDbSettings
-from docpipe.domain.errors import ConcurrentUpdate, DocumentNotFound, StoreUnavailable
-from docpipe.domain.model import ListQuery
-from tests.contract.test_repository_contract import add_all, list_ids, make_document
+from docpipe.domain.errors import ConcurrentUpdate, DocumentNotFound, PreconditionFailed, StoreUnavailable
+from docpipe.domain.model import Document, ListQuery
+from tests.contract.test_repository_contract import add_all, list_ids, make_document, renamed
 from tests.moto_server import MotoServer, free_port, running_moto_server
 
 opened_repository = contextlib.asynccontextmanager(open_repository)
@@ -58,6 +58,8 @@ async def test_the_table_is_created_at_start_up(moto_server: MotoServer) -> None
             {"AttributeName": "sk", "KeyType": "RANGE"},
         ]
         assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        ttl = (await client.describe_time_to_live(TableName=table))["TimeToLiveDescription"]
+        assert (ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")) == ("ENABLED", "expires_at")
         assert description.get("GlobalSecondaryIndexes", []) == []  # listing entries live in the table itself
         await repository.check()
 
@@ -150,8 +152,7 @@ async def test_a_page_larger_than_one_batch_get(
 async def test_replace_and_delete_leave_no_stale_entries(moto_server: MotoServer) -> None:
     async with repository_and_client(moto_server.endpoint_url) as (repository, client, table):
         (document,) = await add_all(repository, [make_document("ab.pdf", tags=("x", "y"))])
-        renamed = msgspec.structs.replace(document, filename="c", tags=("y", "z"), version=2)
-        await repository.replace(renamed, expected_version=1)
+        await repository.update(document.id, renamed("c", tags=("y", "z")))
         assert await stored_keys(client, table) == {
             (f"DOC#{document.id}", "DOC"),
             *(
@@ -163,26 +164,61 @@ async def test_replace_and_delete_leave_no_stale_entries(moto_server: MotoServer
         assert await stored_keys(client, table) == set()
 
 
-async def test_of_concurrent_replaces_of_one_version_exactly_one_wins(moto_server: MotoServer) -> None:
+async def test_of_concurrent_updates_of_one_version_exactly_one_wins(moto_server: MotoServer) -> None:
+    """Each loser re-reads, finds version 2 and refuses, as an If-Match on version 1 would."""
     async with repository_and_client(moto_server.endpoint_url) as (repository, _, _):
         (document,) = await add_all(repository, [make_document()])
-        candidates = [
-            msgspec.structs.replace(document, filename=f"{n}.pdf", tags=(f"t{n}",), version=2)
-            for n in range(5)
-        ]
+
+        def of_version_1(change: Callable[[Document], Document]) -> Callable[[Document], Document]:
+            def guarded(current: Document) -> Document:
+                if current.version != 1:
+                    raise PreconditionFailed
+                return change(current)
+
+            return guarded
+
+        candidates = [renamed(f"{n}.pdf", tags=(f"t{n}",)) for n in range(5)]
         outcomes = await asyncio.gather(
-            *(repository.replace(candidate, expected_version=1) for candidate in candidates),
+            *(repository.update(document.id, of_version_1(candidate)) for candidate in candidates),
             return_exceptions=True,
         )
-        assert sum(outcome is None for outcome in outcomes) == 1
-        assert all(outcome is None or isinstance(outcome, ConcurrentUpdate) for outcome in outcomes)
-        winner = candidates[outcomes.index(None)]
+        winners = [outcome for outcome in outcomes if isinstance(outcome, Document)]
+        assert len(winners) == 1
+        assert all(isinstance(outcome, (Document, PreconditionFailed)) for outcome in outcomes)
+        (winner,) = winners
         assert await repository.get(document.id) == winner
         assert await list_ids(repository, ListQuery(tag=winner.tags[0])) == [document.id]
         assert await list_ids(repository, ListQuery(filename=winner.filename)) == [document.id]
-        for loser in candidates:
-            if loser is not winner:
-                assert await list_ids(repository, ListQuery(tag=loser.tags[0])) == []
+        for n in range(5):
+            if f"t{n}" != winner.tags[0]:
+                assert await list_ids(repository, ListQuery(tag=f"t{n}")) == []
+
+
+class _AlwaysOvertaken(DynamoDbRepository):
+    """Every write finds that another writer got in first."""
+
+    async def _transact(self, writes: Sequence[TransactWriteItemTypeDef]) -> bool:
+        return False
+
+
+async def test_an_update_always_overtaken_retries_then_gives_up(
+    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dynamodb, "UPDATE_BUDGET_SECONDS", 0.5)
+    async with repository_and_client(moto_server.endpoint_url) as (repository, client, table):
+        (document,) = await add_all(repository, [make_document()])
+        overtaken = _AlwaysOvertaken(client, table)
+        calls = 0
+
+        def change(current: Document) -> Document:
+            nonlocal calls
+            calls += 1
+            return renamed("b")(current)
+
+        with pytest.raises(ConcurrentUpdate):
+            await overtaken.update(document.id, change)
+        assert calls > 1
+        assert await repository.get(document.id) == document
 
 
 async def test_concurrent_deletes_remove_once(moto_server: MotoServer) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 
 import msgspec
 import pytest
 
-from docpipe.domain.errors import ConcurrentUpdate, DocumentNotFound, DuplicateDocument
+from docpipe.domain.errors import DocumentNotFound, DuplicateDocument, PreconditionFailed
 from docpipe.domain.model import Document, ListQuery, new_document_id, utc_now
 from docpipe.domain.ports import DocumentRepository
 
@@ -155,31 +157,59 @@ async def test_filtered_pages_cover_every_match_once(repository: DocumentReposit
     assert seen == expected
 
 
-async def test_replace_with_the_current_version_updates(repository: DocumentRepository) -> None:
-    document = await add_all(repository, [make_document(tags=("old",))])
-    changed = msgspec.structs.replace(
-        document[0], filename="renamed.pdf", tags=("new",), metadata={"k": "v"}, version=2
-    )
-    await repository.replace(changed, expected_version=1)
+def renamed(filename: str, tags: tuple[str, ...] = ()) -> Callable[[Document], Document]:
+    def change(current: Document) -> Document:
+        return msgspec.structs.replace(current, filename=filename, tags=tags, version=current.version + 1)
+
+    return change
+
+
+async def test_update_stores_the_changed_document_and_its_entries(repository: DocumentRepository) -> None:
+    (document,) = await add_all(repository, [make_document(tags=("old",))])
+
+    def change(current: Document) -> Document:
+        assert current == document
+        return msgspec.structs.replace(
+            current, filename="renamed.pdf", tags=("new",), metadata={"k": "v"}, version=2
+        )
+
+    changed = await repository.update(document.id, change)
+    assert changed.version == 2
     assert await repository.get(changed.id) == changed
     assert await list_ids(repository, ListQuery(tag="old")) == []
     assert await list_ids(repository, ListQuery(tag="new")) == [changed.id]
     assert await list_ids(repository, ListQuery(filename="renamed.pdf")) == [changed.id]
 
 
-async def test_replace_with_a_stale_version_is_refused(repository: DocumentRepository) -> None:
+async def test_updates_apply_on_top_of_each_other(repository: DocumentRepository) -> None:
     (document,) = await add_all(repository, [make_document()])
-    await repository.replace(msgspec.structs.replace(document, filename="a", version=2), expected_version=1)
-    with pytest.raises(ConcurrentUpdate):
-        await repository.replace(
-            msgspec.structs.replace(document, filename="b", version=2), expected_version=1
-        )
-    assert (await repository.get(document.id)).filename == "a"
+    await repository.update(document.id, renamed("a"))
+    updated = await repository.update(document.id, renamed("b"))
+    assert (updated.filename, updated.version) == ("b", 3)
+    assert await repository.get(document.id) == updated
 
 
-async def test_replace_of_a_missing_document_raises_not_found(repository: DocumentRepository) -> None:
+async def test_concurrent_updates_all_apply(repository: DocumentRepository) -> None:
+    (document,) = await add_all(repository, [make_document()])
+    results = await asyncio.gather(*(repository.update(document.id, renamed(f"{n}.pdf")) for n in range(8)))
+    assert sorted(result.version for result in results) == list(range(2, 10))
+    assert (await repository.get(document.id)).version == 9
+
+
+async def test_an_update_whose_change_raises_writes_nothing(repository: DocumentRepository) -> None:
+    (document,) = await add_all(repository, [make_document()])
+
+    def refuse(current: Document) -> Document:
+        raise PreconditionFailed
+
+    with pytest.raises(PreconditionFailed):
+        await repository.update(document.id, refuse)
+    assert await repository.get(document.id) == document
+
+
+async def test_update_of_a_missing_document_raises_not_found(repository: DocumentRepository) -> None:
     with pytest.raises(DocumentNotFound):
-        await repository.replace(make_document(), expected_version=1)
+        await repository.update(new_document_id(), renamed("a"))
 
 
 async def test_delete_removes_from_get_and_every_listing(repository: DocumentRepository) -> None:

@@ -49,6 +49,23 @@ def aws_env(s3_endpoint: str, dynamodb_endpoint: str, data_dir: Path) -> dict[st
     }
 
 
+ADAPTER_PAIRS = [("filesystem", "sqlite"), ("memory", "memory"), ("s3", "dynamodb")]
+"""The pairs the HTTP tests run over (tests/http/conftest.py), here as a real server's settings."""
+
+
+def pair_env(pair: tuple[str, str], data_dir: Path, aws_endpoint: str | None = None) -> dict[str, str]:
+    """The settings of a real server over one pair of ``ADAPTER_PAIRS``; AWS needs ``aws_endpoint``."""
+    if pair == ("s3", "dynamodb"):
+        assert aws_endpoint is not None
+        return aws_env(aws_endpoint, aws_endpoint, data_dir)
+    blob_store, repository = pair
+    return {
+        "DOCPIPE_BLOB_STORE": blob_store,
+        "DOCPIPE_REPOSITORY": repository,
+        "DOCPIPE_DATA_DIR": str(data_dir),
+    }
+
+
 # -- generated bodies --------------------------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -14,11 +14,14 @@ from docpipe.domain.errors import (
     ConcurrentUpdate,
     DocumentNotFound,
     EmptyUpload,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
     InvalidInput,
     PreconditionFailed,
     StoreUnavailable,
     UploadTooLarge,
 )
+from docpipe.domain.idempotency import IdempotencyClaim
 from docpipe.domain.model import Document, DocumentChanges, NewDocument
 from docpipe.domain.service import DocumentService
 
@@ -119,18 +122,31 @@ async def test_update_with_a_failing_precondition_changes_nothing(service: Docum
     assert (await service.get(document.id)).filename == "a.txt"
 
 
+async def test_update_judges_the_precondition_on_the_document_it_changes(service: DocumentService) -> None:
+    document = await service.upload(stream(b"abc"), describe)
+    await service.update(document.id, DocumentChanges(filename="b"))
+    seen: list[int] = []
+
+    def precondition(current: Document) -> bool:
+        seen.append(current.version)
+        return current.version == 1
+
+    with pytest.raises(PreconditionFailed):
+        await service.update(document.id, DocumentChanges(filename="c"), precondition)
+    assert seen == [2]
+    assert (await service.get(document.id)).filename == "b"
+
+
 class _AlwaysConflicting(MemoryRepository):
-    async def replace(self, document: Document, expected_version: int) -> None:
-        raise ConcurrentUpdate(document.id)
+    async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+        raise ConcurrentUpdate(document_id)
 
 
-async def test_update_gives_up_after_repeated_conflicts(blobs: MemoryBlobStore) -> None:
+async def test_update_reports_a_conflict_the_repository_could_not_resolve(blobs: MemoryBlobStore) -> None:
     service = DocumentService(blobs, _AlwaysConflicting(), max_upload_bytes=LIMIT)
     document = await service.upload(stream(b"abc"), describe)
     with pytest.raises(ConcurrentUpdate):
         await service.update(document.id, DocumentChanges(filename="b"))
-    with pytest.raises(PreconditionFailed):
-        await service.update(document.id, DocumentChanges(filename="b"), lambda current: True)
 
 
 async def test_delete_removes_metadata_and_bytes(service: DocumentService, blobs: MemoryBlobStore) -> None:
@@ -160,8 +176,8 @@ async def test_newest_named_picks_the_latest(service: DocumentService) -> None:
 class _LostReply(MemoryRepository):
     """Applies the insert, then fails as if the reply never arrived."""
 
-    async def add(self, document: Document) -> None:
-        await super().add(document)
+    async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
+        await super().add(document, claim)
         raise StoreUnavailable("reply lost")
 
 
@@ -170,7 +186,7 @@ class _Down(MemoryRepository):
         super().__init__()
         self._reads_work = reads_work
 
-    async def add(self, document: Document) -> None:
+    async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         raise StoreUnavailable("down")
 
     async def get(self, document_id: str) -> Document:
@@ -212,3 +228,30 @@ async def test_delete_succeeds_once_the_metadata_is_gone_even_if_the_bytes_stay(
     await service.delete(document.id)
     with pytest.raises(DocumentNotFound):
         await service.get(document.id)
+
+
+async def test_a_retry_while_the_first_upload_is_in_flight_is_refused(service: DocumentService) -> None:
+    gate = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"abc"
+        started.set()
+        await gate.wait()
+
+    first = asyncio.create_task(service.upload(slow(), describe, idempotency_key="k"))
+    await started.wait()
+    with pytest.raises(IdempotencyKeyInUse):
+        await service.upload(stream(b"abc"), describe, idempotency_key="k")
+    gate.set()
+    document = await first
+    assert await service.upload(stream(b"abc"), describe, idempotency_key="k") == document
+    assert [d.id for d in (await service.list()).documents] == [document.id]
+
+
+async def test_a_retry_is_hashed_and_not_stored(service: DocumentService, blobs: MemoryBlobStore) -> None:
+    document = await service.upload(stream(b"abc"), describe, idempotency_key="k")
+    assert await service.upload(stream(b"a", b"bc"), describe, idempotency_key="k") == document
+    with pytest.raises(IdempotencyKeyReused):
+        await service.upload(stream(b"abd"), describe, idempotency_key="k")
+    assert blobs.keys() == {document.id}

@@ -1,6 +1,6 @@
 """Document repository on one DynamoDB table, through one long-lived aioboto3 client.
 
-The table has a string partition key ``pk`` and a string sort key ``sk``, and holds two kinds of item::
+The table has a string partition key ``pk`` and a string sort key ``sk``, and holds three kinds of item::
 
     pk                        sk     other attributes
     DOC#<id>                  DOC    version (number), document (the Document as msgspec JSON)
@@ -9,6 +9,8 @@ The table has a string partition key ``pk`` and a string sort key ``sk``, and ho
     TYPE#<content type>       <id>   the same
     TAG#<tag>                 <id>   the same, one per tag
     PREFIX#<filename[:n]>     <id>   the same, for n = 1 .. PREFIX_ENTRY_LENGTH
+    KEY#<idempotency key>     KEY    token, lease_until, expires_at (the TTL attribute), and once
+                                     completed document_id and sha256: an upload's Idempotency-Key
 
 The document item answers ``get`` and carries the version that conditional writes compare. Listing
 entries make every filter value a partition sorted by document id, so every listing is one Query
@@ -26,14 +28,20 @@ metadata, so they stay small: a document costs a few small extra writes. Known l
   a page of a rare combination may read many entries.
 - ``ALL`` (and a very common content type or first letter) is one partition key, which DynamoDB
   serves at about 1000 writes per second: enough for uploads, and shardable should it not be.
+
+Idempotency records expire through the table's TTL on ``expires_at`` (enabled when docpipe creates
+the table); as TTL deletes up to days late, every condition on them also compares ``expires_at``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import TYPE_CHECKING
+import math
+import random
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, cast
 
 import aioboto3
 import msgspec
@@ -42,7 +50,14 @@ from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from docpipe.config import DynamoDbSettings
-from docpipe.domain.errors import ConcurrentUpdate, DocumentNotFound, DuplicateDocument, StoreUnavailable
+from docpipe.domain.errors import (
+    ConcurrentUpdate,
+    DocumentNotFound,
+    DuplicateDocument,
+    IdempotencyKeyInUse,
+    StoreUnavailable,
+)
+from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.listing import matches
 from docpipe.domain.model import Document, ListQuery, Page
 
@@ -59,6 +74,10 @@ if TYPE_CHECKING:
 PREFIX_ENTRY_LENGTH = 8
 """Longest filename prefix with entries of its own. With at most 32 tags, a replace writes at most
 1 + 2 * (3 + 32 + 8) = 87 items, under the 100 a TransactWriteItems allows."""
+UPDATE_BUDGET_SECONDS = 10.0
+"""How long an update keeps retrying while other writers of the same document get in first."""
+_BACKOFF_BASE = 0.01
+_BACKOFF_CAP = 0.5
 CHECK_TIMEOUT = 5.0
 TABLE_WAIT_SECONDS = 120
 _BATCH_GET_MAX = 100
@@ -70,6 +89,7 @@ _FILENAME = "FILENAME#"
 _CONTENT_TYPE = "TYPE#"
 _TAG = "TAG#"
 _PREFIX = "PREFIX#"
+_IDEMPOTENCY_KEY = "KEY#"
 
 # Client errors that mean "try again later" rather than "this request is wrong".
 _UNAVAILABLE_CODES = frozenset(
@@ -91,8 +111,9 @@ class DynamoDbRepository:
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._client = client
         self._table = table
+        self._update_turns = _Turns()
 
-    async def add(self, document: Document) -> None:
+    async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         put: TransactWriteItemTypeDef = {
             "Put": {
                 "TableName": self._table,
@@ -100,9 +121,15 @@ class DynamoDbRepository:
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
+        writes = [put, *_entry_writes(self._table, None, document)]
+        if claim is not None:
+            writes.append(_completion(self._table, claim, document))
         with _unavailable_on_failure(self._table):
-            if not await self._transact([put, *_entry_writes(self._table, None, document)]):
-                raise DuplicateDocument(document.id)
+            if await self._transact(writes):
+                return
+            if claim is not None and await self._find(document.id) is None:
+                raise IdempotencyKeyInUse
+        raise DuplicateDocument(document.id)
 
     async def get(self, document_id: str) -> Document:
         with _unavailable_on_failure(self._table):
@@ -126,27 +153,40 @@ class DynamoDbRepository:
         documents = [found[id_] for id_ in ids[: query.limit] if id_ in found and matches(found[id_], query)]
         return Page(documents, has_more=len(ids) > query.limit)
 
-    async def replace(self, document: Document, expected_version: int) -> None:
-        put: TransactWriteItemTypeDef = {
-            "Put": {
-                "TableName": self._table,
-                "Item": _document_item(document),
-                "ConditionExpression": "version = :expected",
-                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
-            }
-        }
+    async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+        """Optimistic: read, change, write on condition that the version did not move; when it did,
+        pause (full jitter, growing exponentially) and start over, for at most ``UPDATE_BUDGET_SECONDS``.
+
+        Updates of one document from this process first take turns, so they do not spend writes
+        overtaking each other; the condition then only has other processes to guard against.
+        """
+        async with self._update_turns.turn(document_id):
+            return await self._update(document_id, change)
+
+    async def _update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+        deadline = asyncio.get_running_loop().time() + UPDATE_BUDGET_SECONDS
+        attempt = 0
         with _unavailable_on_failure(self._table):
-            current = await self._find(document.id)
-            if current is None:
-                raise DocumentNotFound(document.id)
-            if current.version != expected_version:
-                raise ConcurrentUpdate(document.id)
-            if await self._transact([put, *_entry_writes(self._table, current, document)]):
-                return
-            # It changed or vanished between our read and our write.
-            if await self._find(document.id) is None:
-                raise DocumentNotFound(document.id)
-        raise ConcurrentUpdate(document.id)
+            while True:
+                current = await self._find(document_id)
+                if current is None:
+                    raise DocumentNotFound(document_id)
+                updated = change(current)
+                put: TransactWriteItemTypeDef = {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _document_item(updated),
+                        "ConditionExpression": "version = :expected",
+                        "ExpressionAttributeValues": {":expected": {"N": str(current.version)}},
+                    }
+                }
+                if await self._transact([put, *_entry_writes(self._table, current, updated)]):
+                    return updated
+                pause = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))  # noqa: S311
+                if asyncio.get_running_loop().time() + pause > deadline:
+                    raise ConcurrentUpdate(document_id)
+                await asyncio.sleep(pause)
+                attempt += 1
 
     async def delete(self, document_id: str) -> None:
         with _unavailable_on_failure(self._table):
@@ -166,6 +206,48 @@ class DynamoDbRepository:
                     return
                 # Changed since we read it, so its entries may have too: read it again.
 
+    async def claim(self, claim: IdempotencyClaim, now: datetime) -> CompletedUpload | None:
+        """One conditional put; when its condition fails, the record that stands in the way is in the
+        error (``ReturnValuesOnConditionCheckFailure``), so no second read can see another state."""
+        moment = {"N": _epoch(now)}
+        with _unavailable_on_failure(self._table):
+            try:
+                await self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        **_claim_key(claim.key),
+                        "token": {"S": claim.token},
+                        "lease_until": {"N": _epoch(claim.lease_until)},
+                        "expires_at": {"N": _expiry(claim.expires_at)},
+                    },
+                    ConditionExpression=(
+                        "attribute_not_exists(pk) OR expires_at <= :now OR (attribute_not_exists(document_id)"
+                        " AND (lease_until <= :now OR #token = :token))"
+                    ),
+                    ExpressionAttributeNames={"#token": "token"},
+                    ExpressionAttributeValues={":now": moment, ":token": {"S": claim.token}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except self._client.exceptions.ConditionalCheckFailedException as error:
+                held = cast("Item", error.response.get("Item", {}))
+                if "document_id" not in held:
+                    raise IdempotencyKeyInUse from None
+                return CompletedUpload(held["document_id"]["S"], held["sha256"]["S"])
+        return None
+
+    async def release(self, claim: IdempotencyClaim) -> None:
+        with (
+            _unavailable_on_failure(self._table),
+            contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException),
+        ):
+            await self._client.delete_item(
+                TableName=self._table,
+                Key=_claim_key(claim.key),
+                ConditionExpression="#token = :token AND attribute_not_exists(document_id)",
+                ExpressionAttributeNames={"#token": "token"},
+                ExpressionAttributeValues={":token": {"S": claim.token}},
+            )
+
     async def check(self) -> None:
         with _unavailable_on_failure(self._table):
             async with asyncio.timeout(CHECK_TIMEOUT):
@@ -173,12 +255,15 @@ class DynamoDbRepository:
 
     async def create_table_if_missing(self) -> None:
         """Create the table when it does not exist, tolerating a concurrent creator, and wait until
-        it is ACTIVE. Describing first means an existing table needs no CreateTable permission."""
+        it is ACTIVE. Describing first means an existing table needs no CreateTable permission. The
+        table docpipe creates expires idempotency records through DynamoDB's TTL on ``expires_at``."""
+        created = False
         with _unavailable_on_failure(self._table):
             try:
                 await self._client.describe_table(TableName=self._table)
             except self._client.exceptions.ResourceNotFoundException:
                 with contextlib.suppress(self._client.exceptions.ResourceInUseException):
+                    created = True
                     await self._client.create_table(
                         TableName=self._table,
                         AttributeDefinitions=[
@@ -194,6 +279,11 @@ class DynamoDbRepository:
             await self._client.get_waiter("table_exists").wait(
                 TableName=self._table, WaiterConfig={"Delay": 1, "MaxAttempts": TABLE_WAIT_SECONDS}
             )
+            if created:
+                await self._client.update_time_to_live(
+                    TableName=self._table,
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+                )
 
     async def _find(self, document_id: str) -> Document | None:
         response = await self._client.get_item(
@@ -237,6 +327,28 @@ class DynamoDbRepository:
                 keys.extend(unprocessed["Keys"])
                 await asyncio.sleep(_UNPROCESSED_PAUSE)
         return documents
+
+
+class _Turns:
+    """One asyncio lock per key while anyone holds or awaits it, so the map stays as small as the
+    number of keys in use."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 def _entry_writes(table: str, old: Document | None, new: Document | None) -> list[TransactWriteItemTypeDef]:
@@ -301,6 +413,38 @@ def _query_input(table: str, query: ListQuery) -> QueryInputTypeDef:
     if conditions:
         request["FilterExpression"] = " AND ".join(conditions)
     return request
+
+
+def _claim_key(key: str) -> Item:
+    return {"pk": {"S": _IDEMPOTENCY_KEY + key}, "sk": {"S": "KEY"}}
+
+
+def _completion(table: str, claim: IdempotencyClaim, document: Document) -> TransactWriteItemTypeDef:
+    """The write that completes ``claim``'s record with ``document``, if the record is still its own."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": _claim_key(claim.key),
+            "UpdateExpression": "SET document_id = :document, sha256 = :sha256, expires_at = :expires",
+            "ConditionExpression": "#token = :token AND attribute_not_exists(document_id)",
+            "ExpressionAttributeNames": {"#token": "token"},
+            "ExpressionAttributeValues": {
+                ":document": {"S": document.id},
+                ":sha256": {"S": document.sha256},
+                ":expires": {"N": _expiry(claim.expires_at)},
+                ":token": {"S": claim.token},
+            },
+        }
+    }
+
+
+def _epoch(moment: datetime) -> str:
+    return f"{moment.timestamp():.6f}"
+
+
+def _expiry(moment: datetime) -> str:
+    """Whole epoch seconds, as DynamoDB's TTL reads them; rounded up, so never early."""
+    return str(math.ceil(moment.timestamp()))
 
 
 def _document_key(document_id: str) -> Item:

@@ -6,7 +6,10 @@ import itertools
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import datetime
 
-from docpipe.domain.errors import BlobNotFound, ConcurrentUpdate, DocumentNotFound, DuplicateDocument
+import msgspec
+
+from docpipe.domain.errors import BlobNotFound, DocumentNotFound, DuplicateDocument, IdempotencyKeyInUse
+from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.listing import matches
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page, utc_now
 
@@ -80,13 +83,24 @@ async def _slices(blob: bytes, start: int, stop: int) -> AsyncIterator[bytes]:
         yield bytes(view[offset : min(offset + _CHUNK, stop)])
 
 
+class _KeyRecord(msgspec.Struct, frozen=True):
+    claim: IdempotencyClaim
+    completed: CompletedUpload | None = None
+
+
 class MemoryRepository:
     def __init__(self) -> None:
         self._documents: dict[str, Document] = {}
+        self._keys: dict[str, _KeyRecord] = {}
 
-    async def add(self, document: Document) -> None:
+    async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         if document.id in self._documents:
             raise DuplicateDocument(document.id)
+        if claim is not None:
+            record = self._keys.get(claim.key)
+            if record is None or record.claim.token != claim.token or record.completed is not None:
+                raise IdempotencyKeyInUse
+            self._keys[claim.key] = _KeyRecord(claim, CompletedUpload(document.id, document.sha256))
         self._documents[document.id] = document
 
     async def get(self, document_id: str) -> Document:
@@ -100,15 +114,35 @@ class MemoryRepository:
         found = [document for document in ordered if matches(document, query)]
         return Page(found[: query.limit], has_more=len(found) > query.limit)
 
-    async def replace(self, document: Document, expected_version: int) -> None:
-        current = await self.get(document.id)
-        if current.version != expected_version:
-            raise ConcurrentUpdate(document.id)
-        self._documents[document.id] = document
+    async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+        """Atomic as it is: nothing in here gives another task a turn."""
+        try:
+            current = self._documents[document_id]
+        except KeyError:
+            raise DocumentNotFound(document_id) from None
+        updated = self._documents[document_id] = change(current)
+        return updated
 
     async def delete(self, document_id: str) -> None:
         if self._documents.pop(document_id, None) is None:
             raise DocumentNotFound(document_id)
+
+    async def claim(self, claim: IdempotencyClaim, now: datetime) -> CompletedUpload | None:
+        for key in [key for key, record in self._keys.items() if record.claim.expires_at <= now]:
+            del self._keys[key]
+        record = self._keys.get(claim.key)
+        if record is not None:
+            if record.completed is not None:
+                return record.completed
+            if record.claim.token != claim.token and record.claim.lease_until > now:
+                raise IdempotencyKeyInUse
+        self._keys[claim.key] = _KeyRecord(claim)
+        return None
+
+    async def release(self, claim: IdempotencyClaim) -> None:
+        record = self._keys.get(claim.key)
+        if record is not None and record.claim.token == claim.token and record.completed is None:
+            del self._keys[claim.key]
 
     async def check(self) -> None:
         return None

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,13 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from docpipe.domain.errors import ConcurrentUpdate, DocumentNotFound, DuplicateDocument, StoreUnavailable
+from docpipe.domain.errors import (
+    DocumentNotFound,
+    DuplicateDocument,
+    IdempotencyKeyInUse,
+    StoreUnavailable,
+)
+from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.model import Document, ListQuery, Page
 
 READER_CONNECTIONS = 4
@@ -41,7 +47,18 @@ CREATE TABLE IF NOT EXISTS document_tags (
     PRIMARY KEY (tag, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS document_tags_by_id ON document_tags (id);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    lease_until REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    document_id TEXT,
+    sha256 TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_expiry ON idempotency_keys (expires_at);
 """
+PURGE_BATCH = 100
+"""Expired idempotency records deleted per claim: purging is lazy, and bounded per request."""
 
 _COLUMN_NAMES = (
     "id",
@@ -61,7 +78,7 @@ _SELECT = f"SELECT {', '.join('d.' + name for name in _COLUMN_NAMES)} FROM docum
 _INSERT = f"INSERT INTO documents ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"  # noqa: S608
 _UPDATE = (
     f"UPDATE documents SET {', '.join(f'{name} = ?' for name in _COLUMN_NAMES[1:])} "  # noqa: S608
-    "WHERE id = ? AND version = ?"
+    "WHERE id = ?"
 )
 # The greatest code point: every string that starts with a prefix sorts below prefix + this.
 _AFTER_EVERY_SUFFIX = "\U0010ffff"
@@ -125,6 +142,12 @@ def _list_statement(query: ListQuery) -> tuple[str, list[Any]]:
     return f"{_SELECT}{joins}{where} ORDER BY d.id DESC LIMIT ?", parameters
 
 
+def _claimable(row: sqlite3.Row, token: str, moment: float) -> bool:
+    """Whether a live key record (token, lease_until, document_id, sha256) may be claimed by ``token``."""
+    held_by, lease_until, document_id, _ = row
+    return document_id is None and (held_by == token or lease_until <= moment)
+
+
 class SqliteRepository:
     """Writes go through one connection under a lock, so no reader ever sees an uncommitted write.
 
@@ -141,7 +164,7 @@ class SqliteRepository:
         """One round trip to a reader thread: execute and fetch together."""
         return list(await next(self._readers).execute_fetchall(statement, parameters))
 
-    async def add(self, document: Document) -> None:
+    async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         async with self._transaction() as db:
             try:
                 await db.execute(_INSERT, _row(document))
@@ -151,6 +174,14 @@ class SqliteRepository:
                 "INSERT INTO document_tags (tag, id) VALUES (?, ?)",
                 [(tag, document.id) for tag in document.tags],
             )
+            if claim is not None:
+                completion = await db.execute(
+                    "UPDATE idempotency_keys SET document_id = ?, sha256 = ?, expires_at = ? "
+                    "WHERE key = ? AND token = ? AND document_id IS NULL",
+                    (document.id, document.sha256, claim.expires_at.timestamp(), claim.key, claim.token),
+                )
+                if completion.rowcount == 0:
+                    raise IdempotencyKeyInUse
 
     async def get(self, document_id: str) -> Document:
         rows = await self._read(f"{_SELECT} WHERE d.id = ?", (document_id,))
@@ -164,25 +195,62 @@ class SqliteRepository:
         documents = [_document(row) for row in rows[: query.limit]]
         return Page(documents, has_more=len(rows) > query.limit)
 
-    async def replace(self, document: Document, expected_version: int) -> None:
+    async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+        """Read, change and write inside one write transaction: other writers wait their turn."""
         async with self._transaction() as db:
-            cursor = await db.execute(_UPDATE, (*_row(document)[1:], document.id, expected_version))
-            if cursor.rowcount == 0:
-                async with db.execute("SELECT 1 FROM documents WHERE id = ?", (document.id,)) as exists:
-                    if await exists.fetchone() is None:
-                        raise DocumentNotFound(document.id)
-                raise ConcurrentUpdate(document.id)
-            await db.execute("DELETE FROM document_tags WHERE id = ?", (document.id,))
+            async with db.execute(f"{_SELECT} WHERE d.id = ?", (document_id,)) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                raise DocumentNotFound(document_id)
+            current = _document(row)
+            updated = change(current)
+            await db.execute(_UPDATE, (*_row(updated)[1:], document_id))
+            await db.execute("DELETE FROM document_tags WHERE id = ?", (document_id,))
             await db.executemany(
                 "INSERT INTO document_tags (tag, id) VALUES (?, ?)",
-                [(tag, document.id) for tag in document.tags],
+                [(tag, document_id) for tag in updated.tags],
             )
+        return updated
 
     async def delete(self, document_id: str) -> None:
         async with self._transaction() as db:
             cursor = await db.execute("DELETE FROM documents WHERE id = ?", (document_id,))
             if cursor.rowcount == 0:
                 raise DocumentNotFound(document_id)
+
+    async def claim(self, claim: IdempotencyClaim, now: datetime) -> CompletedUpload | None:
+        moment = now.timestamp()
+        async with self._transaction() as db:
+            await db.execute(
+                "DELETE FROM idempotency_keys WHERE key IN "
+                "(SELECT key FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)",
+                (moment, PURGE_BATCH),
+            )
+            async with db.execute(
+                "SELECT token, lease_until, document_id, sha256 FROM idempotency_keys "
+                "WHERE key = ? AND expires_at > ?",
+                (claim.key, moment),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None or _claimable(row, claim.token, moment):
+                await db.execute(
+                    "INSERT OR REPLACE INTO idempotency_keys (key, token, lease_until, expires_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (claim.key, claim.token, claim.lease_until.timestamp(), claim.expires_at.timestamp()),
+                )
+                return None
+        # Raised once the transaction has ended, so that its purge is kept.
+        _, _, document_id, sha256 = row
+        if document_id is None:
+            raise IdempotencyKeyInUse
+        return CompletedUpload(document_id, sha256)
+
+    async def release(self, claim: IdempotencyClaim) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "DELETE FROM idempotency_keys WHERE key = ? AND token = ? AND document_id IS NULL",
+                (claim.key, claim.token),
+            )
 
     async def check(self) -> None:
         try:

@@ -74,6 +74,30 @@ class DuplicateDocument(DocpipeError):
         super().__init__(f"a document with id {document_id!r} already exists")
 
 
+class IdempotencyKeyInUse(DocpipeError):
+    """Another request with the same Idempotency-Key is in flight (409); retrying later may succeed."""
+
+    def __init__(self) -> None:
+        super().__init__("a request with this Idempotency-Key is still in progress; retry later")
+
+
+class IdempotencyKeyReused(DocpipeError):
+    """The Idempotency-Key was used for an upload of other bytes (422)."""
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used for an upload of different content; use a new key")
+
+
+class UploadGone(DocpipeError):
+    """The upload an Idempotency-Key names succeeded, but its document was deleted since (410)."""
+
+    def __init__(self, document_id: str) -> None:
+        super().__init__(
+            f"the upload with this Idempotency-Key created document {document_id!r}, which has since "
+            "been deleted; use a new key to upload again"
+        )
+
+
 class StoreUnavailable(DocpipeError):
     """A backing store cannot be reached (503); the request may succeed when retried."""
 

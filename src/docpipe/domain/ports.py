@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from datetime import datetime
 from typing import Protocol
 
+from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page
 
 
@@ -51,8 +53,14 @@ class BlobStore(Protocol):
 class DocumentRepository(Protocol):
     """Document metadata, listed newest first (ids sort by creation time)."""
 
-    async def add(self, document: Document) -> None:
-        """Insert a new document; raises ``DuplicateDocument`` when its id exists."""
+    async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
+        """Insert a new document; raises ``DuplicateDocument`` when its id exists.
+
+        With ``claim``, the same commit completes its key's record (``CompletedUpload`` of this
+        document, kept until ``claim.expires_at``), on condition that the record is still
+        ``claim``'s and not completed: otherwise nothing is written and ``IdempotencyKeyInUse``
+        is raised (the lease ran out and another request took the key over).
+        """
         ...
 
     async def get(self, document_id: str) -> Document:
@@ -64,15 +72,37 @@ class DocumentRepository(Protocol):
         matching every filter that is set; ``has_more`` tells whether another page follows."""
         ...
 
-    async def replace(self, document: Document, expected_version: int) -> None:
-        """Write ``document`` over the stored one only if that one still has ``expected_version``.
+    async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+        """Store ``change(current)`` over the current document and return it, atomically: no other
+        write lands between the read ``change`` is given and the write of what it returns, so
+        concurrent updates all apply, one after the other.
 
-        Raises ``DocumentNotFound`` when it is gone and ``ConcurrentUpdate`` when its version moved.
+        ``change`` must return the same id with the version one higher, and be a pure function: an
+        adapter that cannot hold the document while ``change`` runs calls it again on the fresh
+        document when another write got in first (retrying with jittered exponential backoff). An
+        exception from ``change`` aborts the update with nothing written. Raises ``DocumentNotFound``,
+        and ``ConcurrentUpdate`` when other writers kept getting in first for longer than the
+        adapter's time budget.
         """
         ...
 
     async def delete(self, document_id: str) -> None:
         """Raises ``DocumentNotFound``."""
+        ...
+
+    async def claim(self, claim: IdempotencyClaim, now: datetime) -> CompletedUpload | None:
+        """Hold ``claim.key`` for the upload ``claim.token`` stands for, until ``claim.lease_until``.
+
+        Returns ``None`` once the key is held: it had no record, or its record expired (at
+        ``expires_at``), or it was a claim whose lease ran out, or one with the same token (a
+        renewal). Returns the record's ``CompletedUpload`` when an upload with the key completed;
+        raises ``IdempotencyKeyInUse`` when another token holds it under a running lease. Expired
+        records are purged, in bounded batches, or left to the store's own expiry.
+        """
+        ...
+
+    async def release(self, claim: IdempotencyClaim) -> None:
+        """Free ``claim.key`` if ``claim.token`` holds it and it is not completed; else do nothing."""
         ...
 
     async def check(self) -> None:

@@ -11,14 +11,23 @@ import msgspec
 from docpipe.domain.cursor import decode_cursor, encode_cursor
 from docpipe.domain.errors import (
     ChecksumMismatch,
-    ConcurrentUpdate,
     DocumentNotFound,
     DuplicateDocument,
     EmptyUpload,
+    IdempotencyKeyReused,
     PreconditionFailed,
     StoreUnavailable,
+    UploadGone,
 )
 from docpipe.domain.fields import MAX_CONTENT_TYPE_LENGTH, MAX_FILENAME_BYTES, MAX_TAG_LENGTH
+from docpipe.domain.idempotency import (
+    CompletedUpload,
+    IdempotencyClaim,
+    clean_idempotency_key,
+    completed,
+    new_claim,
+    renewing,
+)
 from docpipe.domain.model import (
     ByteRange,
     Document,
@@ -34,7 +43,6 @@ from docpipe.domain.streams import MeteredStream, read_ahead, rechunk
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_UPDATE_ATTEMPTS = 5
 
 
 class Listing(msgspec.Struct, frozen=True):
@@ -69,6 +77,32 @@ class DocumentService:
         describe: Callable[[], NewDocument],
         *,
         expected_sha256: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Document:
+        """``_upload``, at most once per ``idempotency_key`` (see ``domain/idempotency.py``).
+
+        The key is claimed before any byte is read: a retry of a completed upload gets its document
+        (``_replay``), one of an upload in flight ``IdempotencyKeyInUse``. The claim is renewed while
+        the bytes arrive, completed with the document, and released when the upload fails.
+        """
+        if idempotency_key is None:
+            return await self._upload(chunks, describe, expected_sha256, None)
+        claim = new_claim(clean_idempotency_key(idempotency_key), utc_now())
+        earlier = await self._repository.claim(claim, utc_now())
+        if earlier is not None:
+            return await self._replay(earlier, chunks, describe, expected_sha256)
+        try:
+            return await self._upload(chunks, describe, expected_sha256, claim)
+        except BaseException:
+            await asyncio.shield(self._release(claim))
+            raise
+
+    async def _upload(
+        self,
+        chunks: AsyncIterable[bytes],
+        describe: Callable[[], NewDocument],
+        expected_sha256: str | None,
+        claim: IdempotencyClaim | None,
     ) -> Document:
         """Store the bytes, then record the document: it is visible only once both have succeeded.
 
@@ -82,7 +116,8 @@ class DocumentService:
         metered = MeteredStream(rechunk(chunks), self.max_upload_bytes)
         recording = False
         try:
-            stored = await self._blobs.put(document_id, read_ahead(metered))
+            async with renewing(self._repository, claim):
+                stored = await self._blobs.put(document_id, read_ahead(metered))
             if stored != metered.size:
                 raise RuntimeError(f"blob store kept {stored} of {metered.size} bytes")
             if metered.size == 0:
@@ -106,18 +141,18 @@ class DocumentService:
                 updated_at=now,
             )
             recording = True
-            await self._record(document)
+            await self._record(document, None if claim is None else completed(claim, utc_now()))
         except BaseException:
             await asyncio.shield(self._discard_blob(document_id, maybe_recorded=recording))
             raise
         return document
 
-    async def _record(self, document: Document) -> None:
+    async def _record(self, document: Document, claim: IdempotencyClaim | None) -> None:
         """Insert the metadata. A store that did not answer may still have applied the write (only its
         reply was lost), and a retry of it then finds the id taken: ids are fresh, so if the stored
-        document is this one, the upload succeeded."""
+        document is this one, the upload succeeded (and its claim, completed in the same commit)."""
         try:
-            await self._repository.add(document)
+            await self._repository.add(document, claim)
         except (StoreUnavailable, DuplicateDocument) as unconfirmed:
             try:
                 stored = await self._repository.get(document.id)
@@ -126,6 +161,39 @@ class DocumentService:
             if stored != document:
                 raise
             logger.info("document %s was recorded although the store did not confirm it", document.id)
+
+    async def _replay(
+        self,
+        earlier: CompletedUpload,
+        chunks: AsyncIterable[bytes],
+        describe: Callable[[], NewDocument],
+        expected_sha256: str | None,
+    ) -> Document:
+        """Answer a retry of a completed upload with its document, if the retry's bytes are the same.
+
+        Only their sha-256 can tell: it is the content's ``Content-Digest`` when one was sent (the
+        body is then never read), else the bytes are hashed as they arrive and dropped. The
+        document may have been deleted since: that is ``UploadGone``, not a second upload.
+        """
+        if expected_sha256 is None:
+            metered = MeteredStream(rechunk(chunks), self.max_upload_bytes)
+            async for _ in metered:
+                pass
+            describe()  # verifies what only the whole body can, such as a form's Content-Digest
+            expected_sha256 = metered.sha256
+        if expected_sha256 != earlier.sha256:
+            raise IdempotencyKeyReused
+        try:
+            return await self._repository.get(earlier.document_id)
+        except DocumentNotFound:
+            raise UploadGone(earlier.document_id) from None
+
+    async def _release(self, claim: IdempotencyClaim) -> None:
+        """Free the key of a failed upload so that a retry need not wait for the lease to run out."""
+        try:
+            await self._repository.release(claim)
+        except Exception:
+            logger.warning("idempotency key claim left to expire with its lease", exc_info=True)
 
     async def _discard_blob(self, document_id: str, *, maybe_recorded: bool) -> None:
         """Delete the bytes of a failed upload, but never those of a document that may be listed.
@@ -188,14 +256,14 @@ class DocumentService:
         changes: DocumentChanges,
         precondition: Callable[[Document], bool] | None = None,
     ) -> Document:
-        """Apply ``changes`` atomically. With a ``precondition`` (from If-Match) a document that does
-        not satisfy it, or changes under us, fails with ``PreconditionFailed``; without one, a
-        concurrent change is retried on the fresh document a few times before ``ConcurrentUpdate``."""
-        for _ in range(_UPDATE_ATTEMPTS):
-            current = await self._repository.get(document_id)
+        """Apply ``changes`` atomically on top of whatever concurrent updates landed first. With a
+        ``precondition`` (from If-Match) it is judged on the document the change applies to, and
+        a document that does not satisfy it fails with ``PreconditionFailed``."""
+
+        def change(current: Document) -> Document:
             if precondition is not None and not precondition(current):
                 raise PreconditionFailed
-            updated = msgspec.structs.replace(
+            return msgspec.structs.replace(
                 current,
                 filename=current.filename if changes.filename is None else changes.filename,
                 tags=current.tags if changes.tags is None else changes.tags,
@@ -203,14 +271,8 @@ class DocumentService:
                 updated_at=utc_now(),
                 version=current.version + 1,
             )
-            try:
-                await self._repository.replace(updated, expected_version=current.version)
-            except ConcurrentUpdate:
-                if precondition is not None:
-                    raise PreconditionFailed from None
-                continue
-            return updated
-        raise ConcurrentUpdate(document_id)
+
+        return await self._repository.update(document_id, change)
 
     async def delete(self, document_id: str) -> None:
         """Metadata first, so the document vanishes from every route at once; then its bytes.

@@ -36,7 +36,12 @@ def _created(document: Document) -> Response[DocumentOut]:
     status_code=HTTP_201_CREATED,
     request_max_body_size=None,
     operation_class=UploadOperation,
-    responses=problems(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.UNPROCESSABLE_ENTITY),
+    responses=problems(
+        HTTPStatus.CONFLICT,
+        HTTPStatus.GONE,
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+    ),
     summary="Upload a document",
     description=(
         "Send `multipart/form-data` with one file part named `file` (optional fields `tags`, comma "
@@ -54,6 +59,8 @@ async def upload_document(request: AnyRequest, service: Service) -> Response[Doc
     request_max_body_size=None,
     operation_class=UploadOperation,
     responses=problems(
+        HTTPStatus.CONFLICT,
+        HTTPStatus.GONE,
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
         HTTPStatus.UNPROCESSABLE_ENTITY,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from http import HTTPStatus
 
+from litestar.enums import ParamType
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import (
     OpenAPIFormat,
@@ -12,12 +13,14 @@ from litestar.openapi.spec import (
     OpenAPIMediaType,
     OpenAPIResponse,
     Operation,
+    Parameter,
     Reference,
     RequestBody,
     Schema,
 )
 from litestar.openapi.spec.enums import OpenAPIType
 
+from docpipe.domain.idempotency import MAX_KEY_LENGTH
 from docpipe.entrypoints.http.problems import PROBLEM_JSON, Problem
 
 _BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
@@ -37,6 +40,21 @@ class UploadOperation(Operation):
     """Upload routes read the body as a stream, so its two accepted shapes are declared here."""
 
     def __post_init__(self) -> None:
+        self.parameters = [
+            *(self.parameters or []),
+            Parameter(
+                name="Idempotency-Key",
+                param_in=ParamType.HEADER,
+                required=False,
+                schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_KEY_LENGTH),
+                description=(
+                    "1 to 255 printable ASCII characters, bare or as a quoted string. A retry with the "
+                    "same key within 24 hours gets the document the first attempt created (201); the "
+                    "same key with other content 422, while the first attempt is in flight 409, once "
+                    "its document was deleted 410."
+                ),
+            ),
+        ]
         self.request_body = RequestBody(
             required=True,
             content={

@@ -21,6 +21,7 @@ from docpipe.domain.errors import (
     UploadTooLarge,
 )
 from docpipe.domain.fields import clean_filename, clean_metadata, parse_tag_list
+from docpipe.domain.idempotency import clean_idempotency_key
 from docpipe.domain.media_types import clean_content_type
 from docpipe.domain.model import Document, NewDocument
 from docpipe.domain.service import DocumentService
@@ -31,6 +32,8 @@ from docpipe.entrypoints.http.multipart_form import MultipartForm
 MULTIPART_OVERHEAD_BYTES = 1024 * 1024
 _SHA256_DIGEST = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([^:,]*):\s*(?:;[^,]*)?(?=,|$)", re.IGNORECASE)
 
+_SF_STRING = re.compile(r'"((?:[ !#-\[\]-~]|\\["\\])*)"')
+_SF_ESCAPE = re.compile(r'\\(["\\])')
 _EXTENDED_FILENAME = re.compile(r"filename\*\s*=\s*(utf-8|iso-8859-1)'[^']*'([^;\s]+)", re.IGNORECASE)
 
 
@@ -38,6 +41,7 @@ async def receive_upload(request: AnyRequest, service: DocumentService) -> Docum
     """Stream the request body into the service; multipart bodies go through ``MultipartForm``."""
     media_type, options = multipart.parse_options_header(request.headers.get("content-type", ""))
     expected_sha256 = parse_content_digest(request.headers.get("content-digest"))
+    idempotency_key = parse_idempotency_key(request.headers.get("idempotency-key"))
     declared_length = request.content_length
     if media_type == "multipart/form-data":
         body_limit = service.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
@@ -51,7 +55,9 @@ async def receive_upload(request: AnyRequest, service: DocumentService) -> Docum
             body if expected_sha256 is None else _hashed(body, body_sha256), options["boundary"]
         )
         return await service.upload(
-            form.file_chunks(), _describe_form(form, request, expected_sha256, body_sha256)
+            form.file_chunks(),
+            _describe_form(form, request, expected_sha256, body_sha256),
+            idempotency_key=idempotency_key,
         )
     _refuse_oversized(declared_length, service.max_upload_bytes, service)
     details = _describe_raw(request, media_type)
@@ -59,6 +65,7 @@ async def receive_upload(request: AnyRequest, service: DocumentService) -> Docum
         body_chunks(request, service.max_upload_bytes, service.max_upload_bytes),
         lambda: details,
         expected_sha256=expected_sha256,
+        idempotency_key=idempotency_key,
     )
 
 
@@ -162,6 +169,20 @@ def parse_content_digest(header: str | None) -> str | None:
     if len(digest) != 32:
         raise MalformedInput("Content-Digest sha-256 value is not 32 bytes")
     return digest.hex()
+
+
+def parse_idempotency_key(header: str | None) -> str | None:
+    """The key of an ``Idempotency-Key`` header: a Structured Field String (``"…"``, as the draft
+    specifies, with ``\\"`` and ``\\\\`` escapes) or, as most clients send it, the bare value."""
+    if header is None:
+        return None
+    value = header.strip(" \t")
+    if value.startswith('"'):
+        match = _SF_STRING.fullmatch(value)
+        if match is None:
+            raise MalformedInput("Idempotency-Key is not a well-formed quoted string")
+        value = _SF_ESCAPE.sub(r"\1", match.group(1))
+    return clean_idempotency_key(value)
 
 
 def filename_from_disposition(header: str | None) -> str | None:

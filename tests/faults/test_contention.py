@@ -1,0 +1,77 @@
+"""Concurrent PATCHes of one document through a real server, on every adapter pair.
+
+The in-process test client runs one request at a time, so contention needs a real server: here
+50 clients update one document at once. Without If-Match every update must apply, one after the
+other; with one shared If-Match exactly one may.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.faults.support import ADAPTER_PAIRS, pair_env
+from tests.live_server import live_server
+
+WRITERS = 50
+CLIENT_TIMEOUT = httpx.Timeout(60.0)
+
+
+@pytest.fixture(params=ADAPTER_PAIRS, ids=["+".join(pair) for pair in ADAPTER_PAIRS])
+async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    pair: tuple[str, str] = request.param
+    endpoint = request.getfixturevalue("moto_server").endpoint_url if "s3" in pair else None
+    env = pair_env(pair, tmp_path / "data", endpoint)
+    limits = httpx.Limits(max_connections=WRITERS)
+    with live_server(env, tmp_path / "docpipe.log") as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=CLIENT_TIMEOUT, limits=limits) as http:
+            yield http
+
+
+def version_of(etag: str) -> int:
+    """The version in a metadata ETag, ``"<sha256 prefix>.v<version>"``."""
+    return int(etag.strip('"').rsplit(".v", 1)[1])
+
+
+async def upload(client: httpx.AsyncClient) -> str:
+    response = await client.post("/documents", params={"filename": "contended.txt"}, content=b"contended\n")
+    assert response.status_code == 201, response.text
+    document_id: str = response.json()["id"]
+    return document_id
+
+
+async def test_concurrent_patches_without_if_match_all_apply(client: httpx.AsyncClient) -> None:
+    url = f"/documents/{await upload(client)}"
+    responses = await asyncio.gather(
+        *(client.patch(url, json={"metadata": {"writer": str(n)}}) for n in range(WRITERS))
+    )
+    refused = [
+        f"{response.status_code}: {response.text}" for response in responses if response.status_code != 200
+    ]
+    assert not refused, f"{len(refused)} of {WRITERS} refused, e.g. {refused[0]}"
+    # Each applied on top of the one before: versions 2 to 51 were each handed out once.
+    versions = sorted(version_of(response.headers["etag"]) for response in responses)
+    assert versions == list(range(2, WRITERS + 2))
+    final = await client.get(url)
+    assert version_of(final.headers["etag"]) == WRITERS + 1
+    last = max(responses, key=lambda response: version_of(response.headers["etag"]))
+    assert final.json()["metadata"] == last.json()["metadata"]
+
+
+async def test_concurrent_patches_with_one_if_match_let_exactly_one_through(
+    client: httpx.AsyncClient,
+) -> None:
+    url = f"/documents/{await upload(client)}"
+    etag = (await client.get(url)).headers["etag"]
+    responses = await asyncio.gather(
+        *(client.patch(url, json={"tags": [f"t{n}"]}, headers={"if-match": etag}) for n in range(WRITERS))
+    )
+    assert sorted(response.status_code for response in responses) == [200] + [412] * (WRITERS - 1)
+    winner = next(response for response in responses if response.status_code == 200)
+    final = await client.get(url)
+    assert version_of(final.headers["etag"]) == 2
+    assert final.json()["tags"] == winner.json()["tags"]
