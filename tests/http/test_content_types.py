@@ -112,9 +112,12 @@ async def test_a_stored_type_that_does_not_parse_is_served_as_an_octet_stream_at
     document_id = (await upload_ok(client, HTML, "old.txt"))["id"]
 
     async def store_legacy_type() -> None:
-        current = await repository.get(document_id)
-        legacy = msgspec.structs.replace(current, content_type=stored, version=current.version + 1)
-        await repository.replace(legacy, expected_version=current.version)
+        await repository.update(
+            document_id,
+            lambda current: msgspec.structs.replace(
+                current, content_type=stored, version=current.version + 1
+            ),
+        )
 
     # The stores belong to the app's event loop, which runs in the test client's portal thread.
     client.blocking_portal.call(store_legacy_type)
