@@ -203,7 +203,7 @@ async def test_a_page_larger_than_one_batch_get(
         documents = await add_all(repository, [make_document(f"{n}.txt") for n in range(9)])
         page = await repository.list(ListQuery(limit=8))
         assert [document.id for document in page.documents] == [d.id for d in reversed(documents)][:8]
-        assert page.has_more
+        assert page.resume_after == documents[1].id
 
 
 async def test_replace_and_delete_leave_no_stale_entries(moto_server: MotoServer) -> None:

@@ -9,11 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from docpipe.adapters import sqlite
 from docpipe.adapters.sqlite import SqliteRepository, open_repository
 from docpipe.domain.model import ListQuery
-from tests.contract.test_repository_contract import add_all, make_document
+from tests.contract.test_repository_contract import add_all, list_ids, make_document
 
 opened_repository = contextlib.asynccontextmanager(open_repository)
 
@@ -76,3 +78,26 @@ async def test_every_listing_reads_an_index_in_id_order(
 def _seeks(step: str) -> bool:
     """Whether a plan step looks rows up by key; anything else scans or sorts."""
     return step.startswith("SEARCH ") and " USING " in step and "(" in step
+
+
+async def test_a_file_from_before_the_prefix_entries_gets_them_at_start_up(tmp_path: Path) -> None:
+    """The previous schema had no ``document_prefixes``: opening such a file creates and fills it."""
+    documents = [make_document("invoice-1.pdf"), make_document("receipt.pdf"), make_document("inv.txt")]
+    with contextlib.closing(sqlite3.connect(tmp_path / "docpipe.sqlite3")) as db:
+        db.executescript(sqlite._SCHEMA)
+        db.executemany(sqlite._INSERT, [sqlite._row(document) for document in documents])
+        db.commit()
+    for _ in range(2):  # the second start-up finds the entries in place
+        async with opened_repository(tmp_path) as repository:
+            assert await list_ids(repository, ListQuery(prefix="inv")) == [documents[2].id, documents[0].id]
+            assert await list_ids(repository, ListQuery(prefix="invoice-1.pdf")) == [documents[0].id]
+
+
+async def test_prefix_entries_follow_renames_and_deletes(tmp_path: Path) -> None:
+    async with opened_repository(tmp_path) as repository:
+        (document,) = await add_all(repository, [make_document("ab.pdf")])
+        await repository.replace(msgspec.structs.replace(document, filename="c", version=2), expected_version=1)
+        with contextlib.closing(sqlite3.connect(tmp_path / "docpipe.sqlite3")) as db:
+            assert db.execute("SELECT prefix, id FROM document_prefixes").fetchall() == [("c", document.id)]
+            await repository.delete(document.id)
+            assert db.execute("SELECT count(*) FROM document_prefixes").fetchone() == (0,)
