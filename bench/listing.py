@@ -174,7 +174,9 @@ async def _repository_latencies(
         }
         for count, collection in collections.items()
     }
-    latencies = {count: {name: [] for name in queries[count]} for count in collections}
+    latencies: dict[int, dict[str, list[float]]] = {
+        count: {name: [] for name in queries[count]} for count in collections
+    }
     async with contextlib.AsyncExitStack() as stack:
         repositories = {
             count: await stack.enter_async_context(open_repo(collection.data_dir))
@@ -260,10 +262,10 @@ def run(options: Options, workspace: Workspace, report: Report) -> None:
             )
 
     big = f"{large.count // 1_000_000}M" if large.count % 1_000_000 == 0 else f"{large.count // 1000}k"
-    pages = [("first", "first page"), ("deep", "deep cursor page")]
-    pages += [(name, f"first page `{name}`") for name in FILTERS]
+    titles = [("first", "first page"), ("deep", "deep cursor page")]
+    titles += [(name, f"first page `{name}`") for name in FILTERS]
     for source, latencies in (("HTTP `GET /documents`", http), ("`SqliteRepository.list`", repository)):
-        for name, title in pages:
+        for name, title in titles:
             if name not in latencies[large.count]:
                 continue
             at_large, at_small = latencies[large.count][name], latencies[small.count][name]

@@ -7,7 +7,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import aioboto3
 import msgspec
@@ -15,8 +15,8 @@ import pytest
 from types_aiobotocore_dynamodb.client import DynamoDBClient
 
 from docpipe.adapters import dynamodb
-from docpipe.adapters.memory import MemoryBlobStore
 from docpipe.adapters.dynamodb import DynamoDbRepository, open_repository
+from docpipe.adapters.memory import MemoryBlobStore
 from docpipe.config import GIB, DynamoDbSettings
 from docpipe.domain.errors import ConcurrentUpdate, DocumentNotFound, StoreUnavailable
 from docpipe.domain.model import ListQuery
@@ -167,7 +167,10 @@ async def test_a_document_deleted_before_the_batch_get_shortens_the_page_but_nev
             while deletions:
                 await repository.delete(deletions.pop())
 
-        client.meta.events.register("before-call.dynamodb.BatchGetItem", delete_before_the_batch_get)
+        # aiobotocore awaits a handler's coroutine before it sends the call.
+        client.meta.events.register(
+            "before-call.dynamodb.BatchGetItem", cast(Any, delete_before_the_batch_get)
+        )
         service = DocumentService(MemoryBlobStore(), repository, max_upload_bytes=GIB)
         listed: list[str] = []
         cursor: str | None = None

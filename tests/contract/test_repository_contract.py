@@ -196,10 +196,7 @@ async def test_following_pages_yields_exactly_the_matches_of_every_filter_and_co
     types = ["application/pdf", "text/plain", "application/pdf"]
     documents = await add_all(
         repository,
-        [
-            make_document(names[n % 5], tags=tag_sets[n % 4], content_type=types[n % 3])
-            for n in range(16)
-        ],
+        [make_document(names[n % 5], tags=tag_sets[n % 4], content_type=types[n % 3]) for n in range(16)],
     )
     queries = [
         *(ListQuery(limit=2, **combination) for combination in _COMBINATIONS),

@@ -58,10 +58,7 @@ async def test_every_listing_reads_an_index_in_id_order(
     async with opened_repository(tmp_path) as repository:
         documents = await add_all(
             repository,
-            [
-                make_document(f"invoice-2024-03-0{n}.pdf", tags=("finance", f"n{n}"))
-                for n in range(1, 6)
-            ],
+            [make_document(f"invoice-2024-03-0{n}.pdf", tags=("finance", f"n{n}")) for n in range(1, 6)],
         )
         after_id = documents[-1].id if after else None
         await repository.list(ListQuery(limit=2, after_id=after_id, **filters))
@@ -96,7 +93,9 @@ async def test_a_file_from_before_the_prefix_entries_gets_them_at_start_up(tmp_p
 async def test_prefix_entries_follow_renames_and_deletes(tmp_path: Path) -> None:
     async with opened_repository(tmp_path) as repository:
         (document,) = await add_all(repository, [make_document("ab.pdf")])
-        await repository.replace(msgspec.structs.replace(document, filename="c", version=2), expected_version=1)
+        await repository.replace(
+            msgspec.structs.replace(document, filename="c", version=2), expected_version=1
+        )
         with contextlib.closing(sqlite3.connect(tmp_path / "docpipe.sqlite3")) as db:
             assert db.execute("SELECT prefix, id FROM document_prefixes").fetchall() == [("c", document.id)]
             await repository.delete(document.id)

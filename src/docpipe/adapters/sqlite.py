@@ -75,7 +75,7 @@ _PREFIX_SCHEMA = (
         DELETE FROM document_prefixes WHERE (prefix, id) IN (
             {_prefix_entries("OLD.filename", "OLD.id")} FROM {_LENGTHS}
         );
-    END""",
+    END""",  # noqa: S608
     f"""CREATE TRIGGER document_prefixes_on_rename AFTER UPDATE OF filename ON documents
     WHEN OLD.filename IS NOT NEW.filename BEGIN
         DELETE FROM document_prefixes WHERE (prefix, id) IN (
@@ -83,7 +83,7 @@ _PREFIX_SCHEMA = (
         );
         INSERT INTO document_prefixes (prefix, id) {_prefix_entries("NEW.filename", "NEW.id")}
         FROM {_LENGTHS} WHERE column1 <= length(NEW.filename);
-    END""",
+    END""",  # noqa: S608
 )
 _FILL_PREFIXES = (
     f"INSERT INTO document_prefixes (prefix, id) {_prefix_entries('d.filename', 'd.id')} "
@@ -104,7 +104,7 @@ _COLUMN_NAMES = (
     "version",
 )
 _COLUMNS = ", ".join(_COLUMN_NAMES)
-_SELECT_FROM = f"SELECT {', '.join('d.' + name for name in _COLUMN_NAMES)} FROM"  # noqa: S608
+_SELECT_FROM = f"SELECT {', '.join('d.' + name for name in _COLUMN_NAMES)} FROM"
 _SELECT = f"{_SELECT_FROM} documents AS d"
 _INSERT = f"INSERT INTO documents ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"  # noqa: S608
 _UPDATE = (
@@ -148,7 +148,7 @@ def _document(row: sqlite3.Row | tuple[Any, ...]) -> Document:
 class _Filter(NamedTuple):
     """One listing filter: how an index answers it in id order, and how a row is checked against it."""
 
-    index: str
+    source: str
     """A FROM clause whose rows, aliased ``e`` or ``d``, are the index's entries in id order."""
     key: str
     key_parameters: list[Any]
@@ -216,14 +216,14 @@ class _Listing:
     def __init__(self, query: ListQuery) -> None:
         self._query = query
         filters = _filters(query)
-        self._index, self._id = "documents AS d", "d.id"
+        self._source, self._id = "documents AS d", "d.id"
         self._keys: list[str] = []
         self._key_parameters: list[Any] = []
         self._checks: list[_Filter] = []
         if filters:
             first, *others = filters
-            self._index = first.index
-            self._id = "e.id" if first.index.endswith(" AS e") else "d.id"
+            self._source = first.source
+            self._id = "e.id" if first.source.endswith(" AS e") else "d.id"
             self._keys.append(first.key)
             self._key_parameters += first.key_parameters
             self._checks = others if first.exact else filters
@@ -239,7 +239,7 @@ class _Listing:
     def edge(self) -> tuple[str, list[Any]]:
         """The last entry within the budget, or no row when fewer entries remain."""
         statement = (
-            f"SELECT {self._id} FROM {self._index}{self._where(self._keys)} "  # noqa: S608
+            f"SELECT {self._id} FROM {self._source}{self._where(self._keys)} "  # noqa: S608
             f"ORDER BY {self._id} DESC LIMIT 1 OFFSET ?"
         )
         return statement, [*self._key_parameters, examine_budget(self._query.limit) - 1]
@@ -254,11 +254,14 @@ class _Listing:
         for check in self._checks:
             conditions.append(check.check)
             parameters += check.check_parameters
-        source = self._index
+        source = self._source
         if self._id == "e.id":
             source += " CROSS JOIN documents AS d ON d.id = e.id"
         parameters.append(self._query.limit + 1)
-        return f"{_SELECT_FROM} {source}{self._where(conditions)} ORDER BY {self._id} DESC LIMIT ?", parameters
+        return (
+            f"{_SELECT_FROM} {source}{self._where(conditions)} ORDER BY {self._id} DESC LIMIT ?",
+            parameters,
+        )
 
     @staticmethod
     def _where(conditions: list[str]) -> str:
