@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import sqlite3
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 
 from bench import servers
 from bench.common import MIB, Options, Workspace, median, percentile
@@ -110,7 +110,7 @@ def _rows(count: int, deep_index: int, found: list[str]) -> Iterator[tuple[tuple
             None,
             rng.randrange(1, 64 * MIB),
             rng.randbytes(32).hex(),
-            json.dumps(tags),
+            msgspec.json.encode(tags).decode(),
             "{}",
             stamp,
             stamp,
