@@ -7,7 +7,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import aioboto3
 import pytest
@@ -16,9 +16,11 @@ from types_aiobotocore_dynamodb.type_defs import TransactWriteItemTypeDef
 
 from docpipe.adapters import dynamodb
 from docpipe.adapters.dynamodb import DynamoDbRepository, open_repository
-from docpipe.config import DynamoDbSettings
+from docpipe.adapters.memory import MemoryBlobStore
+from docpipe.config import GIB, DynamoDbSettings
 from docpipe.domain.errors import ConcurrentUpdate, DocumentNotFound, PreconditionFailed, StoreUnavailable
 from docpipe.domain.model import Document, ListQuery
+from docpipe.domain.service import DocumentService
 from tests.contract.test_repository_contract import add_all, list_ids, make_document, renamed
 from tests.moto_server import MotoServer, free_port, running_moto_server
 
@@ -123,6 +125,66 @@ async def test_listings_query_about_one_page_and_never_scan(moto_server: MotoSer
             assert len(page.documents) <= 2
 
 
+async def test_a_rare_filter_combination_costs_a_bounded_number_of_queries_per_page(
+    moto_server: MotoServer,
+) -> None:
+    """Combined filters read ever larger slices, so a page that finds little costs a few Queries, not
+    one per ``limit + 1`` entries (it was 50 Queries for 100 documents)."""
+    queries: list[int] = []
+
+    def record_query(parsed: dict[str, Any], **_: Any) -> None:
+        queries.append(parsed["ScannedCount"])
+
+    settings = fresh_settings(moto_server.endpoint_url)
+    async with aioboto3.Session().client("dynamodb", endpoint_url=moto_server.endpoint_url) as client:
+        repository = DynamoDbRepository(client, settings.table)
+        await repository.create_table_if_missing()
+        oldest, *_ = await add_all(
+            repository,
+            [make_document("rare.pdf", tags=("x",))]
+            + [make_document(f"inv-{n}.pdf", tags=("x",)) for n in range(1, 100)],
+        )
+        client.meta.events.register("after-call.dynamodb.Query", record_query)
+        service = DocumentService(MemoryBlobStore(), repository, max_upload_bytes=GIB)
+        listing = await service.list(limit=1, tag="x", prefix="rare")
+        assert [document.id for document in listing.documents] == [oldest.id]
+        assert listing.next_cursor is None
+        assert len(queries) <= 6
+        assert sum(queries) <= 100
+
+
+async def test_a_document_deleted_before_the_batch_get_shortens_the_page_but_never_ends_the_listing(
+    moto_server: MotoServer,
+) -> None:
+    """The page's documents are read after its entries: one deleted in between leaves a short page,
+    whose cursor still leads to the documents that remain."""
+    settings = fresh_settings(moto_server.endpoint_url)
+    async with aioboto3.Session().client("dynamodb", endpoint_url=moto_server.endpoint_url) as client:
+        repository = DynamoDbRepository(client, settings.table)
+        await repository.create_table_if_missing()
+        older, newer = await add_all(repository, [make_document("a.txt"), make_document("b.txt")])
+        deletions = [newer.id]
+
+        async def delete_before_the_batch_get(**_: Any) -> None:
+            while deletions:
+                await repository.delete(deletions.pop())
+
+        # aiobotocore awaits a handler's coroutine before it sends the call.
+        client.meta.events.register(
+            "before-call.dynamodb.BatchGetItem", cast(Any, delete_before_the_batch_get)
+        )
+        service = DocumentService(MemoryBlobStore(), repository, max_upload_bytes=GIB)
+        listed: list[str] = []
+        cursor: str | None = None
+        for _ in range(5):
+            listing = await service.list(limit=1, cursor=cursor)
+            listed.extend(document.id for document in listing.documents)
+            if (cursor := listing.next_cursor) is None:
+                break
+        assert not deletions
+        assert listed == [older.id]
+
+
 async def test_a_prefix_longer_than_its_entries_still_matches_exactly(moto_server: MotoServer) -> None:
     async with repository_and_client(moto_server.endpoint_url) as (repository, _, _):
         wanted, _, other = await add_all(
@@ -146,7 +208,7 @@ async def test_a_page_larger_than_one_batch_get(
         documents = await add_all(repository, [make_document(f"{n}.txt") for n in range(9)])
         page = await repository.list(ListQuery(limit=8))
         assert [document.id for document in page.documents] == [d.id for d in reversed(documents)][:8]
-        assert page.has_more
+        assert page.resume_after == documents[1].id
 
 
 async def test_replace_and_delete_leave_no_stale_entries(moto_server: MotoServer) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 from collections.abc import Callable
 from datetime import timedelta
 
 import msgspec
 import pytest
 
+from docpipe.domain import listing
 from docpipe.domain.errors import DocumentNotFound, DuplicateDocument, PreconditionFailed
 from docpipe.domain.model import Document, ListQuery, new_document_id, utc_now
 from docpipe.domain.ports import DocumentRepository
@@ -45,6 +48,33 @@ async def list_ids(repository: DocumentRepository, query: ListQuery) -> list[str
     return [document.id for document in (await repository.list(query)).documents]
 
 
+async def follow(repository: DocumentRepository, query: ListQuery) -> list[str]:
+    """Every id a listing yields, following where each page says the next resumes until it says none
+    does; checks on the way that each page holds at most ``limit`` documents, newest first."""
+    seen: list[str] = []
+    for _ in range(1000):
+        page = await repository.list(query)
+        ids = [document.id for document in page.documents]
+        assert len(ids) <= query.limit
+        assert ids == sorted(ids, reverse=True)
+        assert not seen or not ids or ids[0] < seen[-1]
+        seen += ids
+        if page.resume_after is None:
+            return seen
+        assert query.after_id is None or page.resume_after < query.after_id
+        query = msgspec.structs.replace(query, after_id=page.resume_after)
+    raise AssertionError("the listing did not end")
+
+
+@pytest.fixture(params=["default budget", "tiny budget"])
+def budget(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with the budget of entries a page examines as deployed, and as small as it gets
+    (``limit + 1``), so that combined filters stop short on almost every page."""
+    if request.param == "tiny budget":
+        monkeypatch.setattr(listing, "EXAMINED_PER_PAGE", 1)
+    return str(request.param)
+
+
 async def test_add_then_get_returns_an_equal_document(repository: DocumentRepository) -> None:
     document = make_document(
         "Q3 réport ☃.pdf", tags=("finance", "q3"), metadata={"project": "apollo", "ünï": "cödé"}
@@ -79,24 +109,23 @@ async def test_list_is_newest_first(repository: DocumentRepository) -> None:
     assert await list_ids(repository, ListQuery()) == [d.id for d in reversed(documents)]
 
 
-async def test_pages_cover_every_document_once(repository: DocumentRepository) -> None:
+async def test_pages_cover_every_document_once(repository: DocumentRepository, budget: str) -> None:
     documents = await add_all(repository, [make_document(f"{n}.txt") for n in range(7)])
-    seen: list[str] = []
-    after: str | None = None
-    while True:
-        page = await repository.list(ListQuery(limit=3, after_id=after))
-        seen.extend(document.id for document in page.documents)
-        if not page.has_more:
-            break
-        after = page.documents[-1].id
-    assert seen == [d.id for d in reversed(documents)]
+    assert await follow(repository, ListQuery(limit=3)) == [d.id for d in reversed(documents)]
 
 
-async def test_has_more_is_false_when_the_page_is_exactly_full(repository: DocumentRepository) -> None:
+async def test_unfiltered_pages_are_full(repository: DocumentRepository, budget: str) -> None:
+    documents = await add_all(repository, [make_document(f"{n}.txt") for n in range(7)])
+    page = await repository.list(ListQuery(limit=3))
+    assert [document.id for document in page.documents] == [d.id for d in reversed(documents)][:3]
+    assert page.resume_after == documents[-3].id
+
+
+async def test_an_exactly_full_last_page_says_no_match_remains(repository: DocumentRepository) -> None:
     await add_all(repository, [make_document() for _ in range(3)])
     page = await repository.list(ListQuery(limit=3))
     assert len(page.documents) == 3
-    assert not page.has_more
+    assert page.resume_after is None
 
 
 async def test_list_filters_by_filename_prefix(repository: DocumentRepository) -> None:
@@ -143,18 +172,88 @@ async def test_filters_combine(repository: DocumentRepository) -> None:
     assert await list_ids(repository, ListQuery(prefix="inv-", tag="y")) == [wanted.id]
 
 
-async def test_filtered_pages_cover_every_match_once(repository: DocumentRepository) -> None:
+async def test_filtered_pages_cover_every_match_once(repository: DocumentRepository, budget: str) -> None:
     documents = await add_all(repository, [make_document(tags=("t",) if n % 2 else ()) for n in range(9)])
     expected = [d.id for d in reversed(documents) if d.tags]
-    seen: list[str] = []
-    after: str | None = None
-    while True:
-        page = await repository.list(ListQuery(limit=2, after_id=after, tag="t"))
-        seen.extend(document.id for document in page.documents)
-        if not page.has_more:
-            break
-        after = page.documents[-1].id
-    assert seen == expected
+    assert await follow(repository, ListQuery(limit=2, tag="t")) == expected
+
+
+_FILTER_VALUES: dict[str, str] = {
+    "prefix": "invoice-",
+    "tag": "finance",
+    "content_type": "application/pdf",
+}
+_COMBINATIONS = [
+    dict(combination)
+    for size in range(1, len(_FILTER_VALUES) + 1)
+    for combination in itertools.combinations(_FILTER_VALUES.items(), size)
+]
+
+
+async def test_following_pages_yields_exactly_the_matches_of_every_filter_and_combination(
+    repository: DocumentRepository, budget: str
+) -> None:
+    names = ["invoice-2024-03-01.pdf", "invoice-7.pdf", "inv.pdf", "receipt.pdf", "invoice-2024-04.txt"]
+    tag_sets: list[tuple[str, ...]] = [("finance",), (), ("finance", "q3"), ("legal",)]
+    types = ["application/pdf", "text/plain", "application/pdf"]
+    documents = await add_all(
+        repository,
+        [make_document(names[n % 5], tags=tag_sets[n % 4], content_type=types[n % 3]) for n in range(16)],
+    )
+    queries = [
+        *(ListQuery(limit=2, **combination) for combination in _COMBINATIONS),
+        ListQuery(limit=2, prefix="invoice-2024-0", tag="finance"),
+        ListQuery(limit=2, prefix="invoice-2024-03"),
+        ListQuery(limit=1, filename="inv.pdf"),
+        ListQuery(limit=2, prefix="nothing", tag="finance"),
+    ]
+    for query in queries:
+        expected = [
+            d.id
+            for d in reversed(documents)
+            if (query.prefix is None or d.filename.startswith(query.prefix))
+            and (query.tag is None or query.tag in d.tags)
+            and (query.content_type is None or d.content_type == query.content_type)
+            and (query.filename is None or d.filename == query.filename)
+        ]
+        assert await follow(repository, query) == expected, query
+
+
+async def test_a_page_that_examined_its_budget_is_short_but_not_the_last(
+    repository: DocumentRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rare combination stops after the budget with what it found, here nothing, and a resume point."""
+    monkeypatch.setattr(listing, "EXAMINED_PER_PAGE", 3)
+    wanted, *_ = await add_all(
+        repository,
+        [make_document("rare.pdf", tags=("t",))] + [make_document(f"{n}.pdf", tags=("t",)) for n in range(4)],
+    )
+    query = ListQuery(limit=1, tag="t", prefix="rare")
+    page = await repository.list(query)
+    assert page.documents == []
+    assert page.resume_after is not None
+    assert await follow(repository, query) == [wanted.id]
+
+
+async def test_documents_deleted_mid_listing_end_neither_the_listing_nor_its_pages(
+    repository: DocumentRepository, budget: str
+) -> None:
+    """Deleting the document a page resumes after, and some the next pages would have held, leaves
+    every other match listed once."""
+    documents = await add_all(
+        repository, [make_document(f"invoice-{n}.pdf", tags=("t",) if n % 3 else ()) for n in range(12)]
+    )
+    query = ListQuery(limit=2, prefix="invoice-", tag="t")
+    first = await repository.list(query)
+    assert first.resume_after is not None
+    listed = [document.id for document in first.documents]
+    deleted = {first.resume_after, documents[-4].id, documents[-5].id, documents[1].id}
+    for document_id in deleted:
+        with contextlib.suppress(DocumentNotFound):
+            await repository.delete(document_id)
+    listed += await follow(repository, msgspec.structs.replace(query, after_id=first.resume_after))
+    expected = [d.id for d in reversed(documents) if d.tags and (d.id in listed[:2] or d.id not in deleted)]
+    assert listed == expected
 
 
 def renamed(filename: str, tags: tuple[str, ...] = ()) -> Callable[[Document], Document]:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from docpipe.adapters.memory import MemoryBlobStore, MemoryRepository
+from docpipe.domain import listing
 from docpipe.domain.errors import (
     ChecksumMismatch,
     ConcurrentUpdate,
@@ -171,6 +172,41 @@ async def test_newest_named_picks_the_latest(service: DocumentService) -> None:
     await service.upload(stream(b"1"), lambda: describe("r.txt"))
     latest = await service.upload(stream(b"2"), lambda: describe("r.txt"))
     assert (await service.newest_named("r.txt")).id == latest.id
+
+
+@pytest.fixture
+def tiny_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages examine ``limit + 1`` entries at most, so that filtered listings come in short pages."""
+    monkeypatch.setattr(listing, "EXAMINED_PER_PAGE", 1)
+
+
+@pytest.mark.usefixtures("tiny_budget")
+async def test_a_short_page_carries_a_cursor_to_the_matches_beyond_it(service: DocumentService) -> None:
+    wanted = await service.upload(stream(b"1"), lambda: describe("a.txt", tags=("t",)))
+    for _ in range(4):
+        await service.upload(stream(b"2"), lambda: describe("b.txt"))
+    first = await service.list(limit=1, tag="t")
+    assert first.documents == []
+    assert first.next_cursor is not None
+    listed: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        page = await service.list(limit=1, tag="t", cursor=cursor)
+        listed += [document.id for document in page.documents]
+        if (cursor := page.next_cursor) is None:
+            break
+    assert listed == [wanted.id]
+
+
+@pytest.mark.usefixtures("tiny_budget")
+async def test_names_are_found_past_short_pages(service: DocumentService) -> None:
+    old = [await service.upload(stream(b"1"), lambda: describe("old.txt")) for _ in range(2)]
+    for _ in range(4):
+        await service.upload(stream(b"2"), lambda: describe("new.txt"))
+    assert (await service.newest_named("old.txt")).id == old[-1].id
+    assert await service.delete_by_id_or_filename("old.txt") == 2
+    with pytest.raises(DocumentNotFound):
+        await service.newest_named("old.txt")
 
 
 class _LostReply(MemoryRepository):

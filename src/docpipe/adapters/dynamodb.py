@@ -24,8 +24,9 @@ metadata, so they stay small: a document costs a few small extra writes. Known l
 
 - A prefix longer than ``PREFIX_ENTRY_LENGTH`` is queried on its first characters and the rest is a
   filter: a page then reads the entries of every filename sharing those first characters.
-- Combined filters query the partition of the most selective-looking filter and filter the rest, so
-  a page of a rare combination may read many entries.
+- Combined filters query the partition of the most selective-looking filter and filter the rest. A
+  page reads at most ``examine_budget(limit)`` entries (``domain.listing``): a rare combination
+  gives short pages, even empty ones, each with a cursor that resumes after the entries it read.
 - ``ALL`` (and a very common content type or first letter) is one partition key, which DynamoDB
   serves at about 1000 writes per second: enough for uploads, and shardable should it not be.
 
@@ -58,7 +59,7 @@ from docpipe.domain.errors import (
     StoreUnavailable,
 )
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
-from docpipe.domain.listing import matches
+from docpipe.domain.listing import examine_budget, matches, resume_point
 from docpipe.domain.model import Document, ListQuery, Page
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ _BACKOFF_CAP = 0.5
 CHECK_TIMEOUT = 5.0
 TABLE_WAIT_SECONDS = 120
 _BATCH_GET_MAX = 100
+_SLICE_GROWTH = 4
 _UNPROCESSED_PAUSE = 0.05
 
 _DOCUMENT = "DOC#"
@@ -139,19 +141,36 @@ class DynamoDbRepository:
         return document
 
     async def list(self, query: ListQuery) -> Page:
+        """Query slices of entries until ``limit + 1`` match, the partition ends or the page has
+        examined its budget of entries; then read the page's documents.
+
+        The first slice is ``limit + 1`` entries, enough when every entry matches; each next one
+        is ``_SLICE_GROWTH`` times larger, so a rare combination costs a few Queries, not one per
+        ``limit + 1`` entries. The page resumes after the entries it examined, not after the
+        documents it returns: one deleted or changed between the Query and the BatchGetItem is
+        left out, and the page is short rather than the last.
+        """
         request = _query_input(self._table, query)
+        budget = examine_budget(query.limit)
+        slice_size = query.limit + 1
+        examined = 0
         ids: list[str] = []
+        last_examined: str | None = None
         with _unavailable_on_failure(self._table):
-            while len(ids) <= query.limit:
+            while True:
+                request["Limit"] = min(slice_size, budget - examined)
                 response = await self._client.query(**request)
                 ids.extend(item["sk"]["S"] for item in response["Items"])
-                if "LastEvaluatedKey" not in response:
+                examined += response["ScannedCount"]
+                last_key = response.get("LastEvaluatedKey")
+                last_examined = None if last_key is None else last_key["sk"]["S"]
+                if last_key is None or len(ids) > query.limit or examined >= budget:
                     break
-                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+                request["ExclusiveStartKey"] = last_key
+                slice_size *= _SLICE_GROWTH
             found = await self._documents(ids[: query.limit])
-        # A document replaced between the Query and the BatchGetItem may no longer match.
         documents = [found[id_] for id_ in ids[: query.limit] if id_ in found and matches(found[id_], query)]
-        return Page(documents, has_more=len(ids) > query.limit)
+        return Page(documents, resume_point(ids, query.limit, last_examined))
 
     async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
         """Optimistic: read, change, write on condition that the version did not move; when it did,
@@ -408,7 +427,6 @@ def _query_input(table: str, query: ListQuery) -> QueryInputTypeDef:
         "ProjectionExpression": "sk",
         "ScanIndexForward": False,
         "ConsistentRead": True,
-        "Limit": query.limit + 1,  # one more than the page tells whether another follows
     }
     if conditions:
         request["FilterExpression"] = " AND ".join(conditions)

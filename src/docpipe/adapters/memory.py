@@ -10,7 +10,7 @@ import msgspec
 
 from docpipe.domain.errors import BlobNotFound, DocumentNotFound, DuplicateDocument, IdempotencyKeyInUse
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
-from docpipe.domain.listing import matches
+from docpipe.domain.listing import examine_budget, matches, resume_point
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page, utc_now
 
 _CHUNK = 1024 * 1024
@@ -110,9 +110,15 @@ class MemoryRepository:
             raise DocumentNotFound(document_id) from None
 
     async def list(self, query: ListQuery) -> Page:
-        ordered = sorted(self._documents.values(), key=lambda document: document.id, reverse=True)
-        found = [document for document in ordered if matches(document, query)]
-        return Page(found[: query.limit], has_more=len(found) > query.limit)
+        """Examines the documents newest first within the budget, as if every filter lay beyond an
+        index, so that callers meet short pages here too."""
+        below = [d for d in self._documents.values() if query.after_id is None or d.id < query.after_id]
+        below.sort(key=lambda document: document.id, reverse=True)
+        examined = below[: examine_budget(query.limit)]
+        found = [document for document in examined if matches(document, query)]
+        last_examined = examined[-1].id if len(below) > len(examined) else None
+        resume_after = resume_point([document.id for document in found], query.limit, last_examined)
+        return Page(found[: query.limit], resume_after)
 
     async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
         """Atomic as it is: nothing in here gives another task a turn."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 import msgspec
@@ -21,7 +22,10 @@ from docpipe.domain.errors import (
     StoreUnavailable,
 )
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
+from docpipe.domain.listing import examine_budget, resume_point
 from docpipe.domain.model import Document, ListQuery, Page
+
+logger = logging.getLogger(__name__)
 
 READER_CONNECTIONS = 4
 
@@ -60,6 +64,49 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_by_expiry ON idempotency_keys (expir
 PURGE_BATCH = 100
 """Expired idempotency records deleted per claim: purging is lazy, and bounded per request."""
 
+PREFIX_ENTRY_LENGTH = 8
+"""Longest filename prefix with entries of its own in ``document_prefixes``; a longer prefix is
+listed from the entries of its first ``PREFIX_ENTRY_LENGTH`` characters, the rest filtered."""
+_LENGTHS = f"(VALUES {', '.join(f'({n})' for n in range(1, PREFIX_ENTRY_LENGTH + 1))})"
+
+
+def _prefix_entries(filename: str, document_id: str) -> str:
+    """The SELECT of the prefix entries of one filename, from a FROM that already names ``_LENGTHS``."""
+    return f"SELECT substr({filename}, 1, column1), {document_id}"
+
+
+# One entry per document and filename prefix of 1 to PREFIX_ENTRY_LENGTH characters, so that a prefix
+# listing reads ids in order (the filename index yields them in name order, to be sorted). The
+# triggers keep it in step with ``documents``, as an index would be.
+_PREFIX_SCHEMA = (
+    """CREATE TABLE document_prefixes (
+        prefix TEXT NOT NULL,
+        id TEXT NOT NULL,
+        PRIMARY KEY (prefix, id)
+    ) WITHOUT ROWID""",
+    f"""CREATE TRIGGER document_prefixes_on_insert AFTER INSERT ON documents BEGIN
+        INSERT INTO document_prefixes (prefix, id) {_prefix_entries("NEW.filename", "NEW.id")}
+        FROM {_LENGTHS} WHERE column1 <= length(NEW.filename);
+    END""",
+    f"""CREATE TRIGGER document_prefixes_on_delete AFTER DELETE ON documents BEGIN
+        DELETE FROM document_prefixes WHERE (prefix, id) IN (
+            {_prefix_entries("OLD.filename", "OLD.id")} FROM {_LENGTHS}
+        );
+    END""",  # noqa: S608
+    f"""CREATE TRIGGER document_prefixes_on_rename AFTER UPDATE OF filename ON documents
+    WHEN OLD.filename IS NOT NEW.filename BEGIN
+        DELETE FROM document_prefixes WHERE (prefix, id) IN (
+            {_prefix_entries("OLD.filename", "OLD.id")} FROM {_LENGTHS}
+        );
+        INSERT INTO document_prefixes (prefix, id) {_prefix_entries("NEW.filename", "NEW.id")}
+        FROM {_LENGTHS} WHERE column1 <= length(NEW.filename);
+    END""",  # noqa: S608
+)
+_FILL_PREFIXES = (
+    f"INSERT INTO document_prefixes (prefix, id) {_prefix_entries('d.filename', 'd.id')} "
+    f"FROM documents AS d CROSS JOIN {_LENGTHS} WHERE column1 <= length(d.filename) ORDER BY 1, 2"
+)
+
 _COLUMN_NAMES = (
     "id",
     "filename",
@@ -74,14 +121,13 @@ _COLUMN_NAMES = (
     "version",
 )
 _COLUMNS = ", ".join(_COLUMN_NAMES)
-_SELECT = f"SELECT {', '.join('d.' + name for name in _COLUMN_NAMES)} FROM documents AS d"  # noqa: S608
+_SELECT_FROM = f"SELECT {', '.join('d.' + name for name in _COLUMN_NAMES)} FROM"
+_SELECT = f"{_SELECT_FROM} documents AS d"
 _INSERT = f"INSERT INTO documents ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"  # noqa: S608
 _UPDATE = (
     f"UPDATE documents SET {', '.join(f'{name} = ?' for name in _COLUMN_NAMES[1:])} "  # noqa: S608
     "WHERE id = ?"
 )
-# The greatest code point: every string that starts with a prefix sorts below prefix + this.
-_AFTER_EVERY_SUFFIX = "\U0010ffff"
 
 
 def _row(document: Document) -> tuple[Any, ...]:
@@ -116,30 +162,127 @@ def _document(row: sqlite3.Row | tuple[Any, ...]) -> Document:
     )
 
 
-def _list_statement(query: ListQuery) -> tuple[str, list[Any]]:
-    """Every filter is answered from an index ordered by id, so a page costs O(limit)."""
-    joins = ""
-    conditions: list[str] = []
-    parameters: list[Any] = []
-    if query.tag is not None:
-        joins = " JOIN document_tags AS t ON t.id = d.id"
-        conditions.append("t.tag = ?")
-        parameters.append(query.tag)
-    if query.after_id is not None:
-        conditions.append("d.id < ?")
-        parameters.append(query.after_id)
-    if query.prefix is not None:
-        conditions.append("d.filename >= ? AND d.filename < ?")
-        parameters += [query.prefix, query.prefix + _AFTER_EVERY_SUFFIX]
-    if query.content_type is not None:
-        conditions.append("d.content_type = ?")
-        parameters.append(query.content_type)
+class _Filter(NamedTuple):
+    """One listing filter: how an index answers it in id order, and how a row is checked against it."""
+
+    source: str
+    """A FROM clause whose rows, aliased ``e`` or ``d``, are the index's entries in id order."""
+    key: str
+    key_parameters: list[Any]
+    check: str
+    check_parameters: list[Any]
+    exact: bool
+    """Whether the index entries are exactly the matches, leaving nothing to check."""
+
+
+def _filters(query: ListQuery) -> list[_Filter]:
+    """The filters ``query`` sets, most selective-looking first: the first one picks the index."""
+    filters = []
     if query.filename is not None:
-        conditions.append("d.filename = ?")
-        parameters.append(query.filename)
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    parameters.append(query.limit + 1)
-    return f"{_SELECT}{joins}{where} ORDER BY d.id DESC LIMIT ?", parameters
+        filters.append(
+            _Filter(
+                "documents AS d INDEXED BY documents_by_filename",
+                "d.filename = ?",
+                [query.filename],
+                "d.filename = ?",
+                [query.filename],
+                exact=True,
+            )
+        )
+    if query.tag is not None:
+        filters.append(
+            _Filter(
+                "document_tags AS e",
+                "e.tag = ?",
+                [query.tag],
+                "EXISTS (SELECT 1 FROM document_tags AS t WHERE t.tag = ? AND t.id = d.id)",
+                [query.tag],
+                exact=True,
+            )
+        )
+    if query.prefix:
+        filters.append(
+            _Filter(
+                "document_prefixes AS e",
+                "e.prefix = ?",
+                [query.prefix[:PREFIX_ENTRY_LENGTH]],
+                "substr(d.filename, 1, ?) = ?",
+                [len(query.prefix), query.prefix],
+                exact=len(query.prefix) <= PREFIX_ENTRY_LENGTH,
+            )
+        )
+    if query.content_type is not None:
+        filters.append(
+            _Filter(
+                "documents AS d INDEXED BY documents_by_content_type",
+                "d.content_type = ?",
+                [query.content_type],
+                "d.content_type = ?",
+                [query.content_type],
+                exact=True,
+            )
+        )
+    return filters
+
+
+class _Listing:
+    """The statements of one page: it reads the index of its first filter newest first, joins the
+    documents and checks the other filters on them. When anything is left to check, an edge
+    statement first finds the entry ``examine_budget`` entries down, and the page reads no further."""
+
+    def __init__(self, query: ListQuery) -> None:
+        self._query = query
+        filters = _filters(query)
+        self._source, self._id = "documents AS d", "d.id"
+        self._keys: list[str] = []
+        self._key_parameters: list[Any] = []
+        self._checks: list[_Filter] = []
+        if filters:
+            first, *others = filters
+            self._source = first.source
+            self._id = "e.id" if first.source.endswith(" AS e") else "d.id"
+            self._keys.append(first.key)
+            self._key_parameters += first.key_parameters
+            self._checks = others if first.exact else filters
+        if query.after_id is not None:
+            self._keys.append(f"{self._id} < ?")
+            self._key_parameters.append(query.after_id)
+
+    @property
+    def bounded(self) -> bool:
+        """Whether rows are checked beyond the index, so the page must stop at the budget."""
+        return bool(self._checks)
+
+    def edge(self) -> tuple[str, list[Any]]:
+        """The last entry within the budget, or no row when fewer entries remain."""
+        statement = (
+            f"SELECT {self._id} FROM {self._source}{self._where(self._keys)} "  # noqa: S608
+            f"ORDER BY {self._id} DESC LIMIT 1 OFFSET ?"
+        )
+        return statement, [*self._key_parameters, examine_budget(self._query.limit) - 1]
+
+    def page(self, edge: str | None) -> tuple[str, list[Any]]:
+        """Up to ``limit + 1`` matches, newest first, none past ``edge``."""
+        conditions = list(self._keys)
+        parameters = list(self._key_parameters)
+        if edge is not None:
+            conditions.append(f"{self._id} >= ?")
+            parameters.append(edge)
+        for check in self._checks:
+            conditions.append(check.check)
+            parameters += check.check_parameters
+        source = self._source
+        if self._id == "e.id":
+            source += " CROSS JOIN documents AS d ON d.id = e.id"
+        parameters.append(self._query.limit + 1)
+        return (
+            f"{_SELECT_FROM} {source}{self._where(conditions)} ORDER BY {self._id} DESC LIMIT ?",
+            parameters,
+        )
+
+    @staticmethod
+    def _where(conditions: list[str]) -> str:
+        return f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
 def _claimable(row: sqlite3.Row, token: str, moment: float) -> bool:
@@ -190,10 +333,16 @@ class SqliteRepository:
         return _document(rows[0])
 
     async def list(self, query: ListQuery) -> Page:
-        statement, parameters = _list_statement(query)
-        rows = await self._read(statement, parameters)
+        """Where filters remain to be checked, the edge is read first and the page after: a write
+        in between can only add entries to the window the page reads, never make it skip any."""
+        listing = _Listing(query)
+        edge = None
+        if listing.bounded:
+            edges = await self._read(*listing.edge())
+            edge = edges[0][0] if edges else None
+        rows = await self._read(*listing.page(edge))
         documents = [_document(row) for row in rows[: query.limit]]
-        return Page(documents, has_more=len(rows) > query.limit)
+        return Page(documents, resume_point([row[0] for row in rows], query.limit, edge))
 
     async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
         """Read, change and write inside one write transaction: other writers wait their turn."""
@@ -296,6 +445,23 @@ async def _connect(path: Path) -> aiosqlite.Connection:
     return db
 
 
+async def _create_prefix_entries(db: aiosqlite.Connection) -> None:
+    """Create ``document_prefixes`` with its triggers, filled from the documents already stored: a
+    file from before it existed gets it at start-up. One transaction, so a crash leaves none of it
+    and concurrent start-ups create it once."""
+    async with _Transaction(db, asyncio.Lock()):
+        exists = await db.execute_fetchall(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'document_prefixes'"
+        )
+        if exists:
+            return
+        for statement in _PREFIX_SCHEMA:
+            await db.execute(statement)
+        filled = await db.execute(_FILL_PREFIXES)
+        if filled.rowcount:
+            logger.info("indexed the filename prefixes of the stored documents: %d entries", filled.rowcount)
+
+
 async def open_repository(data_dir: Path) -> AsyncIterator[SqliteRepository]:
     """The repository in ``<data_dir>/docpipe.sqlite3``; folder, file and schema are created when missing."""
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
@@ -305,6 +471,7 @@ async def open_repository(data_dir: Path) -> AsyncIterator[SqliteRepository]:
         connections.push_async_callback(writer.close)
         await writer.execute("PRAGMA journal_mode = WAL")
         await writer.executescript(_SCHEMA)
+        await _create_prefix_entries(writer)
         readers = []
         for _ in range(READER_CONNECTIONS):
             reader = await _connect(path)

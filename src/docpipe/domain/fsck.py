@@ -189,9 +189,9 @@ class _Scan:
         while True:
             page = await self._repository.list(query)
             self.unlisted.update((document.id, document.size) for document in page.documents)
-            if not (page.has_more and page.documents):
+            if page.resume_after is None:
                 break
-            query = ListQuery(limit=PAGE_SIZE, after_id=page.documents[-1].id)
+            query = ListQuery(limit=PAGE_SIZE, after_id=page.resume_after)
         self.report.documents = len(self.unlisted)
 
     async def read_inventory(self) -> None:

@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from docpipe.domain.model import Document, ListQuery
+
+EXAMINED_PER_PAGE = 1000
+"""Most entries one page examines where a repository must filter beyond an index (combined filters,
+a prefix longer than its index). A page that finds fewer than ``limit`` matches among them stops
+there, short, and says where the next page resumes, as S3 and DynamoDB listings do: the work of a
+request stays bounded however rare the matches are."""
+
+
+def examine_budget(limit: int) -> int:
+    """How many entries one page may examine: never too few for a full page and the entry after it,
+    which tells whether another page follows."""
+    return max(limit + 1, EXAMINED_PER_PAGE)
+
+
+def resume_point(matched_ids: Sequence[str], limit: int, last_examined: str | None) -> str | None:
+    """Where the page after this one resumes.
+
+    ``matched_ids`` are the matches a page found, newest first, possibly more than ``limit``;
+    ``last_examined`` is the last entry it examined when it stopped on its budget, ``None`` when it
+    examined everything below its start. A page that found more than ``limit`` matches resumes after
+    its last document; otherwise everything it examined is accounted for.
+    """
+    return matched_ids[limit - 1] if len(matched_ids) > limit else last_examined
 
 
 def matches(document: Document, query: ListQuery) -> bool:

@@ -61,7 +61,7 @@ class ByteRange(msgspec.Struct, frozen=True):
 
 
 class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
-    """One page of a newest-first listing; ``after_id`` is the last id of the previous page."""
+    """One page of a newest-first listing; ``after_id`` is where the previous page said to resume."""
 
     limit: int = 100
     after_id: str | None = None
@@ -72,8 +72,16 @@ class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Page(msgspec.Struct, frozen=True):
+    """At most ``limit`` matching documents, newest first, and where the next page resumes.
+
+    A repository that must filter beyond its indexes examines a bounded number of entries per page
+    (``domain.listing.EXAMINED_PER_PAGE``), so a page may hold fewer documents than ``limit``, even
+    none, and still be followed by another. ``resume_after`` is the last id the page accounted for
+    (the last one examined, not necessarily the last one returned); ``None`` means no match remains.
+    """
+
     documents: list[Document]
-    has_more: bool
+    resume_after: str | None
 
 
 class BlobEntry(msgspec.Struct, frozen=True, kw_only=True):

@@ -69,7 +69,8 @@ class DocumentRepository(Protocol):
 
     async def list(self, query: ListQuery) -> Page:
         """At most ``query.limit`` documents with ids below ``query.after_id``, newest first,
-        matching every filter that is set; ``has_more`` tells whether another page follows."""
+        matching every filter that is set, and where the next page resumes (see ``Page``): every
+        match between ``resume_after`` and ``after_id`` is on this page."""
         ...
 
     async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:

@@ -238,17 +238,21 @@ class DocumentService:
             content_type=content_type,
         )
         page = await self._repository.list(query)
-        next_cursor = encode_cursor(page.documents[-1].id) if page.has_more and page.documents else None
+        next_cursor = None if page.resume_after is None else encode_cursor(page.resume_after)
         return Listing(page.documents, next_cursor)
 
     async def newest_named(self, filename: str) -> Document:
         """The most recent document called ``filename``."""
         if _matches_nothing(filename=filename):
             raise DocumentNotFound(filename)
-        page = await self._repository.list(ListQuery(limit=1, filename=filename))
-        if not page.documents:
-            raise DocumentNotFound(filename)
-        return page.documents[0]
+        query = ListQuery(limit=1, filename=filename)
+        while True:
+            page = await self._repository.list(query)
+            if page.documents:
+                return page.documents[0]
+            if page.resume_after is None:
+                raise DocumentNotFound(filename)
+            query = msgspec.structs.replace(query, after_id=page.resume_after)
 
     async def update(
         self,
@@ -300,16 +304,18 @@ class DocumentService:
         else:
             return 1
         deleted = 0
+        query = ListQuery(limit=100, filename=reference)
         while True:
-            page = await self._repository.list(ListQuery(limit=100, filename=reference))
+            page = await self._repository.list(query)
             for document in page.documents:
                 try:
                     await self.delete(document.id)
                 except DocumentNotFound:
                     continue
                 deleted += 1
-            if not page.has_more:
+            if page.resume_after is None:
                 break
+            query = msgspec.structs.replace(query, after_id=page.resume_after)
         if deleted == 0:
             raise DocumentNotFound(reference)
         return deleted

@@ -74,7 +74,17 @@ async def upload_form(request: AnyRequest, service: Service) -> Response[Documen
     return _created(await receive_upload(request, service))
 
 
-@get("/documents", summary="List documents, newest first", responses=problems())
+@get(
+    "/documents",
+    summary="List documents, newest first",
+    description=(
+        "Follow `next_cursor` until it is null to see every match once. A page holds at most `limit`"
+        " documents and may hold fewer, even none, when a combination of filters is rare: each page"
+        " examines a bounded number of entries and then stops, its `next_cursor` resuming where it"
+        " stopped. Only a null `next_cursor` means that no match remains."
+    ),
+    responses=problems(),
+)
 async def list_documents(
     service: Service,
     limit: Annotated[int, QueryParameter(ge=1, le=1000, description="page size, 1 to 1000")] = 100,
