@@ -39,6 +39,7 @@ RATIO_TARGET = Target(">=", 0.8)
 WORKERS_TARGET = Target(">=", 1.6)
 
 Method = Literal["GET", "HEAD"]
+METHODS: tuple[Method, ...] = ("GET", "HEAD")
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def run(options: Options, workspace: Workspace, report: Report) -> None:
             ),
         }
         for label, path in files.items():
-            for method in ("GET", "HEAD"):
+            for method in METHODS:
                 cases[f"docpipe {method} {label}"] = Case(
                     f"{one.base_url}/documents/{ids_one[label]}/content", method
                 )
@@ -189,35 +190,35 @@ def run(options: Options, workspace: Workspace, report: Report) -> None:
             print(f"  round {round_number} (req/s): {summary}", flush=True)
     rates = {name: [load.requests_per_s for load in values] for name, values in loads.items()}
 
-    def row(title: str, case: str, baseline_name: str, baseline_case: str, target: Target | None) -> Row:
+    def row(title: str, measured: str, baseline_name: str, baseline: str, target: Target | None) -> Row:
         p50s = {
             f"{name} p50 ms": [load.p50_ms for load in loads[name] if load.p50_ms is not None]
-            for name in (case, baseline_case)
+            for name in (measured, baseline)
         }
         return Row(
             title,
-            median(rates[case]),
+            median(rates[measured]),
             "req/s",
             baseline_name,
-            median(rates[baseline_case]),
+            median(rates[baseline]),
             target,
-            samples={case: rates[case], baseline_case: rates[baseline_case]} | p50s,
+            samples={measured: rates[measured], baseline: rates[baseline]} | p50s,
         )
 
     for label in SIZES:
-        for method in ("GET", "HEAD"):
+        for method in METHODS:
             what = f"{label} document, `{method}` content"
-            case = f"docpipe {method} {label}"
+            measured = f"docpipe {method} {label}"
             report.add(
                 row(
                     f"{what}, vs bare stat + stream",
-                    case,
+                    measured,
                     "bare Litestar",
                     f"bare {method} {label}",
                     RATIO_TARGET,
                 )
             )
-            report.add(row(f"{what}, vs nginx", case, "nginx", f"nginx {method} {label}", None))
+            report.add(row(f"{what}, vs nginx", measured, "nginx", f"nginx {method} {label}", None))
     report.add(
         row(
             "`GET /documents/{id}`, vs bare JSON endpoint",
@@ -245,7 +246,7 @@ def run(options: Options, workspace: Workspace, report: Report) -> None:
             WORKERS_TARGET,
         )
     )
-    tools = {method: tool_for(method) or "a Python httpx load generator" for method in ("GET", "HEAD")}
+    tools = {method: tool_for(method) or "a Python httpx load generator" for method in METHODS}
     report.note(
         f"Small requests: {CONNECTIONS} keep-alive connections, `GET` load from {tools['GET']}, `HEAD` "
         f"from {tools['HEAD']}, client and servers sharing the CPUs; the bare endpoint stats the file "
