@@ -1,10 +1,14 @@
 FROM python:3.11-slim
 WORKDIR /app
-COPY requirements.lock pyproject.toml README.md ./
-RUN pip install --no-cache-dir -r requirements.lock
+ENV UV_PYTHON_DOWNLOADS=never UV_NO_CACHE=1 UV_COMPILE_BYTECODE=1
+COPY pyproject.toml uv.lock README.md ./
+# uv at the release pyproject.toml pins, then the runtime dependencies of uv.lock (no test or lint tools).
+RUN pip install --no-cache-dir "uv$(python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["tool"]["uv"]["required-version"])')" \
+    && uv sync --frozen --no-dev --no-install-project
 COPY src ./src
-RUN pip install --no-cache-dir --no-deps . && useradd --system docpipe && mkdir /data && chown docpipe /data
+RUN uv sync --frozen --no-dev --no-editable && pip uninstall --yes uv \
+    && useradd --system docpipe && mkdir /data && chown docpipe /data
 USER docpipe
-ENV DOCPIPE_HOST=0.0.0.0 DOCPIPE_PORT=8000 DOCPIPE_DATA_DIR=/data
+ENV PATH=/app/.venv/bin:$PATH DOCPIPE_HOST=0.0.0.0 DOCPIPE_PORT=8000 DOCPIPE_DATA_DIR=/data
 EXPOSE 8000
 CMD ["docpipe", "serve"]

@@ -1,38 +1,56 @@
-# The two commands a fresh user needs: `make run` and `make test`. Both create the virtualenv first.
+# The two commands a fresh user needs: `make run` and `make test`. Both create the virtualenv first:
+# `make run` with what serving needs, `make test`, `make lint` and `make bench` add the development tools.
+# Everything installed is pinned in uv.lock; uv itself is installed from PyPI into .tools/ by pip.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+UV_PIN = $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["tool"]["uv"]["required-version"])')
+# uv uses the interpreter given, never one it would download; --frozen installs uv.lock as it is.
+SYNC := $(UV) sync --frozen --python $(PYTHON) --no-python-downloads --quiet
 
-.PHONY: run test test-fast lint fmt bench clean
+.PHONY: run test test-fast lint fmt bench lock clean
 
-$(STAMP): pyproject.toml requirements.lock
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
-	touch $(STAMP)
+$(UV):
+	rm -rf $(TOOLS)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+		--target $(TOOLS) "uv$(UV_PIN)"
 
-run: $(STAMP)
+$(RUNTIME): $(UV) pyproject.toml uv.lock
+	$(SYNC) --no-dev
+	touch $(RUNTIME)
+
+$(DEV): $(UV) pyproject.toml uv.lock
+	$(SYNC)
+	touch $(RUNTIME) $(DEV)
+
+run: $(RUNTIME)
 	$(BIN)/docpipe serve
 
-test: $(STAMP)
+test: $(DEV)
 	$(BIN)/pytest
 
-test-fast: $(STAMP)
+test-fast: $(DEV)
 	$(BIN)/pytest -m "not slow"
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-fmt: $(STAMP)
+fmt: $(DEV)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)
+bench: $(DEV)
 	$(BIN)/python -m bench
 
+# After editing the dependency lists in pyproject.toml: resolve them again into uv.lock.
+lock: $(UV)
+	$(UV) lock --python $(PYTHON) --no-python-downloads
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -36,7 +36,7 @@ _SIZES = {
     "size_mib": ("BENCH_SIZE_MIB", 1024, 256),
     "s3_size_mib": ("BENCH_S3_SIZE_MIB", 256, 64),
     "documents": ("BENCH_DOCUMENTS", 1_000_000, 100_000),
-    "duration_s": ("BENCH_DURATION_S", 10, 3),
+    "duration_s": ("BENCH_DURATION_S", 5, 2),
     "repeat": ("BENCH_REPEAT", 5, 3),
 }
 
@@ -54,14 +54,14 @@ def _parse(argv: list[str] | None) -> tuple[Options, list[str], Path]:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smaller sizes: 256 MiB transfers, 64 MiB S3, 100k documents, 3 s wrk",
+        help="smaller sizes: 256 MiB transfers, 64 MiB S3, 100k documents, 2 s per load run",
     )
     parser.add_argument("--size-mib", type=int, help="HTTP download/upload size [BENCH_SIZE_MIB; 1024]")
     parser.add_argument("--s3-size-mib", type=int, help="S3 put/get size [BENCH_S3_SIZE_MIB; 256]")
     parser.add_argument(
         "--documents", type=int, help="documents in the large listing [BENCH_DOCUMENTS; 1000000]"
     )
-    parser.add_argument("--duration-s", type=int, help="seconds per wrk run [BENCH_DURATION_S; 10]")
+    parser.add_argument("--duration-s", type=int, help="seconds per load run [BENCH_DURATION_S; 5]")
     parser.add_argument(
         "--repeat", type=int, help="rounds per measurement, median reported [BENCH_REPEAT; 5, --quick 3]"
     )
@@ -89,7 +89,7 @@ def _parse(argv: list[str] | None) -> tuple[Options, list[str], Path]:
 def main(argv: list[str] | None = None) -> int:
     options, names, output = _parse(argv)
     needed = {"curl"} if {"downloads", "uploads"} & set(names) else set()
-    needed |= {"nginx"} if "downloads" in names else set()
+    needed |= {"nginx"} if {"downloads", "requests"} & set(names) else set()
     missing = sorted(tool for tool in needed if shutil.which(tool) is None)
     if missing:
         print(f"missing tools: {', '.join(missing)} (apt-get install {' '.join(missing)})", file=sys.stderr)

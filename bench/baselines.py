@@ -1,8 +1,8 @@
 """Bare Litestar apps that do the least a server must do for each benchmark; docpipe is compared with them.
 
-``python -m bench.baselines {download,upload,json} --port N ...`` serves one under uvicorn, configured
-like ``docpipe serve`` (same loop, HTTP implementation, log level and access log), so that a ratio
-measures docpipe's own work, not a difference in server set-up.
+``python -m bench.baselines {download,files,upload,json} --port N ...`` serves one under uvicorn with
+``docpipe serve``'s own configuration (``server_config``: same loop, HTTP parser, log level and access
+log), so that a ratio measures docpipe's own work, not a difference in server set-up.
 """
 
 from __future__ import annotations
@@ -18,9 +18,13 @@ from typing import Any, BinaryIO
 
 import msgspec
 import uvicorn
-from litestar import Litestar, Request, Response, get, post
+import uvloop
+from litestar import Litestar, Request, Response, get, post, route
 from litestar.datastructures import State
+from litestar.enums import HttpMethod
 from litestar.response import File
+
+from docpipe.entrypoints.cli import server_config
 
 MIB = 1024 * 1024
 
@@ -41,6 +45,24 @@ def download_app(path: Path) -> Litestar:
         return File(path, filename=path.name, media_type="application/octet-stream")
 
     return Litestar(route_handlers=[live, download])
+
+
+# ---- files: stat and stream small files ---------------------------------------------------------
+
+
+def files_app(root: Path) -> Litestar:
+    """``GET /files/{name}`` streams a file of ``root`` with Litestar's ``File`` response (which stats it
+    first); ``HEAD`` stats it and answers its length: what serving a stored file takes, and no more."""
+
+    @route("/files/{name:str}", http_method=[HttpMethod.GET, HttpMethod.HEAD])
+    async def serve_file(name: str, request: Request[Any, Any, State]) -> Response[bytes] | File:
+        path = root / name
+        if request.method == HttpMethod.HEAD:
+            size = (await asyncio.to_thread(path.stat)).st_size
+            return Response(b"", headers={"Content-Length": str(size)}, media_type="application/octet-stream")
+        return File(path, filename=name, media_type="application/octet-stream")
+
+    return Litestar(route_handlers=[live, serve_file])
 
 
 # ---- upload: request.stream() to a file in 1 MiB writes -------------------------------------------
@@ -137,32 +159,28 @@ def json_app() -> Litestar:
 
 
 async def _serve(app: Litestar, port: int) -> None:
-    # The uvicorn settings of docpipe.entrypoints.cli.serve.
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="info", lifespan="on", timeout_graceful_shutdown=30
-    )
-    await uvicorn.Server(config).serve()
+    await uvicorn.Server(server_config(app, "127.0.0.1", port)).serve()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.baselines", description=__doc__)
-    parser.add_argument("app", choices=["download", "upload", "json"])
+    parser.add_argument("app", choices=["download", "files", "upload", "json"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--file", type=Path, help="download: the file to serve")
-    parser.add_argument("--dir", type=Path, help="upload: where to write uploads")
+    parser.add_argument("--dir", type=Path, help="files: the files to serve; upload: where to write uploads")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if arguments.app == "download":
         if arguments.file is None:
             parser.error("download needs --file")
         app = download_app(arguments.file)
-    elif arguments.app == "upload":
+    elif arguments.app in {"files", "upload"}:
         if arguments.dir is None:
-            parser.error("upload needs --dir")
-        app = upload_app(arguments.dir)
+            parser.error(f"{arguments.app} needs --dir")
+        app = files_app(arguments.dir) if arguments.app == "files" else upload_app(arguments.dir)
     else:
         app = json_app()
-    asyncio.run(_serve(app, arguments.port))
+    uvloop.run(_serve(app, arguments.port))
 
 
 if __name__ == "__main__":

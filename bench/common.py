@@ -27,7 +27,7 @@ class Options:
     documents: int
     """Documents in the large SQLite database of the listing benchmark (the small one holds 1,000)."""
     duration_s: int
-    """Seconds per wrk run of the requests benchmark."""
+    """Seconds per load run (wrk or hey) of the requests benchmark."""
     repeat: int
     """Rounds of every measurement; medians are reported."""
     quick: bool

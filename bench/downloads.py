@@ -100,7 +100,7 @@ def run(options: Options, workspace: Workspace, report: Report) -> None:
     )
     report.note(
         "Transfers: curl over 127.0.0.1, one at a time, server and client sharing the CPUs; every uvicorn "
-        "(docpipe's and the baselines') parses HTTP with pure-Python h11, as httptools is not installed."
+        "(docpipe's and the baselines') runs as `docpipe serve` configures it: httptools on uvloop."
     )
     report.add(
         Row(

@@ -130,7 +130,7 @@ class Report:
         lines.append("")
         lines.append(
             f"- Sizes: HTTP transfers {size_label(options.size_mib)}, S3 {size_label(options.s3_size_mib)}, "
-            f"listing {options.documents:,} vs 1,000 documents, wrk {options.duration_s} s per run."
+            f"listing {options.documents:,} vs 1,000 documents, {options.duration_s} s per load run."
         )
         lines += [f"- {note}" for note in self.notes]
         return "\n".join(lines).rstrip() + "\n"

@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-STARTUP_TIMEOUT_S = 60.0
+STARTUP_TIMEOUT_S = 120.0
+"""Generous: several workers each import docpipe, slowly on a busy machine."""
 
 
 def free_port() -> int:

@@ -24,7 +24,7 @@ class LiveServer:
         self._log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, timeout: float = 30) -> None:
         with self._log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "docpipe.entrypoints.cli", "serve"],
@@ -32,7 +32,7 @@ class LiveServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"docpipe exited at start-up:\n{self._log_path.read_text()}")
@@ -41,7 +41,7 @@ class LiveServer:
                     return
             except httpx.TransportError:
                 time.sleep(0.1)
-        raise RuntimeError(f"docpipe did not answer within 30 s:\n{self._log_path.read_text()}")
+        raise RuntimeError(f"docpipe did not answer within {timeout:g} s:\n{self._log_path.read_text()}")
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         if self.process is not None:

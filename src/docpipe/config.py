@@ -49,6 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = 1
     max_upload_bytes: int = 5 * GIB
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
     dynamodb: DynamoDbSettings = msgspec.field(default_factory=DynamoDbSettings)
@@ -64,6 +65,7 @@ _TOP_LEVEL = {
     "DOCPIPE_DATA_DIR": "data_dir",
     "DOCPIPE_HOST": "host",
     "DOCPIPE_PORT": "port",
+    "DOCPIPE_WORKERS": "workers",
     "DOCPIPE_MAX_UPLOAD_BYTES": "max_upload_bytes",
 }
 _S3 = {
@@ -119,6 +121,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
     except msgspec.ValidationError as error:
         raise SettingsError(f"invalid configuration: {error}") from None
+    if settings.workers < 1:
+        raise SettingsError("invalid configuration: DOCPIPE_WORKERS must be at least 1")
     if settings.max_upload_bytes <= 0:
         raise SettingsError("invalid configuration: DOCPIPE_MAX_UPLOAD_BYTES must be positive")
     if settings.s3.max_connections <= 0:

@@ -6,6 +6,9 @@ import base64
 import hashlib
 import os
 
+import pytest
+
+from docpipe.domain.streams import CHUNK_SIZE
 from tests.http.helpers import Client, assert_problem, upload_ok
 
 DATA = os.urandom(3 * 1024 * 1024 + 123)
@@ -163,3 +166,16 @@ async def test_if_unmodified_since(client: Client) -> None:
     old = "Mon, 01 Jan 2001 00:00:00 GMT"
     assert_problem(await client.get(url, headers={"if-unmodified-since": old}), 412)
     assert (await client.get(url, headers={"if-unmodified-since": "not a date"})).status_code == 200
+
+
+@pytest.mark.parametrize("size", [1, CHUNK_SIZE, CHUNK_SIZE + 1])
+async def test_documents_of_one_chunk_and_more_are_served_whole(client: Client, size: int) -> None:
+    """Up to one chunk the body goes out in one piece, above it streams: the same answer either way."""
+    data = os.urandom(size)
+    url = await _stored(client, data=data)
+    response = await client.get(url)
+    assert response.status_code == 200
+    assert response.content == data
+    assert response.headers["content-length"] == str(size)
+    tail = await client.get(url, headers={"Range": f"bytes={size - 1}-"})
+    assert (tail.status_code, tail.content) == (206, data[-1:])

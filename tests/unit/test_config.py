@@ -14,6 +14,7 @@ def test_defaults_are_the_embedded_setup() -> None:
     assert settings.blob_store is BlobStoreKind.FILESYSTEM
     assert settings.data_dir == Path("data")
     assert (settings.host, settings.port, settings.max_upload_bytes) == ("127.0.0.1", 8000, 5 * GIB)
+    assert settings.workers == 1
 
 
 def test_variables_are_parsed() -> None:
@@ -21,6 +22,7 @@ def test_variables_are_parsed() -> None:
         {
             "DOCPIPE_DATA_DIR": "/srv/docs",
             "DOCPIPE_PORT": "9000",
+            "DOCPIPE_WORKERS": "4",
             "DOCPIPE_S3_PATH_STYLE": "true",
             "DOCPIPE_S3_PREFIX": "t/",
         }
@@ -31,6 +33,7 @@ def test_variables_are_parsed() -> None:
         True,
         "t/",
     )
+    assert settings.workers == 4
 
 
 @pytest.mark.parametrize(
@@ -40,6 +43,8 @@ def test_variables_are_parsed() -> None:
         {"DOCPIPE_PORT": "eighty"},
         {"DOCPIPE_MAX_UPLOAD_BYTES": "0"},
         {"DOCPIPE_S3_MAX_CONNECTIONS": "0"},
+        {"DOCPIPE_WORKERS": "0"},
+        {"DOCPIPE_WORKERS": "two"},
         {"DOCPIPE_BLOBSTORE": "s3"},
     ],
 )

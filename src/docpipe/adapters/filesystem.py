@@ -93,10 +93,10 @@ class FilesystemBlobStore:
     async def open(self, key: str, byte_range: ByteRange | None = None) -> AsyncIterator[bytes]:
         try:
             with self._unavailable_on_os_error():
-                file = await asyncio.to_thread(open, self.path_of(key), "rb")
+                blob, first = await asyncio.to_thread(_open_and_read, self.path_of(key), byte_range)
         except FileNotFoundError:
             raise BlobNotFound(key) from None
-        return _read(file, byte_range)
+        return _read(blob, first)
 
     async def delete(self, key: str) -> None:
         with self._unavailable_on_os_error():
@@ -166,23 +166,56 @@ def _entries(folder: Path) -> list[BlobEntry]:
     return entries
 
 
-async def _read(file: BinaryIO, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
+class _BlobReader:
+    """A blob file read from start to end (or a range); every method runs in a worker thread.
+
+    It knows how many bytes are left and closes the file with its last read, so that a blob of one
+    chunk is opened, read and closed in a single trip to a thread: small documents are most requests.
+    """
+
+    def __init__(self, path: Path, byte_range: ByteRange | None) -> None:
+        self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by the last read or close
+        try:
+            if byte_range is None:
+                self._remaining = os.fstat(self._file.fileno()).st_size
+            else:
+                self._file.seek(byte_range.start)
+                self._remaining = byte_range.length
+        except BaseException:
+            self._file.close()
+            raise
+
+    @property
+    def done(self) -> bool:
+        return self._file.closed
+
+    def read(self) -> bytes:
+        chunk = self._file.read(min(READ_SIZE, self._remaining)) if self._remaining > 0 else b""
+        self._remaining = self._remaining - len(chunk) if chunk else 0
+        if self._remaining == 0:
+            self._file.close()
+        return chunk
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _open_and_read(path: Path, byte_range: ByteRange | None) -> tuple[_BlobReader, bytes]:
+    reader = _BlobReader(path, byte_range)
+    return reader, reader.read()
+
+
+async def _read(reader: _BlobReader, first: bytes) -> AsyncIterator[bytes]:
     try:
-        remaining = None
-        if byte_range is not None:
-            await asyncio.to_thread(file.seek, byte_range.start)
-            remaining = byte_range.length
-        while remaining is None or remaining > 0:
-            chunk = await asyncio.to_thread(
-                file.read, READ_SIZE if remaining is None else min(READ_SIZE, remaining)
-            )
-            if not chunk:
-                return
-            if remaining is not None:
-                remaining -= len(chunk)
+        chunk = first
+        while chunk:
             yield chunk
+            if reader.done:
+                return
+            chunk = await asyncio.to_thread(reader.read)
     finally:
-        await asyncio.shield(asyncio.to_thread(file.close))
+        if not reader.done:
+            await asyncio.shield(asyncio.to_thread(reader.close))
 
 
 async def open_blob_store(data_dir: Path) -> AsyncIterator[FilesystemBlobStore]:

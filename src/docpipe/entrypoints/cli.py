@@ -9,6 +9,9 @@ import sys
 from datetime import timedelta
 
 import uvicorn
+import uvloop
+from litestar import Litestar
+from uvicorn.supervisors import Multiprocess
 
 from docpipe.config import Settings, SettingsError, load_settings
 from docpipe.container import Container, close, open_service
@@ -20,26 +23,73 @@ from docpipe.entrypoints.http.app import create_app
 logger = logging.getLogger("docpipe")
 
 
-async def serve(settings: Settings, host: str, port: int) -> int:
-    """Open the stores first, in uvicorn's event loop, so that a store that cannot be reached stops
-    start-up with one clear line instead of a lifespan traceback; the app's lifespan then finds them open."""
-    container = Container(settings=settings)
+def server_config(app: Litestar | str, host: str, port: int, workers: int = 1) -> uvicorn.Config:
+    """How docpipe runs uvicorn: httptools parses HTTP, uvloop runs the event loop (both C). The bench's
+    baseline apps are served with the same, so that its ratios compare apps, not servers."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        workers=workers,
+        factory=isinstance(app, str),
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+        lifespan="on",
+        timeout_graceful_shutdown=30,
+        # How long the supervisor of several workers waits for one to answer its ping. A worker answers
+        # only once it has imported docpipe, which takes seconds on a busy machine; uvicorn's 5 s would
+        # kill and restart workers that are merely starting.
+        timeout_worker_healthcheck=60,
+    )
+
+
+async def open_or_explain(container: Container) -> bool:
+    """Open the stores; a store that cannot be reached stops start-up with one clear line, not a
+    lifespan traceback."""
     try:
         await open_service(container)
     except StoreUnavailable as error:
         logger.critical("cannot start: %s", error)
         await close(container)
+        return False
+    return True
+
+
+async def serve_one(settings: Settings, host: str, port: int) -> int:
+    """One process: the stores are opened in uvicorn's event loop; the app's lifespan finds them open."""
+    container = Container(settings=settings)
+    if not await open_or_explain(container):
         return 1
-    config = uvicorn.Config(
-        create_app(settings, container),
-        host=host,
-        port=port,
-        log_level="info",
-        lifespan="on",
-        timeout_graceful_shutdown=30,
-    )
-    await uvicorn.Server(config).serve()
+    await uvicorn.Server(server_config(create_app(settings, container), host, port)).serve()
     return 0
+
+
+async def _check_stores(settings: Settings) -> bool:
+    container = Container(settings=settings)
+    if not await open_or_explain(container):
+        return False
+    await close(container)
+    return True
+
+
+def serve(settings: Settings, host: str, port: int) -> int:
+    """``DOCPIPE_WORKERS`` processes share the listening socket, each opening its own stores through the
+    app's lifespan. The stores are opened once here first, so that a bucket, table or schema missing is
+    created once rather than by racing workers, and an unreachable store stops start-up in one line."""
+    if settings.workers == 1:
+        return uvloop.run(serve_one(settings, host, port))
+    if not uvloop.run(_check_stores(settings)):
+        return 1
+    config = server_config(f"{__name__}:worker_app", host, port, settings.workers)
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    return 0
+
+
+def worker_app() -> Litestar:
+    """The app of one worker process, which uvicorn imports by this name."""
+    _configure_logging()
+    return create_app(load_settings())
 
 
 async def fsck(settings: Settings, *, fix: bool, verify_content: bool, grace: timedelta) -> int:
@@ -105,6 +155,10 @@ def _minutes(value: str) -> timedelta:
     return grace
 
 
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="docpipe", description="Async document storage service.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         help="leave entries younger than this alone: they may be uploads in flight (default: 15)",
     )
     arguments = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging()
     try:
         settings = load_settings()
     except SettingsError as error:
@@ -140,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(
             fsck(settings, fix=arguments.fix, verify_content=arguments.verify_content, grace=arguments.grace)
         )
-    return asyncio.run(serve(settings, arguments.host or settings.host, arguments.port or settings.port))
+    return serve(settings, arguments.host or settings.host, arguments.port or settings.port)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from docpipe.domain.errors import InvalidInput, PreconditionFailed
 from docpipe.domain.media_types import parse_media_type
 from docpipe.domain.model import Document
 from docpipe.domain.service import DEFAULT_CONTENT_TYPE, DocumentService
+from docpipe.domain.streams import CHUNK_SIZE
 from docpipe.entrypoints.http.conditional import (
     http_date,
     if_match_hits,
@@ -105,6 +106,10 @@ async def serve_content(
     if request.method == HttpMethod.HEAD:
         return Response(b"", status_code=status, headers=headers)
     chunks = await service.open_content(document, byte_range)
+    if length <= CHUNK_SIZE:
+        # Most documents are small: one chunk goes out as a plain body, without the task group and
+        # disconnect listener Litestar sets up for every streamed response.
+        return Response(b"".join([chunk async for chunk in chunks]), status_code=status, headers=headers)
     return Stream(chunks, status_code=status, headers=headers)
 
 
