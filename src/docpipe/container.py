@@ -52,8 +52,12 @@ class Container(containers.DeclarativeContainer):
 async def open_service(container: Container) -> DocumentService:
     """Open the selected adapters (creating their bucket, table or folder) and return the service.
 
-    Resolving again returns the same service: the providers are singletons and resources.
+    The stores open one after the other: resolved together, one failing would leave the other's
+    opening in flight, to fail again inside ``close``. Resolving again returns the same service: the
+    providers are singletons and resources.
     """
+    await container.blob_store()
+    await container.repository()
     service: DocumentService = await container.service()  # type: ignore[misc]
     return service
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from datetime import timedelta
 
@@ -21,6 +22,9 @@ from docpipe.domain.ports import BlobStore, DocumentRepository
 from docpipe.entrypoints.http.app import create_app
 
 logger = logging.getLogger("docpipe")
+
+INTERRUPTED = 128 + signal.SIGINT
+"""The exit status of a command stopped by Ctrl+C, as shells report it."""
 
 
 def server_config(app: Litestar | str, host: str, port: int, workers: int = 1) -> uvicorn.Config:
@@ -190,11 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         logger.critical("%s", error)
         return 2
-    if arguments.command == "fsck":
-        return asyncio.run(
-            fsck(settings, fix=arguments.fix, verify_content=arguments.verify_content, grace=arguments.grace)
-        )
-    return serve(settings, arguments.host or settings.host, arguments.port or settings.port)
+    try:
+        if arguments.command == "fsck":
+            check = fsck(
+                settings, fix=arguments.fix, verify_content=arguments.verify_content, grace=arguments.grace
+            )
+            return asyncio.run(check)
+        return serve(settings, arguments.host or settings.host, arguments.port or settings.port)
+    except KeyboardInterrupt:
+        logger.info("stopped: interrupted")
+        return INTERRUPTED
 
 
 if __name__ == "__main__":
