@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aioboto3
 import msgspec
+import pytest
 
 from docpipe.adapters.filesystem import PARTIAL_SUFFIX, FilesystemBlobStore
 from docpipe.config import Settings
@@ -20,8 +21,10 @@ from docpipe.container import Container, close, open_service
 from docpipe.domain.model import Document, NewDocument, new_document_id
 from docpipe.domain.ports import BlobStore
 from docpipe.domain.service import DocumentService
+from docpipe.entrypoints import data_lock
 from tests.adapters_under_test import settings_for
-from tests.moto_server import MotoServer
+from tests.live_server import live_server
+from tests.moto_server import MotoServer, free_port
 
 AN_HOUR_AGO = time.time() - 3600
 FINDING = re.compile(r"^(\w+) ([0-9a-f-]{36}): ", re.MULTILINE)
@@ -100,7 +103,7 @@ async def damage(service: DocumentService, blobs: BlobStore) -> Damage:
     return Damage(healthy=healthy.id, orphan=orphan, partial=new_document_id(), missing=missing.id)
 
 
-async def damaged_data_dir(data_dir: Path) -> Damage:
+async def damaged_data_dir(data_dir: Path, *, backdated: bool = True) -> Damage:
     settings = settings_for(blob_store="filesystem", repository="sqlite", data_dir=data_dir)
     async with opened(settings) as (service, blobs):
         damaged = await damage(service, blobs)
@@ -108,8 +111,9 @@ async def damaged_data_dir(data_dir: Path) -> Damage:
     partial = files.path_of(damaged.partial).with_name(f".{damaged.partial}.0123abcd{PARTIAL_SUFFIX}")
     partial.parent.mkdir(exist_ok=True)
     partial.write_bytes(b"half an upload")
-    for leftover in (files.path_of(damaged.orphan), partial):
-        os.utime(leftover, (AN_HOUR_AGO, AN_HOUR_AGO))
+    if backdated:
+        for leftover in (files.path_of(damaged.orphan), partial):
+            os.utime(leftover, (AN_HOUR_AGO, AN_HOUR_AGO))
     return damaged
 
 
@@ -168,7 +172,7 @@ async def test_mismatched_blobs_are_left_to_a_human(tmp_path: Path) -> None:
     assert files.path_of(altered.id).read_bytes() == b"CONTENT"
 
 
-async def test_leftovers_within_the_grace_period_are_left_alone(tmp_path: Path) -> None:
+async def test_while_a_server_runs_leftovers_within_the_grace_period_are_left_alone(tmp_path: Path) -> None:
     settings = settings_for(blob_store="filesystem", repository="sqlite", data_dir=tmp_path)
     async with opened(settings) as (service, blobs):
         await upload(service)
@@ -176,11 +180,68 @@ async def test_leftovers_within_the_grace_period_are_left_alone(tmp_path: Path) 
         await blobs.put(orphan, stream(b"an upload about to commit"))
     env = filesystem_environment(tmp_path)
 
-    recent = await docpipe_fsck(env, "--fix")
-    assert recent.code == 0, recent
-    assert "(1 too recent to judge" in recent.stdout
-    assert FilesystemBlobStore(tmp_path / "blobs").path_of(orphan).exists()
-    assert (await docpipe_fsck(env, "--grace-minutes", "0")).findings == {("orphan_blob", orphan)}
+    with live_server(env, tmp_path / "server.log"):
+        recent = await docpipe_fsck(env, "--fix")
+        assert recent.code == 0, recent
+        assert "(1 too recent to judge" in recent.stdout
+        assert FilesystemBlobStore(tmp_path / "blobs").path_of(orphan).exists()
+        assert (await docpipe_fsck(env, "--grace-minutes", "0")).findings == {("orphan_blob", orphan)}
+
+
+async def test_leftovers_of_a_crash_are_judged_at_once_when_no_server_runs(tmp_path: Path) -> None:
+    """Right after a crash the leftovers are seconds old: without a server holding the data folder's
+    lock, none can be an upload in flight, so the grace period does not apply."""
+    damaged = await damaged_data_dir(tmp_path, backdated=False)
+    env = filesystem_environment(tmp_path)
+
+    alone = await docpipe_fsck(env)
+    assert alone.code == 1, alone
+    assert alone.findings == expected_findings(damaged)
+    assert "no server is using this data folder: leftovers are judged whatever their age" in alone.stdout
+    explicit = await docpipe_fsck(env, "--grace-minutes", "15")
+    assert explicit.findings == {("missing_blob", damaged.missing)}
+    assert "(2 too recent to judge" in explicit.stdout
+
+    with live_server(env, tmp_path / "server.log"):
+        shared = await docpipe_fsck(env, "--fix")
+    assert shared.code == 0, shared
+    assert shared.findings == {("missing_blob", damaged.missing)}
+    assert "(2 too recent to judge" in shared.stdout
+    assert "no server is using" not in shared.stdout
+    assert FilesystemBlobStore(tmp_path / "blobs").path_of(damaged.orphan).exists()
+
+
+async def test_a_server_does_not_start_while_fsck_runs(tmp_path: Path) -> None:
+    await damaged_data_dir(tmp_path)
+    settings = settings_for(blob_store="filesystem", repository="sqlite", data_dir=tmp_path)
+    with data_lock.checking(settings) as alone:
+        assert alone
+        serve = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "docpipe.entrypoints.cli",
+            "serve",
+            env=filesystem_environment(tmp_path) | {"DOCPIPE_PORT": str(free_port())},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(serve.communicate(), 60)
+    assert serve.returncode == 1
+    assert "Traceback" not in stderr.decode()
+    assert "cannot start: docpipe fsck is running on" in stderr.decode()
+
+
+@pytest.mark.parametrize("folder", ["absent", "empty"])
+async def test_a_folder_without_a_store_is_refused_and_left_alone(tmp_path: Path, folder: str) -> None:
+    data_dir = tmp_path / folder
+    if folder == "empty":
+        data_dir.mkdir()
+    run = await docpipe_fsck(filesystem_environment(data_dir))
+    assert run.code == 2, run
+    assert run.stdout == ""
+    assert len(run.stderr.splitlines()) == 1, run.stderr
+    assert f"no docpipe store in {data_dir}" in run.stderr
+    assert (list(data_dir.iterdir()) if data_dir.exists() else None) == ([] if folder == "empty" else None)
 
 
 async def test_configuration_errors_exit_with_2(tmp_path: Path) -> None:
@@ -222,3 +283,32 @@ async def test_s3_and_dynamodb(tmp_path: Path, moto_server: MotoServer) -> None:
     assert again.code == 0, again
     assert again.findings == set()
     assert "checked 1 documents and 1 blob store entries" in again.stdout
+
+
+def readme_fsck_commands() -> list[str]:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = re.findall(r"^```sh\n(.*?)^```", readme, re.MULTILINE | re.DOTALL)
+    return [line for block in blocks for line in block.splitlines() if "docpipe fsck" in line]
+
+
+def test_the_readme_shows_fsck_commands() -> None:
+    assert len(readme_fsck_commands()) >= 4
+
+
+@pytest.mark.parametrize("command", readme_fsck_commands())
+async def test_the_readme_fsck_commands_work_as_written(tmp_path: Path, command: str) -> None:
+    """Run from a checkout where ``make`` created ``.venv``, with nothing of it on PATH."""
+    (tmp_path / ".venv").symlink_to(sys.prefix)
+    await damaged_data_dir(tmp_path / "data")
+    process = await asyncio.create_subprocess_exec(
+        "bash",
+        "-c",
+        command,
+        cwd=tmp_path,
+        env=environment() | {"PATH": "/usr/bin:/bin"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode in (0, 1), (command, process.returncode, stderr.decode())
+    assert "problems remain" in stdout.decode() or "clean" in stdout.decode(), stdout.decode()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aioboto3
 from dependency_injector import containers, providers
 
 from docpipe.adapters import dynamodb, filesystem, memory, s3, sniffing, sqlite
-from docpipe.config import Settings
+from docpipe.config import BlobStoreKind, RepositoryKind, Settings
 from docpipe.domain.service import DocumentService
 
 
@@ -65,3 +67,14 @@ async def open_service(container: Container) -> DocumentService:
 async def close(container: Container) -> None:
     """Close every adapter that was opened; safe to call more than once."""
     await container.shutdown_resources()  # type: ignore[misc]
+
+
+def missing_local_stores(settings: Settings) -> list[Path]:
+    """The folder or file of each selected store in the data folder that does not exist (opening
+    a store creates it)."""
+    paths = []
+    if settings.blob_store is BlobStoreKind.FILESYSTEM:
+        paths.append(filesystem.blob_folder(settings.data_dir))
+    if settings.repository is RepositoryKind.SQLITE:
+        paths.append(sqlite.database_file(settings.data_dir))
+    return [path for path in paths if not path.exists()]

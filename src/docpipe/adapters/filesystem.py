@@ -218,8 +218,12 @@ async def _read(reader: _BlobReader, first: bytes) -> AsyncIterator[bytes]:
             await asyncio.shield(asyncio.to_thread(reader.close))
 
 
+def blob_folder(data_dir: Path) -> Path:
+    return data_dir / "blobs"
+
+
 async def open_blob_store(data_dir: Path) -> AsyncIterator[FilesystemBlobStore]:
     """The store under ``<data_dir>/blobs``, created when missing."""
-    root = data_dir / "blobs"
+    root = blob_folder(data_dir)
     await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
     yield FilesystemBlobStore(root)

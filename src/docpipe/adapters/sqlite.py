@@ -462,10 +462,14 @@ async def _create_prefix_entries(db: aiosqlite.Connection) -> None:
             logger.info("indexed the filename prefixes of the stored documents: %d entries", filled.rowcount)
 
 
+def database_file(data_dir: Path) -> Path:
+    return data_dir / "docpipe.sqlite3"
+
+
 async def open_repository(data_dir: Path) -> AsyncIterator[SqliteRepository]:
     """The repository in ``<data_dir>/docpipe.sqlite3``; folder, file and schema are created when missing."""
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
-    path = data_dir / "docpipe.sqlite3"
+    path = database_file(data_dir)
     async with contextlib.AsyncExitStack() as connections:
         writer = await _connect(path)
         connections.push_async_callback(writer.close)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -15,10 +16,11 @@ from litestar import Litestar
 from uvicorn.supervisors import Multiprocess
 
 from docpipe.config import Settings, SettingsError, load_settings
-from docpipe.container import Container, close, open_service
+from docpipe.container import Container, close, missing_local_stores, open_service
 from docpipe.domain.errors import StoreUnavailable
 from docpipe.domain.fsck import DEFAULT_GRACE, FindingKind, Fsck, FsckReport
 from docpipe.domain.ports import BlobStore, DocumentRepository
+from docpipe.entrypoints import data_lock
 from docpipe.entrypoints.http.app import create_app
 
 logger = logging.getLogger("docpipe")
@@ -78,6 +80,17 @@ async def _check_stores(settings: Settings) -> bool:
 
 
 def serve(settings: Settings, host: str, port: int) -> int:
+    """Serve while holding the data folder's lock (see ``data_lock``)."""
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(data_lock.serving(settings))
+        except data_lock.FolderInUse as error:
+            logger.critical("cannot start: %s", error)
+            return 1
+        return _serve_processes(settings, host, port)
+
+
+def _serve_processes(settings: Settings, host: str, port: int) -> int:
     """``DOCPIPE_WORKERS`` processes share the listening socket, each opening its own stores through the
     app's lifespan. The stores are opened once here first, so that a bucket, table or schema missing is
     created once rather than by racing workers, and an unreachable store stops start-up in one line."""
@@ -96,19 +109,31 @@ def worker_app() -> Litestar:
     return create_app(load_settings())
 
 
-async def fsck(settings: Settings, *, fix: bool, verify_content: bool, grace: timedelta) -> int:
+async def fsck(settings: Settings, *, fix: bool, verify_content: bool, grace: timedelta | None) -> int:
     """Exit status 0 when nothing is wrong (any more), 1 when problems remain, 2 when the check
-    could not run to its end."""
-    container = Container(settings=settings)
-    try:
-        blobs: BlobStore = await container.blob_store()
-        repository: DocumentRepository = await container.repository()
-        report = await Fsck(blobs, repository, grace=grace).run(fix=fix, verify_content=verify_content)
-    except StoreUnavailable as error:
-        logger.critical("cannot check: %s", error)
+    could not run to its end. Without a ``grace`` the default applies, or none at all when no server
+    uses the stores."""
+    if missing := missing_local_stores(settings):
+        logger.critical(
+            "cannot check: no docpipe store in %s (%s does not exist); check DOCPIPE_DATA_DIR",
+            settings.data_dir,
+            missing[0].name,
+        )
         return 2
-    finally:
-        await close(container)
+    with data_lock.checking(settings) as alone:
+        if grace is None and alone:
+            print("no server is using this data folder: leftovers are judged whatever their age")
+        grace = grace if grace is not None else timedelta(0) if alone else DEFAULT_GRACE
+        container = Container(settings=settings)
+        try:
+            blobs: BlobStore = await container.blob_store()
+            repository: DocumentRepository = await container.repository()
+            report = await Fsck(blobs, repository, grace=grace).run(fix=fix, verify_content=verify_content)
+        except StoreUnavailable as error:
+            logger.critical("cannot check: %s", error)
+            return 2
+        finally:
+            await close(container)
     _print_report(report, fix)
     return 0 if report.clean else 1
 
@@ -184,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         "--grace-minutes",
         dest="grace",
         type=_minutes,
-        default=DEFAULT_GRACE,
-        help="leave entries younger than this alone: they may be uploads in flight (default: 15)",
+        help="leave entries younger than this alone: they may be uploads in flight (default: 15, "
+        "or 0 when no server uses the data folder)",
     )
     arguments = parser.parse_args(argv)
     _configure_logging()
