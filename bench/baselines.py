@@ -24,6 +24,7 @@ from litestar.datastructures import State
 from litestar.enums import HttpMethod
 from litestar.response import File
 
+from docpipe.config import LimitSettings
 from docpipe.entrypoints.cli import server_config
 
 MIB = 1024 * 1024
@@ -159,7 +160,7 @@ def json_app() -> Litestar:
 
 
 async def _serve(app: Litestar, port: int) -> None:
-    await uvicorn.Server(server_config(app, "127.0.0.1", port)).serve()
+    await uvicorn.Server(server_config(app, "127.0.0.1", port, LimitSettings())).serve()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
@@ -43,6 +44,22 @@ class DynamoDbSettings(msgspec.Struct, frozen=True, kw_only=True):
     region: str | None = None
 
 
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+
+
+class LimitSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """What one client may hold and for how long; times in seconds. See README, "Limits and timeouts"."""
+
+    max_connections: Positive = 1000
+    max_concurrent_uploads: Positive = 16
+    header_timeout: Positive = 10
+    keep_alive_timeout: Positive = 5
+    body_idle_timeout: Positive = 30
+    body_min_rate: Positive = 1024
+    """Bytes per second, averaged over ``body_rate_window`` seconds of waiting for the client."""
+    body_rate_window: Positive = 30
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     blob_store: BlobStoreKind = BlobStoreKind.FILESYSTEM
     repository: RepositoryKind = RepositoryKind.SQLITE
@@ -53,6 +70,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_upload_bytes: int = 5 * GIB
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
     dynamodb: DynamoDbSettings = msgspec.field(default_factory=DynamoDbSettings)
+    limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
 
 
 class SettingsError(ValueError):
@@ -82,8 +100,18 @@ _DYNAMODB = {
     "DOCPIPE_DYNAMODB_REGION": "region",
 }
 
+_LIMITS = {
+    "DOCPIPE_MAX_CONNECTIONS": "max_connections",
+    "DOCPIPE_MAX_CONCURRENT_UPLOADS": "max_concurrent_uploads",
+    "DOCPIPE_HEADER_TIMEOUT": "header_timeout",
+    "DOCPIPE_KEEP_ALIVE_TIMEOUT": "keep_alive_timeout",
+    "DOCPIPE_BODY_IDLE_TIMEOUT": "body_idle_timeout",
+    "DOCPIPE_BODY_MIN_RATE": "body_min_rate",
+    "DOCPIPE_BODY_RATE_WINDOW": "body_rate_window",
+}
 
-KNOWN_VARIABLES = frozenset({*_TOP_LEVEL, *_S3, *_DYNAMODB})
+
+KNOWN_VARIABLES = frozenset({*_TOP_LEVEL, *_S3, *_DYNAMODB, *_LIMITS})
 _AWS_REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
 """Where a store's region comes from when its ``DOCPIPE_*_REGION`` is unset, first one set wins; with
 none set the AWS profile's applies. Resolved here because the pinned botocore reads only the second."""
@@ -117,6 +145,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     raw: dict[str, object] = dict(_pick(env, _TOP_LEVEL))
     raw["s3"] = _with_region(_pick(env, _S3), env)
     raw["dynamodb"] = _with_region(_pick(env, _DYNAMODB), env)
+    raw["limits"] = _pick(env, _LIMITS)
     try:
         settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
     except msgspec.ValidationError as error:

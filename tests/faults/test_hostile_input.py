@@ -8,7 +8,6 @@ without its document) once the server has had a moment to clean up.
 from __future__ import annotations
 
 import hashlib
-import json
 import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,21 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.faults.raw_http import RawResponse, assert_raw_problem, read_response
 from tests.faults.support import MIB, blob_files, filesystem_env, list_all, wait_for
 from tests.live_server import LiveServer, live_server
 
 MAX_UPLOAD_BYTES = MIB
 SOCKET_TIMEOUT = 15.0
-
-
-@dataclass
-class RawResponse:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 @dataclass
@@ -82,33 +72,6 @@ def _connect(service: Service) -> socket.socket:
     return sock
 
 
-def _read_response(sock: socket.socket) -> RawResponse:
-    """One HTTP/1.1 response; the body by Content-Length, else up to the close."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise AssertionError(f"connection closed before a response; got {data!r}")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    if "content-length" in headers:
-        length = int(headers["content-length"])
-        while len(body) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-    else:
-        while chunk := sock.recv(65536):
-            body += chunk
-    return RawResponse(int(status_line.split(" ", 2)[1]), headers, body)
-
-
 def _exchange(service: Service, head: str, body: Iterable[bytes] = ()) -> RawResponse:
     """Send ``head`` (request line and headers, without the blank line) and ``body``; tolerate the
     server answering and closing before the body is all sent, as it may for a refusal."""
@@ -119,7 +82,7 @@ def _exchange(service: Service, head: str, body: Iterable[bytes] = ()) -> RawRes
                 sock.sendall(part)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        return _read_response(sock)
+        return read_response(sock)
 
 
 def _request(method: str, target: str, headers: dict[str, str]) -> str:
@@ -130,12 +93,6 @@ def _request(method: str, target: str, headers: dict[str, str]) -> str:
         *(f"{k}: {v}" for k, v in headers.items()),
     ]
     return "\r\n".join(lines)
-
-
-def _assert_problem(response: RawResponse, status: int) -> None:
-    assert response.status == status, (response.status, response.body[:300])
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["status"] == status
 
 
 def _multipart(boundary: str, parts: Iterable[tuple[str, str]]) -> bytes:
@@ -159,7 +116,7 @@ def test_declared_oversized_upload_is_refused_before_the_body(service: Service, 
         {"Content-Type": content_type, "Content-Length": str(100 * MAX_UPLOAD_BYTES)},
     )
     response = _exchange(service, head)
-    _assert_problem(response, 413)
+    assert_raw_problem(response, 413)
     assert response.headers.get("connection") == "close"
 
 
@@ -171,7 +128,7 @@ def test_chunked_upload_crossing_the_limit_is_refused(service: Service) -> None:
     )
     piece = b"x" * (64 * 1024)
     frames = [b"%x\r\n%s\r\n" % (len(piece), piece)] * (3 * MAX_UPLOAD_BYTES // len(piece)) + [b"0\r\n\r\n"]
-    _assert_problem(_exchange(service, head, frames), 413)
+    assert_raw_problem(_exchange(service, head, frames), 413)
 
 
 @pytest.mark.parametrize("shape", ["raw", "multipart"])
@@ -216,7 +173,7 @@ def test_ten_kilobyte_filename_is_refused(service: Service) -> None:
         ),
         [b"hello"],
     )
-    _assert_problem(raw, 422)
+    assert_raw_problem(raw, 422)
     query = _exchange(
         service,
         _request(
@@ -224,7 +181,7 @@ def test_ten_kilobyte_filename_is_refused(service: Service) -> None:
         ),
         [b"hello"],
     )
-    _assert_problem(query, 422)
+    assert_raw_problem(query, 422)
     body = _multipart("b0undary", [(f'name="file"; filename="{name}"', "hello")])
     form = _exchange(
         service,
@@ -237,7 +194,7 @@ def test_ten_kilobyte_filename_is_refused(service: Service) -> None:
     )
     print(f"10 KB filename in a part: {form.status} {form.body[:200]!r}")
     assert form.status in (400, 422), (form.status, form.body[:300])
-    _assert_problem(form, form.status)
+    assert_raw_problem(form, form.status)
 
 
 def test_multipart_body_with_a_thousand_parts_is_refused(service: Service) -> None:
@@ -249,7 +206,7 @@ def test_multipart_body_with_a_thousand_parts_is_refused(service: Service) -> No
         "/documents",
         {"Content-Type": "multipart/form-data; boundary=many", "Content-Length": str(len(body))},
     )
-    _assert_problem(_exchange(service, head, [body]), 400)
+    assert_raw_problem(_exchange(service, head, [body]), 400)
 
 
 def test_ten_thousand_ranges_are_not_served_as_ranges(service: Service, document: dict[str, Any]) -> None:
@@ -299,7 +256,7 @@ def test_eight_kilobyte_if_match_on_patch(service: Service, document: dict[str, 
         f"/documents/{document['id']}",
         {"Content-Type": "application/json", "Content-Length": str(len(body)), "If-Match": header},
     )
-    _assert_problem(_exchange(service, head, [body]), 412)
+    assert_raw_problem(_exchange(service, head, [body]), 412)
 
 
 def test_server_logged_no_unhandled_error(service: Service) -> None:

@@ -17,6 +17,12 @@ def test_defaults_are_the_embedded_setup() -> None:
     assert settings.workers == 1
 
 
+def test_limits_are_parsed() -> None:
+    limits = load_settings({"DOCPIPE_MAX_CONCURRENT_UPLOADS": "4", "DOCPIPE_BODY_IDLE_TIMEOUT": "7"}).limits
+    assert (limits.max_concurrent_uploads, limits.body_idle_timeout) == (4, 7)
+    assert limits.header_timeout == load_settings({}).limits.header_timeout
+
+
 def test_variables_are_parsed() -> None:
     settings = load_settings(
         {
@@ -46,6 +52,9 @@ def test_variables_are_parsed() -> None:
         {"DOCPIPE_WORKERS": "0"},
         {"DOCPIPE_WORKERS": "two"},
         {"DOCPIPE_BLOBSTORE": "s3"},
+        {"DOCPIPE_HEADER_TIMEOUT": "0"},
+        {"DOCPIPE_MAX_CONNECTIONS": "-5"},
+        {"DOCPIPE_BODY_MIN_RATE": "fast"},
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_error(environ: dict[str, str]) -> None:

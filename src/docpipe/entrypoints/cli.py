@@ -15,13 +15,14 @@ import uvloop
 from litestar import Litestar
 from uvicorn.supervisors import Multiprocess
 
-from docpipe.config import Settings, SettingsError, load_settings
+from docpipe.config import LimitSettings, Settings, SettingsError, load_settings
 from docpipe.container import Container, close, missing_local_stores, open_service
 from docpipe.domain.errors import StoreUnavailable
 from docpipe.domain.fsck import DEFAULT_GRACE, FindingKind, Fsck, FsckReport
 from docpipe.domain.ports import BlobStore, DocumentRepository
 from docpipe.entrypoints import data_lock
 from docpipe.entrypoints.http.app import create_app
+from docpipe.entrypoints.http.connections import ServerConfig
 
 logger = logging.getLogger("docpipe")
 
@@ -29,17 +30,20 @@ INTERRUPTED = 128 + signal.SIGINT
 """The exit status of a command stopped by Ctrl+C, as shells report it."""
 
 
-def server_config(app: Litestar | str, host: str, port: int, workers: int = 1) -> uvicorn.Config:
-    """How docpipe runs uvicorn: httptools parses HTTP, uvloop runs the event loop (both C). The bench's
-    baseline apps are served with the same, so that its ratios compare apps, not servers."""
-    return uvicorn.Config(
+def server_config(
+    app: Litestar | str, host: str, port: int, limits: LimitSettings, workers: int = 1
+) -> uvicorn.Config:
+    """How docpipe runs uvicorn: httptools parses HTTP (guarded by ``limits``, see ``connections``),
+    uvloop runs the event loop (both C). The bench's baseline apps are served with the same, so that
+    its ratios compare apps, not servers."""
+    return ServerConfig(
         app,
+        limits=limits,
         host=host,
         port=port,
         workers=workers,
         factory=isinstance(app, str),
         loop="uvloop",
-        http="httptools",
         log_level="info",
         lifespan="on",
         timeout_graceful_shutdown=30,
@@ -67,7 +71,7 @@ async def serve_one(settings: Settings, host: str, port: int) -> int:
     container = Container(settings=settings)
     if not await open_or_explain(container):
         return 1
-    await uvicorn.Server(server_config(create_app(settings, container), host, port)).serve()
+    await uvicorn.Server(server_config(create_app(settings, container), host, port, settings.limits)).serve()
     return 0
 
 
@@ -98,7 +102,7 @@ def _serve_processes(settings: Settings, host: str, port: int) -> int:
         return uvloop.run(serve_one(settings, host, port))
     if not uvloop.run(_check_stores(settings)):
         return 1
-    config = server_config(f"{__name__}:worker_app", host, port, settings.workers)
+    config = server_config(f"{__name__}:worker_app", host, port, settings.limits, settings.workers)
     Multiprocess(config, sockets=[config.bind_socket()]).run()
     return 0
 

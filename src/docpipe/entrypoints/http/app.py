@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,6 +10,7 @@ from litestar import Litestar, Response, route
 from litestar.di import Provide
 from litestar.enums import HttpMethod
 from litestar.handlers import HTTPRouteHandler
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
 from docpipe.config import Settings
@@ -17,6 +19,7 @@ from docpipe.entrypoints.http import content, documents, health
 from docpipe.entrypoints.http.body_limits import MAX_PATCH_BODY_BYTES
 from docpipe.entrypoints.http.dependencies import provide_service
 from docpipe.entrypoints.http.problems import EXCEPTION_HANDLERS
+from docpipe.entrypoints.http.request_limits import RequestLimits
 
 
 def create_app(settings: Settings, container: Container | None = None) -> Litestar:
@@ -47,6 +50,13 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         ],
         dependencies={"service": Provide(provide_service, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[
+            DefineMiddleware(
+                RequestLimits,
+                limits=settings.limits,
+                upload_slots=asyncio.Semaphore(settings.limits.max_concurrent_uploads),
+            )
+        ],
         lifespan=[open_stores],
         # The only other bodies are uploads, whose routes lift this limit and enforce their own.
         request_max_body_size=MAX_PATCH_BODY_BYTES,

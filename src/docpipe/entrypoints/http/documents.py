@@ -17,6 +17,7 @@ from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.conditional import if_match_hits
 from docpipe.entrypoints.http.dependencies import AnyRequest
 from docpipe.entrypoints.http.openapi import UploadOperation, problems
+from docpipe.entrypoints.http.request_limits import UPLOAD_ROUTE
 from docpipe.entrypoints.http.schemas import DocumentListOut, DocumentOut, DocumentPatch, metadata_etag
 from docpipe.entrypoints.http.uploads import receive_upload
 
@@ -36,7 +37,9 @@ def _created(document: Document) -> Response[DocumentOut]:
     status_code=HTTP_201_CREATED,
     request_max_body_size=None,
     operation_class=UploadOperation,
+    opt={UPLOAD_ROUTE: True},
     responses=problems(
+        HTTPStatus.REQUEST_TIMEOUT,
         HTTPStatus.CONFLICT,
         HTTPStatus.GONE,
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -58,7 +61,9 @@ async def upload_document(request: AnyRequest, service: Service) -> Response[Doc
     status_code=HTTP_201_CREATED,
     request_max_body_size=None,
     operation_class=UploadOperation,
+    opt={UPLOAD_ROUTE: True},
     responses=problems(
+        HTTPStatus.REQUEST_TIMEOUT,
         HTTPStatus.CONFLICT,
         HTTPStatus.GONE,
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -112,6 +117,7 @@ async def get_document(document_id: FromPath[str], service: Service) -> Response
     summary="Change filename, tags or metadata",
     responses=problems(
         HTTPStatus.NOT_FOUND,
+        HTTPStatus.REQUEST_TIMEOUT,
         HTTPStatus.CONFLICT,
         HTTPStatus.PRECONDITION_FAILED,
         HTTPStatus.UNSUPPORTED_MEDIA_TYPE,

@@ -43,11 +43,16 @@ class Problem(msgspec.Struct, frozen=True):
     detail: str
 
 
+def problem_json(status: HTTPStatus, detail: str) -> bytes:
+    return msgspec.json.encode(Problem(type="about:blank", title=status.phrase, status=status, detail=detail))
+
+
 def problem_response(
     status: HTTPStatus, detail: str, headers: dict[str, str] | None = None
 ) -> Response[bytes]:
-    body = msgspec.json.encode(Problem(type="about:blank", title=status.phrase, status=status, detail=detail))
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return Response(
+        problem_json(status, detail), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 def status_of(error: errors.DocpipeError) -> HTTPStatus:
