@@ -19,8 +19,9 @@ def _repository_kind(settings: Settings) -> str:
 
 
 class Container(containers.DeclarativeContainer):
-    """Adapters are Resources: opened (and their bucket, table or folder created) on first use and
-    closed by ``shutdown_resources``. Only the selected ones are ever opened."""
+    """Adapters are Resources: opened (and their bucket, table or folder created, unless
+    ``create_missing`` is false) on first use and closed by ``shutdown_resources``. Only the selected
+    ones are ever opened."""
 
     settings = providers.Dependency(instance_of=Settings)
 
@@ -28,15 +29,33 @@ class Container(containers.DeclarativeContainer):
 
     blob_store = providers.Selector(
         providers.Callable(_blob_store_kind, settings),
-        filesystem=providers.Resource(filesystem.open_blob_store, settings.provided.data_dir),
-        s3=providers.Resource(s3.open_blob_store, aws_session, settings.provided.s3),
+        filesystem=providers.Resource(
+            filesystem.open_blob_store,
+            settings.provided.data_dir,
+            create_missing=settings.provided.create_missing,
+        ),
+        s3=providers.Resource(
+            s3.open_blob_store,
+            aws_session,
+            settings.provided.s3,
+            create_missing=settings.provided.create_missing,
+        ),
         memory=providers.Resource(memory.open_blob_store),
     )
 
     repository = providers.Selector(
         providers.Callable(_repository_kind, settings),
-        sqlite=providers.Resource(sqlite.open_repository, settings.provided.data_dir),
-        dynamodb=providers.Resource(dynamodb.open_repository, aws_session, settings.provided.dynamodb),
+        sqlite=providers.Resource(
+            sqlite.open_repository,
+            settings.provided.data_dir,
+            create_missing=settings.provided.create_missing,
+        ),
+        dynamodb=providers.Resource(
+            dynamodb.open_repository,
+            aws_session,
+            settings.provided.dynamodb,
+            create_missing=settings.provided.create_missing,
+        ),
         memory=providers.Resource(memory.open_repository),
     )
 

@@ -15,7 +15,7 @@ from uvicorn.supervisors import Multiprocess
 
 from docpipe.config import Settings, SettingsError, load_settings
 from docpipe.container import Container, close, open_service
-from docpipe.domain.errors import StoreUnavailable
+from docpipe.domain.errors import StoreFailure
 from docpipe.domain.fsck import DEFAULT_GRACE, FindingKind, Fsck, FsckReport
 from docpipe.domain.ports import BlobStore, DocumentRepository
 from docpipe.entrypoints.http.app import create_app
@@ -49,7 +49,7 @@ async def open_or_explain(container: Container) -> bool:
     lifespan traceback."""
     try:
         await open_service(container)
-    except StoreUnavailable as error:
+    except StoreFailure as error:
         logger.critical("cannot start: %s", error)
         await close(container)
         return False
@@ -100,7 +100,7 @@ async def fsck(settings: Settings, *, fix: bool, verify_content: bool, grace: ti
         blobs: BlobStore = await container.blob_store()
         repository: DocumentRepository = await container.repository()
         report = await Fsck(blobs, repository, grace=grace).run(fix=fix, verify_content=verify_content)
-    except StoreUnavailable as error:
+    except StoreFailure as error:
         logger.critical("cannot check: %s", error)
         return 2
     finally:
