@@ -240,7 +240,7 @@ async def test_a_folder_without_a_store_is_refused_and_left_alone(tmp_path: Path
     assert run.code == 2, run
     assert run.stdout == ""
     assert len(run.stderr.splitlines()) == 1, run.stderr
-    assert f"no docpipe store in {data_dir}" in run.stderr
+    assert f"no docpipe store there: blob folder {data_dir}" in run.stderr
     assert (list(data_dir.iterdir()) if data_dir.exists() else None) == ([] if folder == "empty" else None)
 
 

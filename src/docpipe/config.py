@@ -68,6 +68,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8000
     workers: int = 1
     max_upload_bytes: int = 5 * GIB
+    create_missing: bool = True
+    """Create a missing bucket, table, folder or database, at start-up and when one goes missing."""
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
     dynamodb: DynamoDbSettings = msgspec.field(default_factory=DynamoDbSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
@@ -85,6 +87,7 @@ _TOP_LEVEL = {
     "DOCPIPE_PORT": "port",
     "DOCPIPE_WORKERS": "workers",
     "DOCPIPE_MAX_UPLOAD_BYTES": "max_upload_bytes",
+    "DOCPIPE_CREATE_MISSING": "create_missing",
 }
 _S3 = {
     "DOCPIPE_S3_BUCKET": "bucket",

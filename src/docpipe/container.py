@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import aioboto3
 from dependency_injector import containers, providers
 
 from docpipe.adapters import dynamodb, filesystem, memory, s3, sniffing, sqlite
-from docpipe.config import BlobStoreKind, RepositoryKind, Settings
+from docpipe.config import Settings
 from docpipe.domain.service import DocumentService
 
 
@@ -21,8 +19,9 @@ def _repository_kind(settings: Settings) -> str:
 
 
 class Container(containers.DeclarativeContainer):
-    """Adapters are Resources: opened (and their bucket, table or folder created) on first use and
-    closed by ``shutdown_resources``. Only the selected ones are ever opened."""
+    """Adapters are Resources: opened (and their bucket, table or folder created, unless
+    ``create_missing`` is false) on first use and closed by ``shutdown_resources``. Only the selected
+    ones are ever opened."""
 
     settings = providers.Dependency(instance_of=Settings)
 
@@ -30,15 +29,33 @@ class Container(containers.DeclarativeContainer):
 
     blob_store = providers.Selector(
         providers.Callable(_blob_store_kind, settings),
-        filesystem=providers.Resource(filesystem.open_blob_store, settings.provided.data_dir),
-        s3=providers.Resource(s3.open_blob_store, aws_session, settings.provided.s3),
+        filesystem=providers.Resource(
+            filesystem.open_blob_store,
+            settings.provided.data_dir,
+            create_missing=settings.provided.create_missing,
+        ),
+        s3=providers.Resource(
+            s3.open_blob_store,
+            aws_session,
+            settings.provided.s3,
+            create_missing=settings.provided.create_missing,
+        ),
         memory=providers.Resource(memory.open_blob_store),
     )
 
     repository = providers.Selector(
         providers.Callable(_repository_kind, settings),
-        sqlite=providers.Resource(sqlite.open_repository, settings.provided.data_dir),
-        dynamodb=providers.Resource(dynamodb.open_repository, aws_session, settings.provided.dynamodb),
+        sqlite=providers.Resource(
+            sqlite.open_repository,
+            settings.provided.data_dir,
+            create_missing=settings.provided.create_missing,
+        ),
+        dynamodb=providers.Resource(
+            dynamodb.open_repository,
+            aws_session,
+            settings.provided.dynamodb,
+            create_missing=settings.provided.create_missing,
+        ),
         memory=providers.Resource(memory.open_repository),
     )
 
@@ -67,14 +84,3 @@ async def open_service(container: Container) -> DocumentService:
 async def close(container: Container) -> None:
     """Close every adapter that was opened; safe to call more than once."""
     await container.shutdown_resources()  # type: ignore[misc]
-
-
-def missing_local_stores(settings: Settings) -> list[Path]:
-    """The folder or file of each selected store in the data folder that does not exist (opening
-    a store creates it)."""
-    paths = []
-    if settings.blob_store is BlobStoreKind.FILESYSTEM:
-        paths.append(filesystem.blob_folder(settings.data_dir))
-    if settings.repository is RepositoryKind.SQLITE:
-        paths.append(sqlite.database_file(settings.data_dir))
-    return [path for path in paths if not path.exists()]

@@ -18,9 +18,16 @@ from docpipe.adapters import dynamodb
 from docpipe.adapters.dynamodb import DynamoDbRepository, open_repository
 from docpipe.adapters.memory import MemoryBlobStore
 from docpipe.config import GIB, DynamoDbSettings
-from docpipe.domain.errors import ConcurrentUpdate, DocumentNotFound, PreconditionFailed, StoreUnavailable
+from docpipe.domain.errors import (
+    ConcurrentUpdate,
+    DocumentNotFound,
+    PreconditionFailed,
+    StoreMissing,
+    StoreUnavailable,
+)
 from docpipe.domain.model import Document, ListQuery
 from docpipe.domain.service import DocumentService
+from tests.contract.support import errors_naming, until_it_passes
 from tests.contract.test_repository_contract import add_all, list_ids, make_document, renamed
 from tests.moto_server import MotoServer, free_port, running_moto_server
 
@@ -318,3 +325,46 @@ async def test_check_reports_an_endpoint_that_went_away() -> None:
                 await repository.check()
             with pytest.raises(StoreUnavailable):
                 await repository.list(ListQuery())
+
+
+async def test_a_table_deleted_at_run_time_is_recreated_once(
+    moto_server: MotoServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with repository_and_client(moto_server.endpoint_url) as (repository, client, table):
+        await client.delete_table(TableName=table)
+        outcomes = await asyncio.gather(
+            *(repository.add(make_document()) for _ in range(5)), return_exceptions=True
+        )
+        assert isinstance(outcomes[0], StoreUnavailable)
+        assert all(outcome is None or isinstance(outcome, StoreUnavailable) for outcome in outcomes)
+        await until_it_passes(repository.check)
+        document = make_document()
+        await repository.add(document)
+        assert await repository.get(document.id) == document
+    recreated = errors_naming(caplog, table)
+    assert len(recreated) == 1, recreated
+    assert "recreated" in recreated[0]
+
+
+async def test_without_create_missing_a_missing_table_is_reported_and_never_created(
+    moto_server: MotoServer,
+) -> None:
+    settings = fresh_settings(moto_server.endpoint_url)
+    session = aioboto3.Session()
+    with pytest.raises(StoreMissing, match=settings.table):
+        async with opened_repository(session, settings, create_missing=False):
+            pass
+    async with (
+        opened_repository(session, settings) as creator,
+        opened_repository(session, settings, create_missing=False) as repository,
+        session.client("dynamodb", endpoint_url=moto_server.endpoint_url) as client,
+    ):
+        await creator.check()
+        await client.delete_table(TableName=settings.table)
+        for _ in range(2):
+            with pytest.raises(StoreMissing, match=settings.table):
+                await repository.add(make_document())
+            with pytest.raises(StoreMissing):
+                await repository.check()
+            await asyncio.sleep(1)
+        assert settings.table not in (await client.list_tables())["TableNames"]

@@ -19,8 +19,9 @@ import pytest
 from docpipe.adapters import s3
 from docpipe.adapters.s3 import PART_SIZE, S3BlobStore, open_blob_store
 from docpipe.config import S3Settings
-from docpipe.domain.errors import BlobNotFound, StoreUnavailable
+from docpipe.domain.errors import BlobNotFound, StoreMissing, StoreUnavailable
 from docpipe.domain.model import ByteRange, new_document_id
+from tests.contract.support import errors_naming, until_it_passes
 from tests.contract.test_blob_store_contract import chunks_of
 from tests.moto_server import MotoServer, free_port, running_moto_server
 
@@ -134,13 +135,15 @@ async def test_a_cancelled_multipart_put_leaves_no_unfinished_upload(moto_server
 async def test_start_up_against_an_unreachable_endpoint_fails_fast_with_one_line() -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
+    settings = fresh_settings(endpoint)
     with pytest.raises(StoreUnavailable) as caught:
-        async with opened_blob_store(aioboto3.Session(), fresh_settings(endpoint)):
+        async with opened_blob_store(aioboto3.Session(), settings):
             pass
     assert time.monotonic() - started < 15
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith(f"S3 endpoint {endpoint} is unreachable: ")
+    assert message.startswith(f"S3 bucket {settings.bucket!r} is unreachable: ")
+    assert endpoint in message
     assert caught.value.__suppress_context__
 
 
@@ -158,6 +161,49 @@ async def test_check_reports_a_bucket_that_went_away(moto_server: MotoServer) ->
         await client.delete_bucket(Bucket=bucket)
         with pytest.raises(StoreUnavailable, match=bucket):
             await store.check()
+
+
+async def test_a_bucket_deleted_at_run_time_is_recreated_once(
+    moto_server: MotoServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with store_and_client(moto_server.endpoint_url) as (store, client, bucket):
+        await client.delete_bucket(Bucket=bucket)
+        outcomes = await asyncio.gather(
+            *(store.put(new_document_id(), chunks_of(b"x")) for _ in range(5)), return_exceptions=True
+        )
+        assert isinstance(outcomes[0], StoreUnavailable)
+        assert all(outcome == 1 or isinstance(outcome, StoreUnavailable) for outcome in outcomes)
+        await until_it_passes(store.check)
+        key = new_document_id()
+        assert await store.put(key, chunks_of(b"back")) == 4
+        assert b"".join([chunk async for chunk in await store.open(key)]) == b"back"
+    recreated = errors_naming(caplog, bucket)
+    assert len(recreated) == 1, recreated
+    assert "recreated" in recreated[0]
+
+
+async def test_without_create_missing_a_missing_bucket_is_reported_and_never_created(
+    moto_server: MotoServer,
+) -> None:
+    settings = fresh_settings(moto_server.endpoint_url)
+    session = aioboto3.Session()
+    with pytest.raises(StoreMissing, match=settings.bucket):
+        async with opened_blob_store(session, settings, create_missing=False):
+            pass
+    async with (
+        opened_blob_store(session, settings) as creator,
+        opened_blob_store(session, settings, create_missing=False) as store,
+        session.client("s3", endpoint_url=moto_server.endpoint_url) as client,
+    ):
+        await creator.check()
+        await client.delete_bucket(Bucket=settings.bucket)
+        for _ in range(2):
+            with pytest.raises(StoreMissing, match=settings.bucket):
+                await store.put(new_document_id(), chunks_of(b"x"))
+            with pytest.raises(StoreMissing):
+                await store.check()
+            await asyncio.sleep(1)
+        assert settings.bucket not in {bucket["Name"] for bucket in (await client.list_buckets())["Buckets"]}
 
 
 async def test_reads_stopped_early_or_never_started_release_their_connection(moto_server: MotoServer) -> None:

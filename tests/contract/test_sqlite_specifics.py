@@ -1,19 +1,23 @@
-"""What the SQLite adapter must do beyond the repository contract."""
+"""What the SQLite adapter must do beyond the repository contract: listings that read an index, prefix
+entries kept in step, and store failures (a write lock held by another process, a full database) that a
+caller can act on, none of which leaves a transaction open."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import msgspec
 import pytest
 
 from docpipe.adapters import sqlite
-from docpipe.adapters.sqlite import SqliteRepository, open_repository
+from docpipe.adapters.sqlite import DATABASE_NAME, SqliteRepository, open_repository
+from docpipe.domain.errors import StorageFull, StoreMissing, StoreUnavailable
 from docpipe.domain.model import ListQuery
 from tests.contract.test_repository_contract import add_all, list_ids, make_document
 
@@ -63,7 +67,7 @@ async def test_every_listing_reads_an_index_in_id_order(
         after_id = documents[-1].id if after else None
         await repository.list(ListQuery(limit=2, after_id=after_id, **filters))
     assert statements
-    with contextlib.closing(sqlite3.connect(tmp_path / "docpipe.sqlite3")) as db:
+    with contextlib.closing(sqlite3.connect(tmp_path / DATABASE_NAME)) as db:
         for statement, parameters in statements:
             plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)]
             if not filters and not after:
@@ -80,7 +84,7 @@ def _seeks(step: str) -> bool:
 async def test_a_file_from_before_the_prefix_entries_gets_them_at_start_up(tmp_path: Path) -> None:
     """The previous schema had no ``document_prefixes``: opening such a file creates and fills it."""
     documents = [make_document("invoice-1.pdf"), make_document("receipt.pdf"), make_document("inv.txt")]
-    with contextlib.closing(sqlite3.connect(tmp_path / "docpipe.sqlite3")) as db:
+    with contextlib.closing(sqlite3.connect(tmp_path / DATABASE_NAME)) as db:
         db.executescript(sqlite._SCHEMA)
         db.executemany(sqlite._INSERT, [sqlite._row(document) for document in documents])
         db.commit()
@@ -96,7 +100,87 @@ async def test_prefix_entries_follow_renames_and_deletes(tmp_path: Path) -> None
         await repository.update(
             document.id, lambda current: msgspec.structs.replace(current, filename="c", version=2)
         )
-        with contextlib.closing(sqlite3.connect(tmp_path / "docpipe.sqlite3")) as db:
+        with contextlib.closing(sqlite3.connect(tmp_path / DATABASE_NAME)) as db:
             assert db.execute("SELECT prefix, id FROM document_prefixes").fetchall() == [("c", document.id)]
             await repository.delete(document.id)
             assert db.execute("SELECT count(*) FROM document_prefixes").fetchone() == (0,)
+
+
+@contextlib.contextmanager
+def write_lock_held_elsewhere(path: Path) -> Iterator[None]:
+    """Another connection, as another process would, holding the database's write lock."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        yield
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+
+
+async def test_a_write_lock_held_elsewhere_makes_writes_unavailable_and_spares_reads(tmp_path: Path) -> None:
+    async with opened_repository(tmp_path) as repository:
+        document = make_document()
+        await repository.add(document)
+        with write_lock_held_elsewhere(tmp_path / DATABASE_NAME):
+            with pytest.raises(StoreUnavailable, match="locked"):
+                await repository.add(make_document())
+            assert await repository.get(document.id) == document
+        later = make_document()
+        await repository.add(later)
+        assert await repository.get(later.id) == later
+
+
+@contextlib.asynccontextmanager
+async def size_capped_repository(
+    folder: Path,
+) -> AsyncIterator[tuple[SqliteRepository, aiosqlite.Connection]]:
+    """A repository whose writer may not grow the database past its size at the start, so a write
+    that needs a new page gets SQLite's own SQLITE_FULL, as on a full disk."""
+    async with opened_repository(folder):
+        pass  # creates the file and its schema
+    async with (
+        aiosqlite.connect(folder / DATABASE_NAME, isolation_level=None) as writer,
+        aiosqlite.connect(folder / DATABASE_NAME, isolation_level=None) as reader,
+    ):
+        ((pages,),) = await writer.execute_fetchall("PRAGMA page_count")
+        await writer.execute(f"PRAGMA max_page_count = {pages}")
+        yield SqliteRepository(writer, [reader], folder), writer
+
+
+def _big_metadata() -> dict[str, str]:
+    return {"notes": "x" * 200_000}  # overflow pages: more than the database may grow
+
+
+async def test_a_full_database_makes_writes_storage_full_and_leaves_no_transaction_open(
+    tmp_path: Path,
+) -> None:
+    async with size_capped_repository(tmp_path) as (repository, writer):
+        with pytest.raises(StorageFull, match="full"):
+            await repository.add(make_document(metadata=_big_metadata()))
+        assert not writer.in_transaction
+
+        await writer.execute("PRAGMA max_page_count = 100000")
+        small = make_document()
+        await repository.add(small)
+        ((pages,),) = await writer.execute_fetchall("PRAGMA page_count")
+        await writer.execute(f"PRAGMA max_page_count = {pages}")
+        grown = msgspec.structs.replace(small, metadata=_big_metadata(), version=small.version + 1)
+        with pytest.raises(StorageFull):
+            await repository.update(small.id, lambda _: grown)
+        assert not writer.in_transaction
+        assert await repository.get(small.id) == small
+
+
+async def test_without_create_missing_a_folder_without_a_database_is_refused_and_left_alone(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    with pytest.raises(StoreMissing, match=DATABASE_NAME):
+        async with opened_repository(data_dir, create_missing=False):
+            pass
+    assert not data_dir.exists()
+    async with opened_repository(data_dir):
+        pass
+    async with opened_repository(data_dir, create_missing=False) as repository:
+        await repository.check()

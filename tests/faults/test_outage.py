@@ -13,8 +13,10 @@ every listed document intact.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,10 +26,14 @@ from typing import Any
 import httpx
 import pytest
 
+from docpipe.adapters.aws_errors import RECREATE_INTERVAL_SECONDS
+from docpipe.config import load_settings
+from docpipe.container import Container, close, open_service
 from tests.faults.proxy import Direction, Fault, FaultProxy
 from tests.faults.support import (
     MIB,
     assert_fsck_clean,
+    assert_problem,
     assert_unavailable,
     aws_env,
     download_digest,
@@ -167,6 +173,54 @@ def test_blob_store_down_spares_the_metadata_routes(stack: AwsStack) -> None:
     _assert_resumed(stack.client, [before])
 
 
+def _log_lines_of(server: LiveServer, request_id: str) -> list[str]:
+    lines: list[str] = []
+
+    def logged() -> bool:
+        lines[:] = [line for line in server.log().splitlines() if request_id in line]
+        return bool(lines)
+
+    wait_for(logged, 10, f"a log line about request {request_id}")
+    return lines
+
+
+def test_a_store_failure_names_the_store_to_the_client_and_the_rest_to_the_log(stack: AwsStack) -> None:
+    """The client gets the failing store's role and a request id; the endpoint, bucket, table and
+    object key go to the log only, in a line carrying the same id."""
+    document = _upload(stack.client, "before.txt")
+    secrets = ("127.0.0.1", "http", stack.bucket, stack.env["DOCPIPE_DYNAMODB_TABLE"], "botocore")
+
+    stack.s3.fail(Fault.REFUSE)
+    content = stack.client.get(
+        f"/documents/{document['id']}/content", headers={"X-Request-Id": "blobs-down-1"}
+    )
+    problem = assert_unavailable(content)
+    assert problem["detail"] == "the blob store is unavailable"
+    assert problem["request_id"] == content.headers["x-request-id"] == "blobs-down-1"
+    ready = stack.client.get("/health/ready")
+    assert ready.json()["detail"] == "the blob store is unavailable"
+    for answer in (content.text, ready.text):
+        assert not [secret for secret in secrets if secret in answer], answer
+    (line,) = _log_lines_of(stack.server, "blobs-down-1")
+    assert line.startswith("WARNING")
+    assert stack.bucket in line
+    assert document["id"] in line  # the object key, in the URL botocore could not reach
+    stack.s3.restore()
+
+    stack.dynamodb.fail(Fault.REFUSE)
+    patch = stack.client.patch(f"/documents/{document['id']}", json={"tags": ["x"]})
+    problem = assert_unavailable(patch)
+    assert problem["detail"] == "the metadata repository is unavailable"
+    ready = stack.client.get("/health/ready")
+    assert ready.json()["detail"] == "the metadata repository is unavailable"
+    for answer in (patch.text, ready.text):
+        assert not [secret for secret in secrets if secret in answer], answer
+    (line,) = _log_lines_of(stack.server, patch.headers["x-request-id"])
+    assert stack.env["DOCPIPE_DYNAMODB_TABLE"] in line
+    stack.dynamodb.restore()
+    _assert_resumed(stack.client, [document])
+
+
 def test_delete_while_blob_store_down_answers_what_happened(stack: AwsStack) -> None:
     """A 503 means "nothing happened, try again"; a 204 means "gone". Either is fine if true."""
     document = _upload(stack.client, "doomed.txt")
@@ -292,18 +346,39 @@ class MotoRestart:
     document: dict[str, Any]
     stopped: dict[str, httpx.Response]
     restarted: dict[str, httpx.Response]
+    later: dict[str, httpx.Response]
+    bucket_exists: bool
+    start_up_error: str | None
     docpipe_restarted: dict[str, httpx.Response]
     log: str
 
 
-@pytest.fixture(scope="module")
-def moto_restart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoRestart]:
-    """Run the scenario once, recording what docpipe answered at each stage."""
-    folder = tmp_path_factory.mktemp("moto-restart")
+def _bucket_exists(endpoint: str, bucket: str) -> bool:
+    return httpx.head(f"{endpoint}/{bucket}", timeout=30).status_code == 200
+
+
+def _create_stores(env: dict[str, str]) -> None:
+    """Create the bucket and table ``env`` names, as docpipe does at a start-up allowed to."""
+
+    async def create() -> None:
+        container = Container(settings=load_settings({**env, "DOCPIPE_CREATE_MISSING": "true"}))
+        await open_service(container)
+        await close(container)
+
+    asyncio.run(create())
+
+
+def _restart_moto(folder: Path, *, create_missing: bool) -> Iterator[MotoRestart]:
+    """Run the scenario, recording what docpipe answered at each stage: moto stopped, moto restarted
+    empty, a few seconds later, and docpipe restarted."""
     moto = MotoServer(free_port())  # not the session's: this one is stopped and restarted
     moto.start()
     try:
-        env = aws_env(moto.endpoint_url, moto.endpoint_url, folder / "data")
+        env = {
+            **aws_env(moto.endpoint_url, moto.endpoint_url, folder / "data"),
+            "DOCPIPE_CREATE_MISSING": str(create_missing).lower(),
+        }
+        _create_stores(env)
         with (
             live_server(env, folder / "docpipe.log") as server,
             httpx.Client(base_url=server.base_url, timeout=CLIENT_TIMEOUT) as client,
@@ -313,17 +388,50 @@ def moto_restart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoResta
             stopped = _probe(client, document["id"])
             moto.start()
             restarted = _probe(client, document["id"])
+            if create_missing:
+                _wait_until_ready(client)
+            else:
+                time.sleep(RECREATE_INTERVAL_SECONDS + 1)  # long enough for a recreation, were there one
+            later = _probe(client, document["id"])
+            bucket_exists = _bucket_exists(moto.endpoint_url, env["DOCPIPE_S3_BUCKET"])
             server.stop()
-            server.start()
-            docpipe_restarted = {
-                "ready": client.get("/health/ready"),
-                "list": client.get("/documents"),
-                "get": client.get(f"/documents/{document['id']}"),
-                "upload": raw_upload(client, b"after both restarts\n", "after.txt"),
-            }
-            yield MotoRestart(document, stopped, restarted, docpipe_restarted, server.log())
+            start_up_error = None
+            docpipe_restarted: dict[str, httpx.Response] = {}
+            try:
+                server.start()
+            except RuntimeError as error:
+                start_up_error = str(error)
+            else:
+                docpipe_restarted = {
+                    "ready": client.get("/health/ready"),
+                    "list": client.get("/documents"),
+                    "get": client.get(f"/documents/{document['id']}"),
+                    "upload": raw_upload(client, b"after both restarts\n", "after.txt"),
+                }
+            yield MotoRestart(
+                document,
+                stopped,
+                restarted,
+                later,
+                bucket_exists,
+                start_up_error,
+                docpipe_restarted,
+                server.log(),
+            )
     finally:
         moto.stop()
+
+
+@pytest.fixture(scope="module")
+def moto_restart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoRestart]:
+    """The scenario with ``DOCPIPE_CREATE_MISSING=true``, the default."""
+    yield from _restart_moto(tmp_path_factory.mktemp("moto-restart"), create_missing=True)
+
+
+@pytest.fixture(scope="module")
+def moto_restart_not_creating(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoRestart]:
+    """The scenario with ``DOCPIPE_CREATE_MISSING=false``."""
+    yield from _restart_moto(tmp_path_factory.mktemp("moto-restart-not-creating"), create_missing=False)
 
 
 def test_stopped_moto_gives_503_on_every_route(moto_restart: MotoRestart) -> None:
@@ -332,32 +440,79 @@ def test_stopped_moto_gives_503_on_every_route(moto_restart: MotoRestart) -> Non
         assert_unavailable(moto_restart.stopped[route])
 
 
-@pytest.mark.parametrize(
-    "route",
-    [
-        "list",
-        "get",
-        "content",
-        "head_content",
-        "upload",
-        "form_upload",
-        "patch",
-        "delete",
-    ],
-)
-def test_moto_restarted_without_its_state_gives_503(moto_restart: MotoRestart, route: str) -> None:
-    """The bucket and the table are gone. docpipe only creates them at start-up, so it cannot serve,
-    but that is a 503 (as readiness says), not a 500."""
-    _assert_not_ready(moto_restart.restarted["ready"])
-    assert_unavailable(moto_restart.restarted[route])
+_ROUTES_AFTER_RESTART = ["list", "get", "content", "head_content", "upload", "form_upload", "patch", "delete"]
+_HEALED = {
+    "list": 200,
+    "get": 404,  # moto lost its state, the document with it
+    "content": 404,
+    "head_content": 404,
+    "upload": 201,
+    "form_upload": 201,
+    "patch": 404,
+    "delete": 404,
+}
+
+
+@pytest.mark.parametrize("route", _ROUTES_AFTER_RESTART)
+def test_moto_restarted_without_its_state_heals_itself(moto_restart: MotoRestart, route: str) -> None:
+    """The bucket and the table are gone. The first requests to find them missing are 503 with
+    Retry-After while docpipe recreates them, then every route works again, without a restart."""
+    first = moto_restart.restarted[route]
+    if first.status_code != _HEALED[route]:
+        assert_unavailable(first)
+    assert moto_restart.later[route].status_code == _HEALED[route], moto_restart.later[route].text
+    assert moto_restart.later["ready"].status_code == 200
+    assert moto_restart.bucket_exists
+
+
+def test_missing_stores_are_recreated_once_and_logged_as_errors(moto_restart: MotoRestart) -> None:
+    recreated = [line for line in moto_restart.log.splitlines() if "recreated" in line]
+    assert [line.split()[0] for line in recreated] == ["ERROR", "ERROR"], recreated
+    assert any("S3 bucket" in line for line in recreated)
+    assert any("DynamoDB table" in line for line in recreated)
 
 
 def test_docpipe_restart_recreates_bucket_and_table(moto_restart: MotoRestart) -> None:
     answers = moto_restart.docpipe_restarted
     assert answers["ready"].status_code == 200, answers["ready"].text
-    assert answers["list"].json()["documents"] == [], "moto lost its state: nothing can be listed"
+    listed = [document["filename"] for document in answers["list"].json()["documents"]]
+    assert "before.txt" not in listed, "moto lost its state: only what was stored since can be listed"
     assert answers["get"].status_code == 404
     assert answers["upload"].status_code == 201, answers["upload"].text
+
+
+@pytest.mark.parametrize("route", _ROUTES_AFTER_RESTART)
+def test_moto_restarted_without_its_state_and_create_missing_false_gives_503_naming_the_store(
+    moto_restart_not_creating: MotoRestart, route: str
+) -> None:
+    """Told not to create stores, docpipe answers 503 without Retry-After (retrying cannot help until
+    an operator restores them), naming the missing store's role, seconds later as at once."""
+    for answers in (moto_restart_not_creating.restarted, moto_restart_not_creating.later):
+        response = answers[route]
+        assert_problem(response, 503)
+        assert "retry-after" not in response.headers
+        if route != "head_content":
+            assert response.json()["detail"] in (
+                "the blob store is missing",
+                "the metadata repository is missing",
+            )
+        ready = answers["ready"]
+        assert ready.status_code == 503
+        assert "retry-after" not in ready.headers
+        assert "the blob store is missing" in ready.json()["detail"]
+        assert "the metadata repository is missing" in ready.json()["detail"]
+    assert not moto_restart_not_creating.bucket_exists
+
+
+def test_start_up_with_create_missing_false_and_a_missing_store_fails_with_one_line(
+    moto_restart_not_creating: MotoRestart,
+) -> None:
+    assert moto_restart_not_creating.start_up_error is not None
+    log = moto_restart_not_creating.log
+    critical = [line for line in log.splitlines() if line.startswith("CRITICAL")]
+    assert len(critical) == 1, log
+    assert "does not exist" in critical[0]
+    assert "DOCPIPE_CREATE_MISSING" in critical[0]
 
 
 # -- filesystem: a blob folder that cannot be written ------------------------------------------

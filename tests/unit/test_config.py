@@ -15,6 +15,7 @@ def test_defaults_are_the_embedded_setup() -> None:
     assert settings.data_dir == Path("data")
     assert (settings.host, settings.port, settings.max_upload_bytes) == ("127.0.0.1", 8000, 5 * GIB)
     assert settings.workers == 1
+    assert settings.create_missing is True
 
 
 def test_limits_are_parsed() -> None:
@@ -31,6 +32,7 @@ def test_variables_are_parsed() -> None:
             "DOCPIPE_WORKERS": "4",
             "DOCPIPE_S3_PATH_STYLE": "true",
             "DOCPIPE_S3_PREFIX": "t/",
+            "DOCPIPE_CREATE_MISSING": "false",
         }
     )
     assert (settings.data_dir, settings.port, settings.s3.path_style, settings.s3.prefix) == (
@@ -40,6 +42,7 @@ def test_variables_are_parsed() -> None:
         "t/",
     )
     assert settings.workers == 4
+    assert settings.create_missing is False
 
 
 @pytest.mark.parametrize(
@@ -55,6 +58,7 @@ def test_variables_are_parsed() -> None:
         {"DOCPIPE_HEADER_TIMEOUT": "0"},
         {"DOCPIPE_MAX_CONNECTIONS": "-5"},
         {"DOCPIPE_BODY_MIN_RATE": "fast"},
+        {"DOCPIPE_CREATE_MISSING": "sometimes"},
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_error(environ: dict[str, str]) -> None:

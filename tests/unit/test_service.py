@@ -19,6 +19,7 @@ from docpipe.domain.errors import (
     IdempotencyKeyReused,
     InvalidInput,
     PreconditionFailed,
+    StoreRole,
     StoreUnavailable,
     UploadTooLarge,
 )
@@ -214,7 +215,7 @@ class _LostReply(MemoryRepository):
 
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         await super().add(document, claim)
-        raise StoreUnavailable("reply lost")
+        raise StoreUnavailable(StoreRole.REPOSITORY, "reply lost")
 
 
 class _Down(MemoryRepository):
@@ -223,11 +224,11 @@ class _Down(MemoryRepository):
         self._reads_work = reads_work
 
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
-        raise StoreUnavailable("down")
+        raise StoreUnavailable(StoreRole.REPOSITORY, "down")
 
     async def get(self, document_id: str) -> Document:
         if not self._reads_work:
-            raise StoreUnavailable("down")
+            raise StoreUnavailable(StoreRole.REPOSITORY, "down")
         return await super().get(document_id)
 
 
@@ -254,7 +255,7 @@ async def test_an_insert_of_unknown_outcome_keeps_the_blob_for_fsck(blobs: Memor
 
 class _BlobsDown(MemoryBlobStore):
     async def delete(self, key: str) -> None:
-        raise StoreUnavailable("down")
+        raise StoreUnavailable(StoreRole.BLOB_STORE, "down")
 
 
 async def test_delete_succeeds_once_the_metadata_is_gone_even_if_the_bytes_stay() -> None:

@@ -40,23 +40,22 @@ import asyncio
 import contextlib
 import math
 import random
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
 import aioboto3
 import msgspec
 from aiobotocore.config import AioConfig
-from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError, NoRegionError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
+from docpipe.adapters.aws_errors import AwsFailures
 from docpipe.config import DynamoDbSettings
 from docpipe.domain.errors import (
     ConcurrentUpdate,
     DocumentNotFound,
     DuplicateDocument,
     IdempotencyKeyInUse,
-    StoreUnavailable,
+    StoreRole,
 )
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.listing import examine_budget, matches, resume_point
@@ -93,16 +92,6 @@ _TAG = "TAG#"
 _PREFIX = "PREFIX#"
 _IDEMPOTENCY_KEY = "KEY#"
 
-# Client errors that mean "try again later" rather than "this request is wrong".
-_UNAVAILABLE_CODES = frozenset(
-    {
-        "ResourceNotFoundException",
-        "ThrottlingException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-    }
-)
-
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Document)
 
@@ -110,10 +99,11 @@ _decoder = msgspec.json.Decoder(Document)
 class DynamoDbRepository:
     """Documents in one DynamoDB table, laid out as the module docstring shows."""
 
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, *, create_missing: bool = True) -> None:
         self._client = client
         self._table = table
         self._update_turns = _Turns()
+        self._failures = _failures(table, self.create_table_if_missing if create_missing else None)
 
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         put: TransactWriteItemTypeDef = {
@@ -126,7 +116,7 @@ class DynamoDbRepository:
         writes = [put, *_entry_writes(self._table, None, document)]
         if claim is not None:
             writes.append(_completion(self._table, claim, document))
-        with _unavailable_on_failure(self._table):
+        with self._unavailable_on_failure():
             if await self._transact(writes):
                 return
             if claim is not None and await self._find(document.id) is None:
@@ -134,7 +124,7 @@ class DynamoDbRepository:
         raise DuplicateDocument(document.id)
 
     async def get(self, document_id: str) -> Document:
-        with _unavailable_on_failure(self._table):
+        with self._unavailable_on_failure():
             document = await self._find(document_id)
         if document is None:
             raise DocumentNotFound(document_id)
@@ -156,7 +146,7 @@ class DynamoDbRepository:
         examined = 0
         ids: list[str] = []
         last_examined: str | None = None
-        with _unavailable_on_failure(self._table):
+        with self._unavailable_on_failure():
             while True:
                 request["Limit"] = min(slice_size, budget - examined)
                 response = await self._client.query(**request)
@@ -185,7 +175,7 @@ class DynamoDbRepository:
     async def _update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
         deadline = asyncio.get_running_loop().time() + UPDATE_BUDGET_SECONDS
         attempt = 0
-        with _unavailable_on_failure(self._table):
+        with self._unavailable_on_failure():
             while True:
                 current = await self._find(document_id)
                 if current is None:
@@ -208,7 +198,7 @@ class DynamoDbRepository:
                 attempt += 1
 
     async def delete(self, document_id: str) -> None:
-        with _unavailable_on_failure(self._table):
+        with self._unavailable_on_failure():
             while True:
                 current = await self._find(document_id)
                 if current is None:
@@ -229,7 +219,7 @@ class DynamoDbRepository:
         """One conditional put; when its condition fails, the record that stands in the way is in the
         error (``ReturnValuesOnConditionCheckFailure``), so no second read can see another state."""
         moment = {"N": _epoch(now)}
-        with _unavailable_on_failure(self._table):
+        with self._unavailable_on_failure():
             try:
                 await self._client.put_item(
                     TableName=self._table,
@@ -256,7 +246,7 @@ class DynamoDbRepository:
 
     async def release(self, claim: IdempotencyClaim) -> None:
         with (
-            _unavailable_on_failure(self._table),
+            self._unavailable_on_failure(),
             contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException),
         ):
             await self._client.delete_item(
@@ -268,16 +258,20 @@ class DynamoDbRepository:
             )
 
     async def check(self) -> None:
-        with _unavailable_on_failure(self._table):
+        with self._unavailable_on_failure():
             async with asyncio.timeout(CHECK_TIMEOUT):
                 await self._client.describe_table(TableName=self._table)
+
+    async def close(self) -> None:
+        """Stop a recreation of the table still in progress."""
+        await self._failures.close()
 
     async def create_table_if_missing(self) -> None:
         """Create the table when it does not exist, tolerating a concurrent creator, and wait until
         it is ACTIVE. Describing first means an existing table needs no CreateTable permission. The
         table docpipe creates expires idempotency records through DynamoDB's TTL on ``expires_at``."""
         created = False
-        with _unavailable_on_failure(self._table):
+        with self._unavailable_on_failure():
             try:
                 await self._client.describe_table(TableName=self._table)
             except self._client.exceptions.ResourceNotFoundException:
@@ -303,6 +297,10 @@ class DynamoDbRepository:
                     TableName=self._table,
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
                 )
+
+    def _unavailable_on_failure(self) -> contextlib.AbstractContextManager[None]:
+        """DynamoDB's failures as domain errors (see ``AwsFailures``); a failed condition passes through."""
+        return self._failures.converted()
 
     async def _find(self, document_id: str) -> Document | None:
         response = await self._client.get_item(
@@ -499,29 +497,8 @@ def _entries(document: Document) -> dict[str, Item]:
     }
 
 
-@contextlib.contextmanager
-def _unavailable_on_failure(table: str) -> Iterator[None]:
-    """Turn "DynamoDB cannot serve us now" into one line of ``StoreUnavailable``.
-
-    That is connection errors and timeouts (after botocore's own retries), missing credentials, 5xx
-    answers, throttling and a missing table; other errors pass through for the caller to judge.
-    """
-    try:
-        yield
-    except (
-        BotocoreConnectionError,
-        HTTPClientError,
-        NoCredentialsError,
-        NoRegionError,
-        TimeoutError,
-    ) as error:
-        reason = str(error) or "no answer in time"
-        raise StoreUnavailable(f"DynamoDB table {table!r} is unreachable: {reason}") from None
-    except ClientError as error:
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if status >= 500 or error.response.get("Error", {}).get("Code") in _UNAVAILABLE_CODES:
-            raise StoreUnavailable(f"DynamoDB table {table!r} is unavailable: {error}") from None
-        raise
+def _failures(table: str, recreate: Callable[[], Awaitable[None]] | None = None) -> AwsFailures:
+    return AwsFailures(StoreRole.REPOSITORY, f"DynamoDB table {table!r}", recreate)
 
 
 _CONFIG = AioConfig(
@@ -533,16 +510,17 @@ _CONFIG = AioConfig(
 
 
 async def open_repository(
-    session: aioboto3.Session, settings: DynamoDbSettings
+    session: aioboto3.Session, settings: DynamoDbSettings, *, create_missing: bool = True
 ) -> AsyncIterator[DynamoDbRepository]:
     """Open the process's one DynamoDB client, make sure the table exists, and close the client on exit.
 
-    Endpoint and credentials not given in ``settings`` come from the standard AWS chain
-    (``AWS_ENDPOINT_URL``, profiles, instance roles, ...), and so does the region when settings
-    name none (see ``docpipe.config``).
+    A missing table is created, now or whenever it goes missing, unless ``create_missing`` is false:
+    it is then ``StoreMissing``. Endpoint and credentials not given in ``settings`` come from the
+    standard AWS chain (``AWS_ENDPOINT_URL``, profiles, instance roles, ...), and so does the region
+    when settings name none (see ``docpipe.config``).
     """
     async with contextlib.AsyncExitStack() as stack:
-        with _unavailable_on_failure(settings.table):
+        with _failures(settings.table).converted():
             client = await stack.enter_async_context(
                 session.client(
                     "dynamodb",
@@ -551,6 +529,10 @@ async def open_repository(
                     config=_CONFIG,
                 )
             )
-        repository = DynamoDbRepository(client, settings.table)
-        await repository.create_table_if_missing()
+        repository = DynamoDbRepository(client, settings.table, create_missing=create_missing)
+        stack.push_async_callback(repository.close)
+        if create_missing:
+            await repository.create_table_if_missing()
+        else:
+            await repository.check()
         yield repository

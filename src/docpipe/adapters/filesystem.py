@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 import threading
@@ -12,11 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from docpipe.domain.errors import BlobNotFound, StoreUnavailable
+from docpipe.adapters.disk import has_no_room
+from docpipe.domain.errors import BlobNotFound, StorageFull, StoreMissing, StoreRole, StoreUnavailable
 from docpipe.domain.model import BlobEntry, ByteRange
 
 READ_SIZE = 1024 * 1024
 PARTIAL_SUFFIX = ".partial"
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
+_ROLE = StoreRole.BLOB_STORE
 
 
 class _PartialFile:
@@ -75,15 +79,15 @@ class FilesystemBlobStore:
         return self.root / key[-2:] / key
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        with self._unavailable_on_os_error():
+        with self._failures():
             partial = await asyncio.to_thread(_PartialFile, self.path_of(key))
         size = 0
         try:
             async for chunk in chunks:
-                with self._unavailable_on_os_error():
+                with self._failures():
                     await asyncio.to_thread(partial.write, chunk)
                 size += len(chunk)
-            with self._unavailable_on_os_error():
+            with self._failures():
                 await asyncio.to_thread(partial.commit)
         except BaseException:
             await asyncio.shield(asyncio.to_thread(partial.discard))
@@ -92,30 +96,40 @@ class FilesystemBlobStore:
 
     async def open(self, key: str, byte_range: ByteRange | None = None) -> AsyncIterator[bytes]:
         try:
-            with self._unavailable_on_os_error():
+            with self._failures():
                 blob, first = await asyncio.to_thread(_open_and_read, self.path_of(key), byte_range)
         except FileNotFoundError:
             raise BlobNotFound(key) from None
         return _read(blob, first)
 
     async def delete(self, key: str) -> None:
-        with self._unavailable_on_os_error():
+        with self._failures():
             await asyncio.to_thread(self.path_of(key).unlink, missing_ok=True)
 
     @contextlib.contextmanager
-    def _unavailable_on_os_error(self) -> Iterator[None]:
-        """A failure of the file system (permissions, read-only, full, I/O error) means the store
-        cannot serve: ``StoreUnavailable``. A missing file is left for the caller to judge."""
+    def _failures(self) -> Iterator[None]:
+        """The file system's failures as domain errors, in this one place: no space or quota left is
+        ``StorageFull``; any other failure (permissions, read-only, I/O error) ``StoreUnavailable``.
+        A missing file is left for the caller to judge."""
         try:
             yield
         except FileNotFoundError:
             raise
         except OSError as error:
-            raise StoreUnavailable(f"blob folder {self.root} cannot be used: {error.strerror}") from None
+            if error.errno in _NO_ROOM:
+                raise StorageFull(_ROLE, f"blob folder {self.root}: {error.strerror}") from None
+            raise StoreUnavailable(
+                _ROLE, f"blob folder {self.root} cannot be used: {error.strerror}"
+            ) from None
 
     async def check(self) -> None:
-        if not await asyncio.to_thread(os.access, self.root, os.W_OK | os.X_OK):
-            raise StoreUnavailable(f"blob folder {self.root} is missing or not writable")
+        with self._failures():
+            writable = await asyncio.to_thread(os.access, self.root, os.W_OK | os.X_OK)
+            full = writable and await asyncio.to_thread(has_no_room, self.root)
+        if not writable:
+            raise StoreUnavailable(_ROLE, f"blob folder {self.root} is missing or not writable")
+        if full:
+            raise StorageFull(_ROLE, f"the file system of blob folder {self.root} has no room left")
 
     async def inventory(self) -> AsyncIterator[BlobEntry]:
         """Blobs and ``.partial`` files, one fan-out folder at a time; the handle is the file name."""
@@ -222,8 +236,13 @@ def blob_folder(data_dir: Path) -> Path:
     return data_dir / "blobs"
 
 
-async def open_blob_store(data_dir: Path) -> AsyncIterator[FilesystemBlobStore]:
-    """The store under ``<data_dir>/blobs``, created when missing."""
+async def open_blob_store(
+    data_dir: Path, *, create_missing: bool = True
+) -> AsyncIterator[FilesystemBlobStore]:
+    """The store under ``<data_dir>/blobs``, created when missing unless ``create_missing`` is false."""
     root = blob_folder(data_dir)
-    await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
+    if create_missing:
+        await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
+    elif not await asyncio.to_thread(root.is_dir):
+        raise StoreMissing(_ROLE, f"blob folder {root}")
     yield FilesystemBlobStore(root)

@@ -14,11 +14,11 @@ import aioboto3
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.httpsession import AIOHTTPSession
-from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from botocore.exceptions import ClientError
 
+from docpipe.adapters.aws_errors import AwsFailures, code, is_missing_store, status
 from docpipe.config import S3Settings
-from docpipe.domain.errors import BlobNotFound, StoreUnavailable
+from docpipe.domain.errors import BlobNotFound, StoreRole, StoreUnavailable
 from docpipe.domain.model import BlobEntry, ByteRange
 
 if TYPE_CHECKING:
@@ -46,9 +46,6 @@ CONNECTION_WAIT = 5.0
 CHECK_CONNECTIONS = 2
 """The readiness check has a client of its own, so busy transfers cannot make it queue."""
 CHECK_TIMEOUT = 5.0
-_UNUSABLE_BUCKET_CODES = frozenset(
-    {"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"}
-)
 
 _log = logging.getLogger(__name__)
 _Page = TypeVar("_Page")
@@ -62,12 +59,22 @@ class S3BlobStore:
     unfinished is an incomplete inventory entry.
     """
 
-    def __init__(self, client: S3Client, checker: S3Client, bucket: str, prefix: str = "") -> None:
+    def __init__(
+        self,
+        client: S3Client,
+        checker: S3Client,
+        bucket: str,
+        prefix: str = "",
+        *,
+        create_missing: bool = True,
+    ) -> None:
         self._client = client
         self._checker = checker
         self._bucket = bucket
         self._prefix = prefix
         self._aborts: set[asyncio.Task[None]] = set()
+        recreate = self.create_bucket_if_missing if create_missing else None
+        self._failures = AwsFailures(StoreRole.BLOB_STORE, f"S3 bucket {bucket!r}", recreate)
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         object_key = self._prefix + key
@@ -90,16 +97,17 @@ class S3BlobStore:
             await self._client.delete_object(Bucket=self._bucket, Key=self._prefix + key)
 
     async def check(self) -> None:
-        try:
-            async with asyncio.timeout(CHECK_TIMEOUT):
-                with self._unavailable_on_failure():
+        with self._unavailable_on_failure():
+            try:
+                async with asyncio.timeout(CHECK_TIMEOUT):
                     await self._checker.head_bucket(Bucket=self._bucket)
-        except TimeoutError:
-            raise StoreUnavailable(
-                f"S3 endpoint {self._endpoint} did not answer within {CHECK_TIMEOUT:g} s"
-            ) from None
-        except ClientError as error:  # the bucket is gone, or our credentials no longer open it
-            raise StoreUnavailable(f"S3 bucket {self._bucket!r} cannot be used: {error}") from None
+            except ClientError as error:
+                if is_missing_store(error):
+                    raise
+                # HeadBucket has no body to name a code in: any refusal means we cannot use the bucket.
+                raise StoreUnavailable(
+                    StoreRole.BLOB_STORE, f"S3 bucket {self._bucket!r} cannot be used: {error}"
+                ) from None
 
     async def inventory(self) -> AsyncIterator[BlobEntry]:
         """Objects under the prefix, then unfinished multipart uploads under it (handle: the upload id)."""
@@ -136,7 +144,7 @@ class S3BlobStore:
             try:
                 await self._client.head_bucket(Bucket=self._bucket)
             except ClientError as error:
-                if _status(error) != 404:
+                if status(error) != 404:
                     raise
             else:
                 return
@@ -148,32 +156,15 @@ class S3BlobStore:
             with contextlib.suppress(self._client.exceptions.BucketAlreadyOwnedByYou):
                 await self._client.create_bucket(**request)
 
-    async def wait_for_aborts(self) -> None:
-        """Let aborts of failed multipart uploads finish before the client closes."""
+    async def close(self) -> None:
+        """Let aborts of failed multipart uploads finish, and stop a recreation of the bucket, before
+        the client closes."""
         await asyncio.gather(*self._aborts, return_exceptions=True)
+        await self._failures.close()
 
-    @property
-    def _endpoint(self) -> str:
-        return self._client.meta.endpoint_url
-
-    @contextlib.contextmanager
-    def _unavailable_on_failure(self) -> Iterator[None]:
-        """Turn "S3 cannot be reached or is failing" into one line of ``StoreUnavailable``.
-
-        Connection errors, timeouts (after botocore's own retries), responses cut short, 5xx answers
-        and a bucket that is gone or refuses our credentials qualify; other client errors (a missing
-        key, ...) pass through for the caller to judge.
-        """
-        try:
-            yield
-        except (BotocoreConnectionError, HTTPClientError, IncompleteReadError) as error:
-            raise StoreUnavailable(f"S3 endpoint {self._endpoint} is unreachable: {error}") from None
-        except ClientError as error:
-            if _status(error) >= 500:
-                raise StoreUnavailable(f"S3 endpoint {self._endpoint} is failing: {error}") from None
-            if _code(error) in _UNUSABLE_BUCKET_CODES:
-                raise StoreUnavailable(f"S3 bucket {self._bucket!r} cannot be used: {error}") from None
-            raise
+    def _unavailable_on_failure(self) -> contextlib.AbstractContextManager[None]:
+        """S3's failures as domain errors (see ``AwsFailures``); a missing key passes through."""
+        return self._failures.converted()
 
     async def _pages(self, pages: AsyncIterable[_Page]) -> AsyncIterator[_Page]:
         """The pages of a paginated listing, each request's failure turned into ``StoreUnavailable``."""
@@ -253,7 +244,7 @@ class S3BlobStore:
             try:
                 return await self._client.get_object(**request)
             except ClientError as error:
-                if _code(error) in {"NoSuchKey", "PreconditionFailed"}:
+                if code(error) in {"NoSuchKey", "PreconditionFailed"}:
                     raise BlobNotFound(key) from None
                 raise
 
@@ -381,14 +372,6 @@ def _size(part: io.BytesIO) -> int:
     return len(part.getbuffer())
 
 
-def _code(error: ClientError) -> str:
-    return error.response.get("Error", {}).get("Code", "")
-
-
-def _status(error: ClientError) -> int:
-    return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-
-
 class _PoolWaitBoundedSession(AIOHTTPSession):
     """aiobotocore's HTTP session with a bound on the wait for a pooled connection.
 
@@ -420,13 +403,16 @@ def _config(settings: S3Settings, max_connections: int) -> AioConfig:
     )
 
 
-async def open_blob_store(session: aioboto3.Session, settings: S3Settings) -> AsyncIterator[S3BlobStore]:
+async def open_blob_store(
+    session: aioboto3.Session, settings: S3Settings, *, create_missing: bool = True
+) -> AsyncIterator[S3BlobStore]:
     """Open the process's S3 clients (one for transfers, a small one for the readiness check), make
     sure the bucket exists, and close the clients on exit.
 
-    Endpoint and credentials not given in ``settings`` come from the standard AWS chain
-    (``AWS_ENDPOINT_URL``, profiles, instance roles, ...), and so does the region when settings
-    name none (see ``docpipe.config``).
+    A missing bucket is created, now or whenever it goes missing, unless ``create_missing`` is false:
+    it is then ``StoreMissing``. Endpoint and credentials not given in ``settings`` come from the
+    standard AWS chain (``AWS_ENDPOINT_URL``, profiles, instance roles, ...), and so does the region
+    when settings name none (see ``docpipe.config``).
     """
 
     def client(max_connections: int) -> contextlib.AbstractAsyncContextManager[S3Client]:
@@ -438,9 +424,14 @@ async def open_blob_store(session: aioboto3.Session, settings: S3Settings) -> As
         )
 
     async with client(settings.max_connections) as transfers, client(CHECK_CONNECTIONS) as checker:
-        store = S3BlobStore(transfers, checker, settings.bucket, settings.prefix)
-        await store.create_bucket_if_missing()
+        store = S3BlobStore(
+            transfers, checker, settings.bucket, settings.prefix, create_missing=create_missing
+        )
         try:
+            if create_missing:
+                await store.create_bucket_if_missing()
+            else:
+                await store.check()
             yield store
         finally:
-            await store.wait_for_aborts()
+            await store.close()

@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -15,10 +15,14 @@ from typing import Any, NamedTuple
 import aiosqlite
 import msgspec
 
+from docpipe.adapters.disk import has_no_room
 from docpipe.domain.errors import (
     DocumentNotFound,
     DuplicateDocument,
     IdempotencyKeyInUse,
+    StorageFull,
+    StoreMissing,
+    StoreRole,
     StoreUnavailable,
 )
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
@@ -28,6 +32,10 @@ from docpipe.domain.model import Document, ListQuery, Page
 logger = logging.getLogger(__name__)
 
 READER_CONNECTIONS = 4
+BUSY_TIMEOUT_MS = 5000
+"""How long a write waits for another process's write lock before it gives up (503)."""
+DATABASE_NAME = "docpipe.sqlite3"
+_ROLE = StoreRole.REPOSITORY
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -291,21 +299,44 @@ def _claimable(row: sqlite3.Row, token: str, moment: float) -> bool:
     return document_id is None and (held_by == token or lease_until <= moment)
 
 
+@contextlib.contextmanager
+def _failures() -> Iterator[None]:
+    """SQLite's failures as domain errors, in this one place.
+
+    A full disk or database is ``StorageFull``; a write lock another process held past the busy
+    timeout, an I/O error or a file that cannot be opened is ``StoreUnavailable``. Constraint and
+    programming errors are docpipe's own mistakes and pass through.
+    """
+    try:
+        yield
+    except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+        raise
+    except sqlite3.Error as error:
+        if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
+            raise StorageFull(_ROLE, f"SQLite: {error}") from None
+        raise StoreUnavailable(_ROLE, f"SQLite: {error}") from None
+
+
 class SqliteRepository:
     """Writes go through one connection under a lock, so no reader ever sees an uncommitted write.
 
     Reads take turns over a few reader connections: each aiosqlite connection is one thread, and
-    WAL lets readers run side by side (SQLite releases the GIL while it works).
+    WAL lets readers run side by side (SQLite releases the GIL while it works). ``folder`` holds
+    the database file.
     """
 
-    def __init__(self, writer: aiosqlite.Connection, readers: Sequence[aiosqlite.Connection]) -> None:
+    def __init__(
+        self, writer: aiosqlite.Connection, readers: Sequence[aiosqlite.Connection], folder: Path
+    ) -> None:
         self._writer = writer
         self._readers = itertools.cycle(readers)
         self._write_lock = asyncio.Lock()
+        self._folder = folder
 
     async def _read(self, statement: str, parameters: Sequence[Any]) -> list[sqlite3.Row]:
         """One round trip to a reader thread: execute and fetch together."""
-        return list(await next(self._readers).execute_fetchall(statement, parameters))
+        with _failures():
+            return list(await next(self._readers).execute_fetchall(statement, parameters))
 
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         async with self._transaction() as db:
@@ -402,17 +433,17 @@ class SqliteRepository:
             )
 
     async def check(self) -> None:
-        try:
-            await self._read("SELECT 1", ())
-        except sqlite3.Error as error:
-            raise StoreUnavailable(f"SQLite database is unusable: {error}") from None
+        await self._read("SELECT 1", ())
+        if await asyncio.to_thread(has_no_room, self._folder):
+            raise StorageFull(_ROLE, f"the file system of SQLite's folder {self._folder} has no room left")
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._writer, self._write_lock)
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` on the writer, rolled back on any error, one at a time."""
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` on the writer, one at a time, rolled back on any error; SQLite's
+    failures, in the body as in BEGIN and COMMIT, leave it as domain errors."""
 
     def __init__(self, db: aiosqlite.Connection, lock: asyncio.Lock) -> None:
         self._db = db
@@ -421,25 +452,41 @@ class _Transaction:
     async def __aenter__(self) -> aiosqlite.Connection:
         await self._lock.acquire()
         try:
-            await self._db.execute("BEGIN IMMEDIATE")
+            with _failures():
+                await self._db.execute("BEGIN IMMEDIATE")
         except BaseException:
             self._lock.release()
             raise
         return self._db
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> None:
         try:
-            if exc_type is None:
-                await asyncio.shield(self._db.commit())
-            else:
-                await asyncio.shield(self._db.rollback())
+            with _failures():
+                if error is None:
+                    try:
+                        await asyncio.shield(self._db.commit())
+                    except BaseException:
+                        await self._roll_back()
+                        raise
+                else:
+                    await self._roll_back()
+                    if isinstance(error, sqlite3.Error):
+                        raise error
         finally:
             self._lock.release()
+
+    async def _roll_back(self) -> None:
+        """Roll back, unless SQLite already has: it does after SQLITE_FULL, not after a refused COMMIT,
+        and either way no transaction may stay open for the next writer."""
+        if self._db.in_transaction:
+            await asyncio.shield(self._db.rollback())
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:
     db = await aiosqlite.connect(path, isolation_level=None)
-    await db.execute("PRAGMA busy_timeout = 5000")
+    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     await db.execute("PRAGMA foreign_keys = ON")
     await db.execute("PRAGMA synchronous = FULL")
     return db
@@ -463,22 +510,27 @@ async def _create_prefix_entries(db: aiosqlite.Connection) -> None:
 
 
 def database_file(data_dir: Path) -> Path:
-    return data_dir / "docpipe.sqlite3"
+    return data_dir / DATABASE_NAME
 
 
-async def open_repository(data_dir: Path) -> AsyncIterator[SqliteRepository]:
-    """The repository in ``<data_dir>/docpipe.sqlite3``; folder, file and schema are created when missing."""
-    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+async def open_repository(data_dir: Path, *, create_missing: bool = True) -> AsyncIterator[SqliteRepository]:
+    """The repository in ``<data_dir>/docpipe.sqlite3``; folder, file and schema are created when
+    missing, unless ``create_missing`` is false."""
     path = database_file(data_dir)
+    if create_missing:
+        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    elif not await asyncio.to_thread(path.is_file):
+        raise StoreMissing(_ROLE, f"SQLite database {path}")
     async with contextlib.AsyncExitStack() as connections:
-        writer = await _connect(path)
-        connections.push_async_callback(writer.close)
-        await writer.execute("PRAGMA journal_mode = WAL")
-        await writer.executescript(_SCHEMA)
-        await _create_prefix_entries(writer)
-        readers = []
-        for _ in range(READER_CONNECTIONS):
-            reader = await _connect(path)
-            connections.push_async_callback(reader.close)
-            readers.append(reader)
-        yield SqliteRepository(writer, readers)
+        with _failures():
+            writer = await _connect(path)
+            connections.push_async_callback(writer.close)
+            await writer.execute("PRAGMA journal_mode = WAL")
+            await writer.executescript(_SCHEMA)
+            await _create_prefix_entries(writer)
+            readers = []
+            for _ in range(READER_CONNECTIONS):
+                reader = await _connect(path)
+                connections.push_async_callback(reader.close)
+                readers.append(reader)
+        yield SqliteRepository(writer, readers, data_dir)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class DocpipeError(Exception):
-    """Base of every error docpipe raises on purpose; ``str(error)`` is safe to show a client."""
+    """Base of every error docpipe raises on purpose; ``detail`` is what a client may be told."""
+
+    @property
+    def detail(self) -> str:
+        return str(self)
 
 
 class DocumentNotFound(DocpipeError):
@@ -98,8 +104,54 @@ class UploadGone(DocpipeError):
         )
 
 
-class StoreUnavailable(DocpipeError):
-    """A backing store cannot be reached (503); the request may succeed when retried."""
+class StoreRole(StrEnum):
+    """What a backing store is for: all a client is told about a store that failed."""
+
+    BLOB_STORE = "blob store"
+    REPOSITORY = "metadata repository"
+
+
+class StoreFailure(DocpipeError):
+    """A backing store cannot do what was asked.
+
+    ``detail`` names only the store's role; ``str(error)`` is the store's own account (endpoint,
+    bucket, table, key, the underlying error), for logs and operators only.
+    """
+
+    state = "cannot be used"
+
+    def __init__(self, role: StoreRole, cause: str) -> None:
+        super().__init__(cause)
+        self.role = role
+
+    @property
+    def detail(self) -> str:
+        return f"the {self.role} {self.state}"
+
+
+class StoreUnavailable(StoreFailure):
+    """The store cannot be reached or is failing (503 with Retry-After): a retry may succeed."""
+
+    state = "is unavailable"
+
+
+class StoreMissing(StoreFailure):
+    """The bucket, table or folder does not exist, and docpipe may not create it (503 without
+    Retry-After): only an operator can bring it back."""
+
+    state = "is missing"
+
+    def __init__(self, role: StoreRole, store: str) -> None:
+        super().__init__(
+            role, f"{store} does not exist, and DOCPIPE_CREATE_MISSING=false forbids creating it"
+        )
+        self.store = store
+
+
+class StorageFull(StoreFailure):
+    """The store has no room left (507 without Retry-After: retrying cannot help until space is freed)."""
+
+    state = "is full"
 
 
 class RangeNotSatisfiable(DocpipeError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 
 import msgspec
 
@@ -16,6 +16,8 @@ from docpipe.domain.errors import (
     EmptyUpload,
     IdempotencyKeyReused,
     PreconditionFailed,
+    StoreFailure,
+    StoreRole,
     StoreUnavailable,
     UploadGone,
 )
@@ -43,6 +45,8 @@ from docpipe.domain.streams import MeteredStream, read_ahead, rechunk
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+CHECK_TIMEOUT_SECONDS = 2.0
+"""A store that does not answer a check within this is unavailable: readiness answers in time."""
 
 
 class Listing(msgspec.Struct, frozen=True):
@@ -325,9 +329,25 @@ class DocumentService:
     ) -> AsyncIterator[bytes]:
         return await self._blobs.open(document.id, byte_range)
 
-    async def check(self) -> None:
-        """Raise ``StoreUnavailable`` unless both stores answer."""
-        await asyncio.gather(self._blobs.check(), self._repository.check())
+    async def check(self) -> tuple[StoreFailure, ...]:
+        """What keeps each store from serving now (nothing when both can); a store that does not
+        answer within ``CHECK_TIMEOUT_SECONDS`` is unavailable."""
+        outcomes = await asyncio.gather(
+            _failure_of(StoreRole.BLOB_STORE, self._blobs.check()),
+            _failure_of(StoreRole.REPOSITORY, self._repository.check()),
+        )
+        return tuple(failure for failure in outcomes if failure is not None)
+
+
+async def _failure_of(role: StoreRole, check: Awaitable[None]) -> StoreFailure | None:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            await check
+    except StoreFailure as failure:
+        return failure
+    except TimeoutError:
+        return StoreUnavailable(role, f"the {role} did not answer within {CHECK_TIMEOUT_SECONDS:g} s")
+    return None
 
 
 def _matches_nothing(

@@ -10,14 +10,15 @@ import signal
 import sys
 from datetime import timedelta
 
+import msgspec
 import uvicorn
 import uvloop
 from litestar import Litestar
 from uvicorn.supervisors import Multiprocess
 
 from docpipe.config import LimitSettings, Settings, SettingsError, load_settings
-from docpipe.container import Container, close, missing_local_stores, open_service
-from docpipe.domain.errors import StoreUnavailable
+from docpipe.container import Container, close, open_service
+from docpipe.domain.errors import StoreFailure, StoreMissing
 from docpipe.domain.fsck import DEFAULT_GRACE, FindingKind, Fsck, FsckReport
 from docpipe.domain.ports import BlobStore, DocumentRepository
 from docpipe.entrypoints import data_lock
@@ -59,7 +60,7 @@ async def open_or_explain(container: Container) -> bool:
     lifespan traceback."""
     try:
         await open_service(container)
-    except StoreUnavailable as error:
+    except StoreFailure as error:
         logger.critical("cannot start: %s", error)
         await close(container)
         return False
@@ -115,29 +116,27 @@ def worker_app() -> Litestar:
 
 async def fsck(settings: Settings, *, fix: bool, verify_content: bool, grace: timedelta | None) -> int:
     """Exit status 0 when nothing is wrong (any more), 1 when problems remain, 2 when the check
-    could not run to its end. Without a ``grace`` the default applies, or none at all when no server
-    uses the stores."""
-    if missing := missing_local_stores(settings):
-        logger.critical(
-            "cannot check: no docpipe store in %s (%s does not exist); check DOCPIPE_DATA_DIR",
-            settings.data_dir,
-            missing[0].name,
-        )
-        return 2
-    with data_lock.checking(settings) as alone:
-        if grace is None and alone:
-            print("no server is using this data folder: leftovers are judged whatever their age")
-        grace = grace if grace is not None else timedelta(0) if alone else DEFAULT_GRACE
-        container = Container(settings=settings)
-        try:
-            blobs: BlobStore = await container.blob_store()
-            repository: DocumentRepository = await container.repository()
+    could not run to its end. The stores are opened without creating anything, so a folder, bucket or
+    table that holds no store is refused. Without a ``grace`` the default applies, or none at all when
+    no server uses the stores."""
+    settings = msgspec.structs.replace(settings, create_missing=False)
+    container = Container(settings=settings)
+    try:
+        blobs: BlobStore = await container.blob_store()
+        repository: DocumentRepository = await container.repository()
+        with data_lock.checking(settings) as alone:
+            if grace is None and alone:
+                print("no server is using this data folder: leftovers are judged whatever their age")
+            grace = grace if grace is not None else timedelta(0) if alone else DEFAULT_GRACE
             report = await Fsck(blobs, repository, grace=grace).run(fix=fix, verify_content=verify_content)
-        except StoreUnavailable as error:
-            logger.critical("cannot check: %s", error)
-            return 2
-        finally:
-            await close(container)
+    except StoreMissing as error:
+        logger.critical("cannot check: no docpipe store there: %s does not exist", error.store)
+        return 2
+    except StoreFailure as error:
+        logger.critical("cannot check: %s", error)
+        return 2
+    finally:
+        await close(container)
     _print_report(report, fix)
     return 0 if report.clean else 1
 

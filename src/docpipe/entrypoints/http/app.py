@@ -19,6 +19,7 @@ from docpipe.entrypoints.http import content, documents, health
 from docpipe.entrypoints.http.body_limits import MAX_PATCH_BODY_BYTES
 from docpipe.entrypoints.http.dependencies import provide_service
 from docpipe.entrypoints.http.problems import EXCEPTION_HANDLERS
+from docpipe.entrypoints.http.request_id import send_request_id
 from docpipe.entrypoints.http.request_limits import RequestLimits
 
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
                 upload_slots=asyncio.Semaphore(settings.limits.max_concurrent_uploads),
             )
         ],
+        before_send=[send_request_id],
         lifespan=[open_stores],
         # The only other bodies are uploads, whose routes lift this limit and enforce their own.
         request_max_body_size=MAX_PATCH_BODY_BYTES,

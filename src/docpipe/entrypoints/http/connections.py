@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import uvicorn
 from litestar import Litestar
@@ -23,6 +23,10 @@ from uvicorn.server import ServerState
 
 from docpipe.config import LimitSettings
 from docpipe.entrypoints.http.problems import PROBLEM_JSON, RETRY_AFTER_SECONDS, problem_json
+from docpipe.entrypoints.http.request_id import accepted, request_id
+
+if TYPE_CHECKING:
+    from litestar.types import HTTPScope
 
 logger = logging.getLogger("docpipe.http")
 
@@ -71,10 +75,12 @@ class _ConnectionGuard(asyncio.Protocol):
             return
         detail = f"the request head did not arrive within {self.limits.header_timeout} s"
         logger.info("connection closed: %s", detail)
-        body = problem_json(HTTPStatus.REQUEST_TIMEOUT, detail)
+        request = accepted(None)
+        body = problem_json(HTTPStatus.REQUEST_TIMEOUT, detail, request)
         self.transport.write(
             b"HTTP/1.1 408 Request Timeout\r\n"
             + f"content-type: {PROBLEM_JSON}\r\ncontent-length: {len(body)}\r\n".encode()
+            + f"x-request-id: {request}\r\n".encode()
             + b"connection: close\r\n\r\n"
             + body
         )
@@ -85,17 +91,19 @@ class _ConnectionGuard(asyncio.Protocol):
         self._serving += 1
         try:
             if len(self.server_state.connections) > self.limits.max_connections:
-                await _refuse(send, self.limits.max_connections)
+                await _refuse(send, request_id(cast("HTTPScope", scope)), self.limits.max_connections)
             else:
                 await self._downstream(scope, receive, send)
         finally:
             self._serving -= 1
 
 
-async def _refuse(send: ASGISendCallable, limit: int) -> None:
-    logger.warning("request refused: more than %d connections are open", limit)
+async def _refuse(send: ASGISendCallable, request: str, limit: int) -> None:
+    logger.warning("request %s refused: more than %d connections are open", request, limit)
     body = problem_json(
-        HTTPStatus.SERVICE_UNAVAILABLE, f"the server holds its limit of {limit} connections; retry later"
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        f"the server holds its limit of {limit} connections; retry later",
+        request,
     )
     await send(
         {
@@ -105,6 +113,7 @@ async def _refuse(send: ASGISendCallable, limit: int) -> None:
                 (b"content-type", PROBLEM_JSON.encode()),
                 (b"content-length", str(len(body)).encode()),
                 (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+                (b"x-request-id", request.encode()),
                 (b"connection", b"close"),
             ],
         }

@@ -44,6 +44,7 @@ def _created(document: Document) -> Response[DocumentOut]:
         HTTPStatus.GONE,
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         HTTPStatus.UNPROCESSABLE_ENTITY,
+        HTTPStatus.INSUFFICIENT_STORAGE,
     ),
     summary="Upload a document",
     description=(
@@ -69,6 +70,7 @@ async def upload_document(request: AnyRequest, service: Service) -> Response[Doc
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
         HTTPStatus.UNPROCESSABLE_ENTITY,
+        HTTPStatus.INSUFFICIENT_STORAGE,
     ),
     summary="Upload a document (original route)",
     description="The same as a multipart `POST /documents`.",
@@ -122,6 +124,7 @@ async def get_document(document_id: FromPath[str], service: Service) -> Response
         HTTPStatus.PRECONDITION_FAILED,
         HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
         HTTPStatus.UNPROCESSABLE_ENTITY,
+        HTTPStatus.INSUFFICIENT_STORAGE,
     ),
 )
 async def update_document(
@@ -152,7 +155,7 @@ async def update_document(
     "/documents/{document_id:str}",
     status_code=HTTP_204_NO_CONTENT,
     summary="Delete a document by id, or every document with that filename",
-    responses=problems(HTTPStatus.NOT_FOUND),
+    responses=problems(HTTPStatus.NOT_FOUND, HTTPStatus.INSUFFICIENT_STORAGE),
 )
 async def delete_document(document_id: FromPath[str], service: Service) -> None:
     """``document_id`` may also be a filename, as in the original API: see ``delete_by_id_or_filename``."""

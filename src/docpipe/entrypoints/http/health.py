@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import logging
 
 import msgspec
 from litestar import Response, get
@@ -10,10 +10,12 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
-from docpipe.domain.errors import StoreUnavailable
 from docpipe.domain.service import DocumentService
+from docpipe.entrypoints.http.dependencies import AnyRequest
+from docpipe.entrypoints.http.problems import retry_after
+from docpipe.entrypoints.http.request_id import request_id
 
-READINESS_TIMEOUT_SECONDS = 2.0
+logger = logging.getLogger("docpipe.http")
 
 
 class Health(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -29,16 +31,17 @@ async def live() -> Health:
 @get(
     "/health/ready",
     summary="The blob store and the repository both answer",
-    responses={503: ResponseSpec(data_container=Health, description="a store is unreachable")},
+    responses={503: ResponseSpec(data_container=Health, description="a store cannot serve")},
 )
-async def ready(service: NamedDependency[DocumentService]) -> Response[Health]:
-    try:
-        await asyncio.wait_for(service.check(), READINESS_TIMEOUT_SECONDS)
-    except (StoreUnavailable, TimeoutError) as error:
-        detail = str(error) or f"a store did not answer within {READINESS_TIMEOUT_SECONDS} s"
-        return Response(
-            Health("unavailable", detail),
-            status_code=HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "5"},
-        )
-    return Response(Health("ok"), status_code=HTTP_200_OK)
+async def ready(request: AnyRequest, service: NamedDependency[DocumentService]) -> Response[Health]:
+    """503 names each store that cannot serve, by its role and in general words; the log says why."""
+    failures = await service.check()
+    if not failures:
+        return Response(Health("ok"), status_code=HTTP_200_OK)
+    for failure in failures:
+        logger.warning("request %s: not ready: %s: %s", request_id(request.scope), failure.detail, failure)
+    return Response(
+        Health("unavailable", "; ".join(failure.detail for failure in failures)),
+        status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        headers=retry_after(*failures),
+    )

@@ -12,11 +12,13 @@ from litestar.types import ExceptionHandlersMap
 
 from docpipe.domain import errors
 from docpipe.entrypoints.http.dependencies import AnyRequest
+from docpipe.entrypoints.http.request_id import request_id
 
 logger = logging.getLogger("docpipe.http")
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
+_SERVER_FAILED = "the server failed to complete the request"
 
 STATUS_OF: dict[type[errors.DocpipeError], HTTPStatus] = {
     errors.DocumentNotFound: HTTPStatus.NOT_FOUND,
@@ -32,26 +34,37 @@ STATUS_OF: dict[type[errors.DocpipeError], HTTPStatus] = {
     errors.UploadGone: HTTPStatus.GONE,
     errors.RangeNotSatisfiable: HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
     errors.StoreUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
+    errors.StoreMissing: HTTPStatus.SERVICE_UNAVAILABLE,
+    errors.StorageFull: HTTPStatus.INSUFFICIENT_STORAGE,
     errors.UnsupportedMediaType: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
 }
 
 
 class Problem(msgspec.Struct, frozen=True):
+    """RFC 9457 problem details, with the request id as an extension member."""
+
     type: str
     title: str
     status: int
     detail: str
+    request_id: str
 
 
-def problem_json(status: HTTPStatus, detail: str) -> bytes:
-    return msgspec.json.encode(Problem(type="about:blank", title=status.phrase, status=status, detail=detail))
+def problem_json(status: HTTPStatus, detail: str, request: str) -> bytes:
+    """The body of a problem response; ``request`` is the request id."""
+    return msgspec.json.encode(
+        Problem(type="about:blank", title=status.phrase, status=status, detail=detail, request_id=request)
+    )
 
 
 def problem_response(
-    status: HTTPStatus, detail: str, headers: dict[str, str] | None = None
+    request: AnyRequest, status: HTTPStatus, detail: str, headers: dict[str, str] | None = None
 ) -> Response[bytes]:
     return Response(
-        problem_json(status, detail), status_code=status, media_type=PROBLEM_JSON, headers=headers
+        problem_json(status, detail, request_id(request.scope)),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
     )
 
 
@@ -62,25 +75,35 @@ def status_of(error: errors.DocpipeError) -> HTTPStatus:
     return HTTPStatus.INTERNAL_SERVER_ERROR
 
 
-def _domain_error(_: AnyRequest, error: errors.DocpipeError) -> Response[bytes]:
+def retry_after(*failures: errors.DocpipeError) -> dict[str, str]:
+    """``Retry-After`` when a retry may succeed: a store unavailable for now, not one full or missing."""
+    if any(isinstance(failure, errors.StoreUnavailable) for failure in failures):
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return {}
+
+
+def _domain_error(request: AnyRequest, error: errors.DocpipeError) -> Response[bytes]:
+    """The client learns what kind of failure it was (a store's role, never its endpoint, bucket or
+    keys); the log line, under the same request id, holds the store's own account."""
     status = status_of(error)
-    headers: dict[str, str] = {}
+    headers = retry_after(error)
+    rid = request_id(request.scope)
     if isinstance(error, errors.RangeNotSatisfiable):
         headers["Content-Range"] = f"bytes */{error.size}"
     if isinstance(error, errors.IncompleteBody):
-        logger.info("upload abandoned by the client: %s", error)
-    if isinstance(error, errors.StoreUnavailable):
-        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        logger.warning("backing store unavailable: %s", error)
+        logger.info("request %s: upload abandoned by the client: %s", rid, error)
+    if isinstance(error, errors.StoreFailure):
+        level = logging.WARNING if isinstance(error, errors.StoreUnavailable) else logging.ERROR
+        logger.log(level, "request %s: %s: %s", rid, error.detail, error)
     if status == HTTPStatus.INTERNAL_SERVER_ERROR:
-        logger.error("request failed: %s", error)
-        return problem_response(status, "the server failed to complete the request")
+        logger.error("request %s failed: %s", rid, error)
+        return problem_response(request, status, _SERVER_FAILED)
     if isinstance(error, errors.UploadTooLarge):
         headers["Connection"] = "close"
-    return problem_response(status, str(error), headers)
+    return problem_response(request, status, error.detail, headers)
 
 
-def _http_error(_: AnyRequest, error: HTTPException) -> Response[bytes]:
+def _http_error(request: AnyRequest, error: HTTPException) -> Response[bytes]:
     status = HTTPStatus(error.status_code)
     detail = error.detail if isinstance(error.detail, str) and error.detail else status.phrase
     extra = getattr(error, "extra", None)
@@ -91,14 +114,20 @@ def _http_error(_: AnyRequest, error: HTTPException) -> Response[bytes]:
             if isinstance(item, dict)
         )
     if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-        logger.error("request failed: %s", detail)
-        detail = "the server failed to complete the request"
-    return problem_response(status, detail, dict(error.headers or {}))
+        logger.error("request %s failed: %s", request_id(request.scope), detail)
+        detail = _SERVER_FAILED
+    return problem_response(request, status, detail, dict(error.headers or {}))
 
 
 def _unexpected_error(request: AnyRequest, error: Exception) -> Response[bytes]:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
-    return problem_response(HTTPStatus.INTERNAL_SERVER_ERROR, "the server failed to complete the request")
+    logger.exception(
+        "request %s: unhandled error on %s %s",
+        request_id(request.scope),
+        request.method,
+        request.url.path,
+        exc_info=error,
+    )
+    return problem_response(request, HTTPStatus.INTERNAL_SERVER_ERROR, _SERVER_FAILED)
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
