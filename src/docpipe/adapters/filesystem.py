@@ -68,8 +68,8 @@ class FilesystemBlobStore:
         self.root = root
 
     def path_of(self, key: str) -> Path:
-        """Keys are document ids (checked by the caller's id scheme); two levels of fan-out keep
-        directories small."""
+        """Keys are minted by docpipe (``new_blob_key``), never taken from clients; a fan-out folder
+        per last two characters keeps directories small."""
         if not key or "/" in key or "\\" in key or key.startswith("."):
             raise ValueError(f"not a blob key: {key!r}")
         return self.root / key[-2:] / key

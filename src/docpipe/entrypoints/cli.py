@@ -19,7 +19,6 @@ from docpipe.config import LimitSettings, Settings, SettingsError, load_settings
 from docpipe.container import Container, close, missing_local_stores, open_service
 from docpipe.domain.errors import StoreUnavailable
 from docpipe.domain.fsck import DEFAULT_GRACE, FindingKind, Fsck, FsckReport
-from docpipe.domain.ports import BlobStore, DocumentRepository
 from docpipe.entrypoints import data_lock
 from docpipe.entrypoints.http.app import create_app
 from docpipe.entrypoints.http.connections import ServerConfig
@@ -130,9 +129,8 @@ async def fsck(settings: Settings, *, fix: bool, verify_content: bool, grace: ti
         grace = grace if grace is not None else timedelta(0) if alone else DEFAULT_GRACE
         container = Container(settings=settings)
         try:
-            blobs: BlobStore = await container.blob_store()
-            repository: DocumentRepository = await container.repository()
-            report = await Fsck(blobs, repository, grace=grace).run(fix=fix, verify_content=verify_content)
+            check: Fsck = await container.fsck(grace=grace)  # type: ignore[misc]
+            report = await check.run(fix=fix, verify_content=verify_content)
         except StoreUnavailable as error:
             logger.critical("cannot check: %s", error)
             return 2
