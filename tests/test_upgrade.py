@@ -12,12 +12,10 @@ from pathlib import Path
 
 import aioboto3
 import msgspec
-import pytest
 from litestar.testing import AsyncTestClient
 
 from docpipe.config import Settings
 from docpipe.container import Container, close
-from docpipe.domain.errors import BlobNotFound
 from docpipe.domain.fsck import Fsck
 from docpipe.domain.model import Document, new_document_id, utc_now
 from docpipe.domain.ports import BlobStore, DocumentRepository
@@ -114,8 +112,7 @@ async def assert_lists_serves_and_deletes(settings: Settings, document: Document
     async with AsyncTestClient(app=create_app(settings)) as client:
         assert (await client.delete(f"/documents/{document.id}")).status_code == 204
     async with opened(settings) as (blobs, _, _):
-        with pytest.raises(BlobNotFound):
-            await blobs.open(document.id)
+        assert not await blobs.exists(document.id)
     await assert_fsck_clean(settings)
 
 

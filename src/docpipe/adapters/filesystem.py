@@ -98,6 +98,15 @@ class FilesystemBlobStore:
             raise BlobNotFound(key) from None
         return _read(blob, first)
 
+    async def exists(self, key: str) -> bool:
+        """One stat; a file that cannot be examined is ``StoreUnavailable``, as it is for ``open``."""
+        try:
+            with self._unavailable_on_os_error():
+                await asyncio.to_thread(os.stat, self.path_of(key))
+        except FileNotFoundError:
+            return False
+        return True
+
     async def delete(self, key: str) -> None:
         with self._unavailable_on_os_error():
             await asyncio.to_thread(self.path_of(key).unlink, missing_ok=True)

@@ -28,6 +28,11 @@ class BlobStore(Protocol):
         """
         ...
 
+    async def exists(self, key: str) -> bool:
+        """Whether ``open(key)`` would find a blob, asked as cheaply as the store allows (a stat, a
+        HEAD request) without reading any byte. Raises ``StoreUnavailable`` as ``open`` would."""
+        ...
+
     async def delete(self, key: str) -> None:
         """Remove the blob; removing a missing blob is not an error."""
         ...

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import unicodedata
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 import msgspec
 
 from docpipe.domain.cursor import decode_cursor, encode_cursor
 from docpipe.domain.errors import (
+    BlobNotFound,
     ChecksumMismatch,
     DocumentNotFound,
     DuplicateDocument,
@@ -43,6 +45,7 @@ from docpipe.domain.model import (
     DocumentChanges,
     ListQuery,
     NewDocument,
+    is_document_id,
     new_blob_key,
     new_document_id,
     utc_now,
@@ -233,7 +236,9 @@ class Upload:
 
 
 class DocumentService:
-    """The use cases over the two ports. Values from clients are cleaned here (``domain/fields.py``)."""
+    """The use cases over the two ports. Values from clients are cleaned here (``domain/fields.py``), and
+    values no document can have (an id docpipe never issues, a name longer than any stored one) are
+    answered without asking a store."""
 
     def __init__(
         self,
@@ -269,6 +274,7 @@ class DocumentService:
             return await upload.commit(cleaned)
 
     async def get(self, document_id: str) -> Document:
+        _refuse_impossible_id(document_id)
         return await self._repository.get(document_id)
 
     async def list(
@@ -294,10 +300,11 @@ class DocumentService:
         return Listing(page.documents, next_cursor)
 
     async def newest_named(self, filename: str) -> Document:
-        """The most recent document called ``filename``."""
-        if _matches_nothing(filename=filename):
+        """The most recent document called ``filename`` (NFC-normalised, as stored names are)."""
+        name = unicodedata.normalize("NFC", filename)
+        if _matches_nothing(filename=name):
             raise DocumentNotFound(filename)
-        query = ListQuery(limit=1, filename=filename)
+        query = ListQuery(limit=1, filename=name)
         while True:
             page = await self._repository.list(query)
             if page.documents:
@@ -317,6 +324,7 @@ class DocumentService:
         a document that does not satisfy it fails with ``PreconditionFailed``. ``changes`` are as the
         client sent them: they are cleaned first (``InvalidInput``)."""
         changes = _cleaned_changes(changes)
+        _refuse_impossible_id(document_id)
 
         def change(current: Document) -> Document:
             if precondition is not None and not precondition(current):
@@ -349,18 +357,19 @@ class DocumentService:
             )
 
     async def delete_by_id_or_filename(self, reference: str) -> int:
-        """Delete the document with id ``reference``, or else every document named ``reference``.
+        """Delete the document with id ``reference`` when it is shaped like an id (and only then), or
+        else every document named ``reference`` (NFC-normalised, as stored names are).
 
         Returns how many were deleted; raises ``DocumentNotFound`` when none matched.
         """
-        try:
+        if is_document_id(reference):
             await self.delete(reference)
-        except DocumentNotFound:
-            pass
-        else:
             return 1
+        name = unicodedata.normalize("NFC", reference)
+        if _matches_nothing(filename=name):
+            raise DocumentNotFound(reference)
         deleted = 0
-        query = ListQuery(limit=100, filename=reference)
+        query = ListQuery(limit=100, filename=name)
         while True:
             page = await self._repository.list(query)
             for document in page.documents:
@@ -380,6 +389,11 @@ class DocumentService:
         self, document: Document, byte_range: ByteRange | None = None
     ) -> AsyncIterator[bytes]:
         return await self._blobs.open(document.blob_key, byte_range)
+
+    async def check_content(self, document: Document) -> None:
+        """Raise ``BlobNotFound`` when ``open_content`` would: a HEAD answers what a GET would."""
+        if not await self._blobs.exists(document.blob_key):
+            raise BlobNotFound(document.blob_key)
 
     async def check(self) -> None:
         """Raise ``StoreUnavailable`` unless both stores answer."""
@@ -403,6 +417,12 @@ def _matches_nothing(
         or len(tag or "") > MAX_TAG_LENGTH
         or len(content_type or "") > MAX_CONTENT_TYPE_LENGTH
     )
+
+
+def _refuse_impossible_id(document_id: str) -> None:
+    """``DocumentNotFound`` for a value that is no id docpipe issues, without asking a store."""
+    if not is_document_id(document_id):
+        raise DocumentNotFound(document_id)
 
 
 def _cleaned_description(raw: NewDocument) -> NewDocument:

@@ -145,6 +145,10 @@ async def update_document(
     "/documents/{document_id:str}",
     status_code=HTTP_204_NO_CONTENT,
     summary="Delete a document by id, or every document with that filename",
+    description=(
+        "A value shaped like a document id is only ever an id (404 when no such document exists); "
+        "any other value deletes every document with that filename (NFC-normalised)."
+    ),
     responses=problems(HTTPStatus.NOT_FOUND),
 )
 async def delete_document(document_id: FromPath[str], service: Service) -> None:
