@@ -82,7 +82,7 @@ async def stream(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def upload(service: DocumentService, data: bytes = b"content") -> Document:
-    return await service.upload(stream(data), lambda: NewDocument(filename="report.pdf"))
+    return await service.upload(stream(data), NewDocument(filename="report.pdf"))
 
 
 class Damage(msgspec.Struct, frozen=True):
@@ -97,7 +97,7 @@ async def damage(service: DocumentService, blobs: BlobStore) -> Damage:
     the two writes of an upload or of a delete), and a partial upload on the filesystem."""
     healthy = await upload(service)
     missing = await upload(service)
-    await blobs.delete(missing.id)
+    await blobs.delete(missing.blob_key)
     orphan = new_document_id()
     await blobs.put(orphan, stream(b"uploaded, never committed"))
     return Damage(healthy=healthy.id, orphan=orphan, partial=new_document_id(), missing=missing.id)
@@ -158,8 +158,8 @@ async def test_mismatched_blobs_are_left_to_a_human(tmp_path: Path) -> None:
         resized = await upload(service, b"content")
         altered = await upload(service, b"content")
     files = FilesystemBlobStore(tmp_path / "blobs")
-    files.path_of(resized.id).write_bytes(b"truncated")
-    files.path_of(altered.id).write_bytes(b"CONTENT")
+    files.path_of(resized.blob_key).write_bytes(b"truncated")
+    files.path_of(altered.blob_key).write_bytes(b"CONTENT")
     env = filesystem_environment(tmp_path)
 
     fixed = await docpipe_fsck(env, "--fix")
@@ -169,7 +169,7 @@ async def test_mismatched_blobs_are_left_to_a_human(tmp_path: Path) -> None:
     assert verified.code == 1, verified
     assert verified.findings == {("size_mismatch", resized.id), ("digest_mismatch", altered.id)}
     assert "never repaired automatically" in verified.stdout
-    assert files.path_of(altered.id).read_bytes() == b"CONTENT"
+    assert files.path_of(altered.blob_key).read_bytes() == b"CONTENT"
 
 
 async def test_while_a_server_runs_leftovers_within_the_grace_period_are_left_alone(tmp_path: Path) -> None:

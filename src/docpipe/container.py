@@ -7,6 +7,7 @@ from dependency_injector import containers, providers
 
 from docpipe.adapters import dynamodb, filesystem, memory, s3, sniffing, sqlite
 from docpipe.config import Settings
+from docpipe.domain.fsck import Fsck
 from docpipe.domain.service import DocumentService
 
 
@@ -66,6 +67,9 @@ class Container(containers.DeclarativeContainer):
         max_upload_bytes=settings.provided.max_upload_bytes,
         detect_content_type=providers.Object(sniffing.detect_content_type),
     )
+
+    fsck = providers.Factory(Fsck, blobs=blob_store, repository=repository)
+    """Call with ``grace=``; awaiting the call opens the adapters."""
 
 
 async def open_service(container: Container) -> DocumentService:

@@ -68,6 +68,15 @@ async def test_opening_a_missing_key_raises_blob_not_found(blob_store: BlobStore
         await blob_store.open(new_document_id())
 
 
+async def test_exists_says_whether_open_would_find_the_blob(blob_store: BlobStore) -> None:
+    key = new_document_id()
+    assert not await blob_store.exists(key)
+    await blob_store.put(key, chunks_of(b"bytes"))
+    assert await blob_store.exists(key)
+    await blob_store.delete(key)
+    assert not await blob_store.exists(key)
+
+
 async def test_delete_removes_the_blob_and_is_idempotent(blob_store: BlobStore) -> None:
     key = new_document_id()
     await blob_store.put(key, chunks_of(b"bytes"))

@@ -13,7 +13,7 @@ import pytest
 
 from docpipe.domain import listing
 from docpipe.domain.errors import DocumentNotFound, DuplicateDocument, PreconditionFailed
-from docpipe.domain.model import Document, ListQuery, new_document_id, utc_now
+from docpipe.domain.model import Document, ListQuery, new_blob_key, new_document_id, utc_now
 from docpipe.domain.ports import DocumentRepository
 
 
@@ -27,6 +27,7 @@ def make_document(
     now = utc_now()
     return Document(
         id=new_document_id(),
+        blob_key=new_blob_key(),
         filename=filename,
         content_type=content_type,
         size=42,
@@ -81,6 +82,19 @@ async def test_add_then_get_returns_an_equal_document(repository: DocumentReposi
     )
     await repository.add(document)
     assert await repository.get(document.id) == document
+
+
+async def test_a_document_keeps_its_blob_key_through_an_update(repository: DocumentRepository) -> None:
+    document = make_document()
+    await repository.add(document)
+    await repository.update(
+        document.id, lambda current: msgspec.structs.replace(current, filename="b.pdf", version=2)
+    )
+    stored = await repository.get(document.id)
+    assert (stored.blob_key, stored.filename) == (document.blob_key, "b.pdf")
+    assert [listed.blob_key for listed in (await repository.list(ListQuery())).documents] == [
+        document.blob_key
+    ]
 
 
 async def test_timestamps_keep_microseconds_and_utc(repository: DocumentRepository) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import random
@@ -10,12 +11,16 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import httpx
+
+from docpipe.config import load_settings
+from docpipe.container import Container, close
+from docpipe.domain.ports import DocumentRepository
 
 MIB = 1024 * 1024
 _BLOCK = random.Random(20240601).randbytes(MIB)
@@ -202,6 +207,21 @@ def verify_every_listed_document(client: httpx.Client) -> dict[str, dict[str, An
             )
     assert not broken, "listed documents whose content is not intact:\n" + "\n".join(broken)
     return documents
+
+
+def blob_keys_of(env: Mapping[str, str], document_ids: Iterable[str]) -> set[str]:
+    """The blob keys of documents (which the API does not show), read through docpipe's own
+    repository adapter on the stores ``env`` configures."""
+
+    async def read() -> set[str]:
+        container = Container(settings=load_settings(env))
+        try:
+            repository: DocumentRepository = await container.repository()
+            return {(await repository.get(document_id)).blob_key for document_id in document_ids}
+        finally:
+            await close(container)
+
+    return asyncio.run(read())
 
 
 # -- the filesystem adapter's folder -----------------------------------------------------------

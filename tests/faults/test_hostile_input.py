@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.faults.raw_http import RawResponse, assert_raw_problem, read_response
-from tests.faults.support import MIB, blob_files, filesystem_env, list_all, wait_for
+from tests.faults.support import MIB, blob_files, blob_keys_of, filesystem_env, list_all, wait_for
 from tests.live_server import LiveServer, live_server
 
 MAX_UPLOAD_BYTES = MIB
@@ -61,7 +61,8 @@ def store_stays_consistent(service: Service) -> Iterator[None]:
 
     def consistent() -> bool:
         blobs, partials = blob_files(service.data_dir)
-        return not partials and blobs == {document["id"] for document in list_all(service.client)}
+        listed = [document["id"] for document in list_all(service.client)]
+        return not partials and blobs == blob_keys_of(filesystem_env(service.data_dir), listed)
 
     wait_for(consistent, 15, "the blob folder matches the listing")
 

@@ -10,8 +10,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from docpipe.config import Settings
-from docpipe.entrypoints.http.app import create_app
+from docpipe.container import Container
 from tests.adapters_under_test import settings_for
+from tests.http.helpers import serve
 
 ADAPTER_PAIRS = [("filesystem", "sqlite"), ("memory", "memory"), ("s3", "dynamodb")]
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
@@ -31,6 +32,12 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
+def container(settings: Settings) -> Container:
+    """The container the ``client`` fixture's app runs on: a test may reach the adapters through it."""
+    return Container(settings=settings)
+
+
+@pytest.fixture
+async def client(settings: Settings, container: Container) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with serve(settings, container) as test_client:
         yield test_client

@@ -3,14 +3,60 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from dependency_injector import providers
 from httpx import Response
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from docpipe.config import Settings
+from docpipe.container import Container, close
+from docpipe.domain.ports import BlobStore, DocumentRepository
+from docpipe.entrypoints.http.app import create_app
+
 Client = AsyncTestClient[Litestar]
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings, container: Container) -> AsyncIterator[Client]:
+    """A client of an app running on ``container`` (override its providers before)."""
+    async with AsyncTestClient(app=create_app(settings, container)) as client:
+        yield client
+
+
+def wrap_repository(
+    container: Container, settings: Settings, wrap: Callable[[DocumentRepository], DocumentRepository]
+) -> None:
+    """Serve the selected repository through ``wrap`` (a spy, a failing wrapper) from now on."""
+    selected = container.repository.providers[settings.repository.value]
+    container.repository.override(providers.Callable(wrap, selected))
+
+
+def wrap_blob_store(container: Container, settings: Settings, wrap: Callable[[BlobStore], BlobStore]) -> None:
+    """Serve the selected blob store through ``wrap`` from now on."""
+    selected = container.blob_store.providers[settings.blob_store.value]
+    container.blob_store.override(providers.Callable(wrap, selected))
+
+
+@contextlib.asynccontextmanager
+async def stores_of(
+    settings: Settings, container: Container
+) -> AsyncIterator[tuple[BlobStore, DocumentRepository]]:
+    """The stores behind an app, usable from the test's event loop: the app's own in-memory stores,
+    or others opened here on the same folder, bucket and table (the app runs in a loop of its own,
+    to which its network clients belong)."""
+    if settings.blob_store.value == settings.repository.value == "memory":
+        yield await container.blob_store(), await container.repository()
+        return
+    own = Container(settings=settings)
+    try:
+        yield await own.blob_store(), await own.repository()
+    finally:
+        await close(own)
 
 
 async def upload(

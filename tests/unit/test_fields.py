@@ -15,8 +15,8 @@ from docpipe.domain.fields import (
     clean_filename,
     clean_metadata,
     clean_tags,
-    parse_tag_list,
 )
+from docpipe.entrypoints.http.uploads import split_tags_field
 
 
 @given(st.text(max_size=400))
@@ -55,7 +55,7 @@ def test_names_that_name_nothing_are_refused(raw: str) -> None:
 
 
 def test_tags_are_trimmed_and_deduplicated() -> None:
-    assert parse_tag_list(" a, b ,,a ") == ("a", "b")
+    assert clean_tags(split_tags_field(" a, b ,,a ")) == ("a", "b")
     with pytest.raises(InvalidInput):
         clean_tags(["x" * 65])
     with pytest.raises(InvalidInput):
@@ -96,4 +96,4 @@ def test_too_many_metadata_entries_are_refused_before_any_is_processed() -> None
 
 def test_tags_are_deduplicated_in_linear_time_keeping_the_clients_order() -> None:
     assert clean_tags(["b", "a", " b", "c", "a"]) == ("b", "a", "c")
-    assert parse_tag_list("z, y, z, x") == ("z", "y", "x")
+    assert clean_tags(split_tags_field("z, y, z, x")) == ("z", "y", "x")

@@ -103,7 +103,7 @@ async def stall(blobs: MemoryBlobStore) -> AsyncIterator[Callable[[], Awaitable[
 
 
 async def upload(service: DocumentService, content: bytes = b"content") -> Document:
-    return await service.upload(stream(content), lambda: NewDocument(filename="a.txt"))
+    return await service.upload(stream(content), NewDocument(filename="a.txt"))
 
 
 def found(report: FsckReport) -> dict[FindingKind, int]:
@@ -133,11 +133,11 @@ async def test_every_kind_of_damage_is_found_and_a_dry_run_changes_nothing(
     await blobs.put(orphan, stream(b"no document"))
     partial = await stall()
     missing = await upload(service)
-    await blobs.delete(missing.id)
+    await blobs.delete(missing.blob_key)
     resized = await upload(service, b"content")
-    await blobs.put(resized.id, stream(b"longer content"))
+    await blobs.put(resized.blob_key, stream(b"longer content"))
     altered = await upload(service, b"content")
-    await blobs.put(altered.id, stream(b"CONTENT"))
+    await blobs.put(altered.blob_key, stream(b"CONTENT"))
     clock.advance()
     keys_before = blobs.keys()
 
@@ -160,7 +160,7 @@ async def test_content_is_only_hashed_when_asked(
     service: DocumentService, blobs: MemoryBlobStore, fsck: Fsck
 ) -> None:
     altered = await upload(service, b"content")
-    await blobs.put(altered.id, stream(b"CONTENT"))
+    await blobs.put(altered.blob_key, stream(b"CONTENT"))
     assert (await fsck.run()).findings == []
     assert found(await fsck.run(verify_content=True)) == {DIGEST: 1}
 
@@ -195,7 +195,7 @@ async def test_fix_repairs_leftovers_and_lost_documents_and_a_second_run_is_clea
     await blobs.put(new_document_id(), stream(b"no document"))
     await stall()
     missing = await upload(service)
-    await blobs.delete(missing.id)
+    await blobs.delete(missing.blob_key)
     clock.advance()
 
     report = await fsck.run(fix=True, verify_content=True)
@@ -205,7 +205,7 @@ async def test_fix_repairs_leftovers_and_lost_documents_and_a_second_run_is_clea
     assert report.refusal is None
     with pytest.raises(DocumentNotFound):
         await repository.get(missing.id)
-    assert [entry.key async for entry in blobs.inventory()] == [healthy.id]
+    assert [entry.key async for entry in blobs.inventory()] == [healthy.blob_key]
     assert await repository.get(healthy.id) == healthy
     second = await fsck.run(verify_content=True)
     assert (second.findings, second.documents, second.entries) == ([], 1, 1)
@@ -215,9 +215,9 @@ async def test_mismatches_are_reported_but_never_repaired(
     service: DocumentService, blobs: MemoryBlobStore, fsck: Fsck, clock: Clock
 ) -> None:
     resized = await upload(service)
-    await blobs.put(resized.id, stream(b"longer content"))
+    await blobs.put(resized.blob_key, stream(b"longer content"))
     altered = await upload(service, b"content")
-    await blobs.put(altered.id, stream(b"CONTENT"))
+    await blobs.put(altered.blob_key, stream(b"CONTENT"))
     clock.advance()
 
     report = await fsck.run(fix=True, verify_content=True)
@@ -225,7 +225,7 @@ async def test_mismatches_are_reported_but_never_repaired(
     assert found(report) == {SIZE: 1, DIGEST: 1}
     assert report.fixed_counts() == {}
     assert not report.clean
-    assert blobs.keys() == {resized.id, altered.id}
+    assert blobs.keys() == {resized.blob_key, altered.blob_key}
 
 
 async def test_nothing_is_deleted_when_the_stores_share_no_document(
@@ -264,19 +264,37 @@ async def test_keys_docpipe_never_issues_are_ignored(
 async def test_an_upload_committing_during_the_check_is_no_orphan(
     service: DocumentService, blobs: MemoryBlobStore, repository: HookedRepository, fsck: Fsck, clock: Clock
 ) -> None:
-    """Its blob was written long ago (a slow client), its metadata lands after fsck read the metadata."""
+    """Its blob was written long ago (a slow client), its metadata lands after fsck read the metadata,
+    with an id minted then."""
     existing = await upload(service)
-    late = msgspec.structs.replace(existing, id=new_document_id())
-    await blobs.put(late.id, stream(b"x"))
+    late_key = new_document_id()
+    await blobs.put(late_key, stream(b"x"))
     clock.advance()
 
     async def commit() -> None:
-        await repository.add(late)
+        await repository.add(msgspec.structs.replace(existing, id=new_document_id(), blob_key=late_key))
 
     repository.after_list = commit
     report = await fsck.run(fix=True)
     assert report.findings == []
-    assert blobs.keys() == {existing.id, late.id}
+    assert blobs.keys() == {existing.blob_key, late_key}
+
+
+async def test_blobs_are_matched_by_blob_key_not_by_id(
+    service: DocumentService, blobs: MemoryBlobStore, repository: HookedRepository, fsck: Fsck, clock: Clock
+) -> None:
+    """A blob under a document's id is an orphan when the document's blob key is another; a document
+    stored before blob keys (its blob key is its id) is whole."""
+    document = await upload(service)
+    await blobs.put(document.id, stream(b"content"))
+    legacy_id = new_document_id()
+    await repository.add(msgspec.structs.replace(document, id=legacy_id, blob_key=legacy_id))
+    await blobs.put(legacy_id, stream(b"content"))
+    clock.advance()
+
+    report = await fsck.run(verify_content=True)
+    assert {(finding.kind, finding.key) for finding in report.findings} == {(ORPHAN, document.id)}
+    assert (report.documents, report.entries) == (2, 3)
 
 
 async def test_a_document_deleted_during_the_check_is_not_missing(

@@ -476,7 +476,15 @@ def _document_item(document: Document) -> Item:
 
 
 def _decode(item: Item) -> Document:
-    return _decoder.decode(item["document"]["S"])
+    encoded = item["document"]["S"]
+    try:
+        return _decoder.decode(encoded)
+    except msgspec.ValidationError:
+        # Written before documents had blob keys: its bytes are under its id.
+        fields = msgspec.json.decode(encoded)
+        if not isinstance(fields, dict) or "blob_key" in fields:
+            raise
+        return msgspec.convert({**fields, "blob_key": fields.get("id")}, Document)
 
 
 def _entries(document: Document) -> dict[str, Item]:

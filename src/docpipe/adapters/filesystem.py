@@ -72,8 +72,8 @@ class FilesystemBlobStore:
         self.root = root
 
     def path_of(self, key: str) -> Path:
-        """Keys are document ids (checked by the caller's id scheme); two levels of fan-out keep
-        directories small."""
+        """Keys are minted by docpipe (``new_blob_key``), never taken from clients; a fan-out folder
+        per last two characters keeps directories small."""
         if not key or "/" in key or "\\" in key or key.startswith("."):
             raise ValueError(f"not a blob key: {key!r}")
         return self.root / key[-2:] / key
@@ -101,6 +101,15 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             raise BlobNotFound(key) from None
         return _read(blob, first)
+
+    async def exists(self, key: str) -> bool:
+        """One stat; a file that cannot be examined fails as it does for ``open``."""
+        try:
+            with self._failures():
+                await asyncio.to_thread(os.stat, self.path_of(key))
+        except FileNotFoundError:
+            return False
+        return True
 
     async def delete(self, key: str) -> None:
         with self._failures():

@@ -56,6 +56,9 @@ class MemoryBlobStore:
         start, stop = (0, len(blob)) if byte_range is None else (byte_range.start, byte_range.end + 1)
         return _slices(blob, start, stop)
 
+    async def exists(self, key: str) -> bool:
+        return key in self._blobs
+
     async def delete(self, key: str) -> None:
         self._blobs.pop(key, None)
 

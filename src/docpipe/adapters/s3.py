@@ -92,6 +92,17 @@ class S3BlobStore:
         await anext(chunks)  # sends GetObject: BlobNotFound surfaces here, before any byte
         return chunks
 
+    async def exists(self, key: str) -> bool:
+        """One HeadObject: no body, the cheapest request S3 answers about one object."""
+        with self._unavailable_on_failure():
+            try:
+                await self._client.head_object(Bucket=self._bucket, Key=self._prefix + key)
+            except ClientError as error:
+                if status(error) == 404:
+                    return False
+                raise
+        return True
+
     async def delete(self, key: str) -> None:
         with self._unavailable_on_failure():
             await self._client.delete_object(Bucket=self._bucket, Key=self._prefix + key)

@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS documents (
     metadata TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    version INTEGER NOT NULL
+    version INTEGER NOT NULL,
+    blob_key TEXT  -- NULL: the id, for documents stored before blob keys (see _add_blob_keys)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS documents_by_filename ON documents (filename, id);
 CREATE INDEX IF NOT EXISTS documents_by_content_type ON documents (content_type, id);
@@ -127,6 +128,7 @@ _COLUMN_NAMES = (
     "created_at",
     "updated_at",
     "version",
+    "blob_key",
 )
 _COLUMNS = ", ".join(_COLUMN_NAMES)
 _SELECT_FROM = f"SELECT {', '.join('d.' + name for name in _COLUMN_NAMES)} FROM"
@@ -151,12 +153,14 @@ def _row(document: Document) -> tuple[Any, ...]:
         document.created_at.isoformat(),
         document.updated_at.isoformat(),
         document.version,
+        document.blob_key,
     )
 
 
 def _document(row: sqlite3.Row | tuple[Any, ...]) -> Document:
     return Document(
         id=row[0],
+        blob_key=row[11] or row[0],
         filename=row[1],
         content_type=row[2],
         detected_content_type=row[3],
@@ -513,6 +517,15 @@ def database_file(data_dir: Path) -> Path:
     return data_dir / DATABASE_NAME
 
 
+async def _add_blob_keys(db: aiosqlite.Connection) -> None:
+    """A file from before blob keys gets the column, NULL (meaning "the id") for every document it
+    holds. One transaction, so concurrent start-ups add it once."""
+    async with _Transaction(db, asyncio.Lock()):
+        columns = {row[1] for row in await db.execute_fetchall("PRAGMA table_info(documents)")}
+        if "blob_key" not in columns:
+            await db.execute("ALTER TABLE documents ADD COLUMN blob_key TEXT")
+
+
 async def open_repository(data_dir: Path, *, create_missing: bool = True) -> AsyncIterator[SqliteRepository]:
     """The repository in ``<data_dir>/docpipe.sqlite3``; folder, file and schema are created when
     missing, unless ``create_missing`` is false."""
@@ -527,6 +540,7 @@ async def open_repository(data_dir: Path, *, create_missing: bool = True) -> Asy
             connections.push_async_callback(writer.close)
             await writer.execute("PRAGMA journal_mode = WAL")
             await writer.executescript(_SCHEMA)
+            await _add_blob_keys(writer)
             await _create_prefix_entries(writer)
             readers = []
             for _ in range(READER_CONNECTIONS):

@@ -7,6 +7,7 @@ or an object key.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping, Sequence
 
 from docpipe.domain.errors import InvalidInput
 
@@ -38,7 +39,7 @@ MAX_METADATA_KEY_LENGTH = 128
 MAX_METADATA_VALUE_LENGTH = 1024
 
 
-def clean_tags(raw: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+def clean_tags(raw: Sequence[str]) -> tuple[str, ...]:
     """Tags trimmed, without duplicates, in the client's order.
 
     A tag is 1 to 64 characters without commas (the form field separates tags with commas) or
@@ -58,12 +59,7 @@ def clean_tags(raw: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(tags)
 
 
-def parse_tag_list(raw: str) -> tuple[str, ...]:
-    """Tags from a comma-separated form field; empty items are ignored."""
-    return clean_tags([part for part in raw.split(",") if part.strip()])
-
-
-def clean_metadata(raw: dict[str, str]) -> dict[str, str]:
+def clean_metadata(raw: Mapping[str, str]) -> dict[str, str]:
     """User metadata: at most 32 entries, keys of 1 to 128 and values of at most 1024 characters."""
     if len(raw) > MAX_METADATA_ENTRIES:
         raise InvalidInput(f"metadata holds at most {MAX_METADATA_ENTRIES} entries")

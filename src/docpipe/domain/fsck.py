@@ -6,8 +6,11 @@ crash leaves blobs nobody refers to (``orphan_blob``) and leftovers of unfinishe
 blob of the wrong size or sha-256 break the write protocol's invariant: the first is unrecoverable
 and a fix deletes the metadata, the others need a human and are only reported.
 
-Memory: the check holds the id and size of every document (about 150 bytes each in CPython, so
-some 150 MB per million documents) plus the problems it found, never blob contents.
+Blobs are matched to documents by blob key (a document's bytes are staged under a fresh key before
+its id is minted; documents stored before blob keys existed have their id as their key).
+
+Memory: the check holds the blob key, id and size of every document (about 250 bytes each in
+CPython, so some 250 MB per million documents) plus the problems it found, never blob contents.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from enum import StrEnum
 import msgspec
 
 from docpipe.domain.errors import BlobNotFound, DocumentNotFound
-from docpipe.domain.model import BlobEntry, Document, ListQuery, is_document_id, utc_now
+from docpipe.domain.model import BlobEntry, Document, ListQuery, first_id_at, is_document_id, utc_now
 from docpipe.domain.ports import BlobStore, DocumentRepository
 
 DEFAULT_GRACE = timedelta(minutes=15)
@@ -99,12 +102,14 @@ class Fsck:
         blobs are not repaired when the stores share no document at all: the likelier cause is a
         setting pointing at the wrong bucket or table, and repairing would destroy everything.
         """
+        started = utc_now()
         scan = _Scan(self._blobs, self._repository, self._clock() - self._grace, verify_content)
         await scan.read_documents()
         await scan.read_inventory()
-        orphans = [entry for entry in scan.orphans if await self._is_orphan(entry)]
+        committed_since = await self._blob_keys_committed_since(started - self._grace)
+        orphans = [entry for entry in scan.orphans if entry.key not in committed_since]
         missing: list[Document] = []
-        for document_id in scan.unlisted:
+        for document_id, _ in scan.unlisted.values():
             document = await self._without_blob(document_id)
             if document is not None:
                 missing.append(document)
@@ -137,14 +142,23 @@ class Fsck:
         detail = f"document {document.filename!r} of {document.size} bytes has no content in the blob store"
         return Finding(kind=FindingKind.MISSING_BLOB, key=document.id, detail=detail, fixed=fix)
 
-    async def _is_orphan(self, entry: BlobEntry) -> bool:
-        """Whether no document refers to ``entry`` now: its upload may have committed since the
-        metadata was read."""
-        try:
-            await self._repository.get(entry.key)
-        except DocumentNotFound:
-            return True
-        return False
+    async def _blob_keys_committed_since(self, moment: datetime) -> set[str]:
+        """The blob keys of documents whose ids were minted since ``moment``, read now.
+
+        An orphan candidate's upload may have committed since the metadata was read; its id was
+        then minted at that commit, after ``moment`` unless the commit took longer than the grace
+        period (which would make it an upload in flight past its grace). Ids carry the real time.
+        """
+        floor = first_id_at(moment)
+        keys: set[str] = set()
+        query = ListQuery(limit=PAGE_SIZE)
+        while True:
+            page = await self._repository.list(query)
+            recent = [document for document in page.documents if document.id >= floor]
+            keys.update(document.blob_key for document in recent)
+            if len(recent) < len(page.documents) or page.resume_after is None or page.resume_after < floor:
+                return keys
+            query = ListQuery(limit=PAGE_SIZE, after_id=page.resume_after)
 
     async def _without_blob(self, document_id: str) -> Document | None:
         """The document, if it still exists and its blob cannot be opened.
@@ -154,7 +168,7 @@ class Fsck:
         """
         try:
             document = await self._repository.get(document_id)
-            chunks = await self._blobs.open(document_id)
+            chunks = await self._blobs.open(document.blob_key)
         except DocumentNotFound:
             return None
         except BlobNotFound:
@@ -175,8 +189,8 @@ class _Scan:
         self._cutoff = cutoff
         self._verify_content = verify_content
         self.report = FsckReport()
-        self.unlisted: dict[str, int] = {}
-        """Size by id of every document whose blob the inventory has not listed (yet)."""
+        self.unlisted: dict[str, tuple[str, int]] = {}
+        """Id and size by blob key of every document whose blob the inventory has not listed (yet)."""
         self.shared = 0
         """Documents whose blob the inventory listed."""
         self.partials: list[BlobEntry] = []
@@ -188,7 +202,9 @@ class _Scan:
         query = ListQuery(limit=PAGE_SIZE)
         while True:
             page = await self._repository.list(query)
-            self.unlisted.update((document.id, document.size) for document in page.documents)
+            self.unlisted.update(
+                (document.blob_key, (document.id, document.size)) for document in page.documents
+            )
             if page.resume_after is None:
                 break
             query = ListQuery(limit=PAGE_SIZE, after_id=page.resume_after)
@@ -200,23 +216,24 @@ class _Scan:
             if not is_document_id(entry.key):
                 self.report.ignored += 1
             elif entry.complete and entry.key in self.unlisted:
-                await self._compare(entry, self.unlisted.pop(entry.key))
+                await self._compare(entry, *self.unlisted.pop(entry.key))
             elif entry.modified > self._cutoff:
                 self.report.recent += 1
             else:
                 (self.orphans if entry.complete else self.partials).append(entry)
 
-    async def _compare(self, entry: BlobEntry, size: int) -> None:
+    async def _compare(self, entry: BlobEntry, document_id: str, size: int) -> None:
+        """Mismatches are reported under the document's id: repairing one means restoring or deleting it."""
         self.shared += 1
         if entry.size != size:
             detail = f"the document says {size} bytes, the blob store holds {entry.size}"
-            self.mismatches.append(Finding(kind=FindingKind.SIZE_MISMATCH, key=entry.key, detail=detail))
+            self.mismatches.append(Finding(kind=FindingKind.SIZE_MISMATCH, key=document_id, detail=detail))
         elif self._verify_content:
-            await self._compare_digest(entry.key, size)
+            await self._compare_digest(entry.key, document_id, size)
 
-    async def _compare_digest(self, key: str, size: int) -> None:
+    async def _compare_digest(self, key: str, document_id: str, size: int) -> None:
         try:
-            document = await self._repository.get(key)
+            document = await self._repository.get(document_id)
         except DocumentNotFound:  # deleted since the listing
             return
         digest = hashlib.sha256()
@@ -224,12 +241,12 @@ class _Scan:
             async for chunk in await self._blobs.open(key):
                 digest.update(chunk)
         except BlobNotFound:  # deleted since the inventory: confirmed or dismissed with the missing ones
-            self.unlisted[key] = size
+            self.unlisted[key] = (document_id, size)
             return
         actual = digest.hexdigest()
         if actual != document.sha256:
             detail = f"the document says sha-256 {document.sha256}, the content hashes to {actual}"
-            self.mismatches.append(Finding(kind=FindingKind.DIGEST_MISMATCH, key=key, detail=detail))
+            self.mismatches.append(Finding(kind=FindingKind.DIGEST_MISMATCH, key=document_id, detail=detail))
 
 
 def _when(moment: datetime) -> str:

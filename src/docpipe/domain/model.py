@@ -5,13 +5,18 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import msgspec
 
 
 class Document(msgspec.Struct, frozen=True, kw_only=True):
-    """A stored document: facts about bytes that live in the blob store under ``id``.
+    """A stored document: facts about bytes that live in the blob store under ``blob_key``.
+
+    The bytes are staged under a fresh ``blob_key`` before the document exists; ``id`` is minted
+    when the upload commits, so ids (and listings) follow the order of commits. Documents stored
+    before blob keys existed have their bytes under their id: adapters fill ``blob_key`` in so.
 
     ``version`` starts at 1 and grows by one on every metadata update; repositories use it for
     compare-and-swap writes and the HTTP layer derives the metadata ETag from it.
@@ -20,6 +25,7 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     id: str
+    blob_key: str
     filename: str
     content_type: str
     size: int
@@ -33,20 +39,23 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class NewDocument(msgspec.Struct, frozen=True, kw_only=True):
-    """What a client tells about an upload besides its bytes, already validated."""
+    """What a client tells about an upload besides its bytes, as it said it: the service cleans it.
+
+    ``content_type`` is the declared media type, if any.
+    """
 
     filename: str
     content_type: str | None = None
-    tags: tuple[str, ...] = ()
-    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    tags: Sequence[str] = ()
+    metadata: Mapping[str, str] = msgspec.field(default_factory=dict)
 
 
 class DocumentChanges(msgspec.Struct, frozen=True, kw_only=True):
-    """A metadata update; ``None`` leaves a field as it is."""
+    """A metadata update as the client sent it; ``None`` leaves a field as it is. The service cleans it."""
 
     filename: str | None = None
-    tags: tuple[str, ...] | None = None
-    metadata: dict[str, str] | None = None
+    tags: Sequence[str] | None = None
+    metadata: Mapping[str, str] | None = None
 
 
 class ByteRange(msgspec.Struct, frozen=True):
@@ -106,10 +115,22 @@ def new_document_id() -> str:
     The 12 ``rand_a`` bits carry sub-millisecond time (RFC 9562 method 3), so ids made by one
     process sort in creation order even within one millisecond.
     """
-    nanos = time.time_ns()
+    return _uuid7(time.time_ns(), int.from_bytes(os.urandom(8)) & ((1 << 62) - 1))
+
+
+def new_blob_key() -> str:
+    """A key for bytes about to be staged: the same form as ids, so fsck tells docpipe's keys from others."""
+    return new_document_id()
+
+
+def first_id_at(moment: datetime) -> str:
+    """The lowest id ``new_document_id`` can mint at ``moment`` or later: a bound for "minted since"."""
+    return _uuid7(int(moment.timestamp() * 1_000_000) * 1000, 0)
+
+
+def _uuid7(nanos: int, rand_b: int) -> str:
     millis, sub_ms = divmod(nanos, 1_000_000)
     rand_a = sub_ms * 4096 // 1_000_000
-    rand_b = int.from_bytes(os.urandom(8)) & ((1 << 62) - 1)
     value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
     return str(uuid.UUID(int=value))
 

@@ -11,7 +11,7 @@ from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page
 
 
 class BlobStore(Protocol):
-    """Bytes under opaque keys that docpipe derives from document ids, never from client input."""
+    """Bytes under opaque keys that docpipe mints (``new_blob_key``), never from client input."""
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         """Store the stream under ``key`` and return the number of bytes stored.
@@ -26,6 +26,11 @@ class BlobStore(Protocol):
 
         Raises ``BlobNotFound`` before any byte is produced when ``key`` holds nothing.
         """
+        ...
+
+    async def exists(self, key: str) -> bool:
+        """Whether ``open(key)`` would find a blob, asked as cheaply as the store allows (a stat, a
+        HEAD request) without reading any byte. Raises ``StoreUnavailable`` as ``open`` would."""
         ...
 
     async def delete(self, key: str) -> None:
@@ -51,7 +56,11 @@ class BlobStore(Protocol):
 
 
 class DocumentRepository(Protocol):
-    """Document metadata, listed newest first (ids sort by creation time)."""
+    """Document metadata, listed newest first (ids sort by the time their upload committed).
+
+    A stored document keeps its ``blob_key``; one stored before documents had blob keys reads back
+    with its id as its blob key (its bytes are under its id).
+    """
 
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         """Insert a new document; raises ``DuplicateDocument`` when its id exists.

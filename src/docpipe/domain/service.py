@@ -4,24 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import unicodedata
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 
 import msgspec
 
 from docpipe.domain.cursor import decode_cursor, encode_cursor
 from docpipe.domain.errors import (
+    BlobNotFound,
     ChecksumMismatch,
     DocumentNotFound,
     DuplicateDocument,
     EmptyUpload,
     IdempotencyKeyReused,
+    InvalidInput,
     PreconditionFailed,
     StoreFailure,
     StoreRole,
     StoreUnavailable,
     UploadGone,
 )
-from docpipe.domain.fields import MAX_CONTENT_TYPE_LENGTH, MAX_FILENAME_BYTES, MAX_TAG_LENGTH
+from docpipe.domain.fields import (
+    MAX_CONTENT_TYPE_LENGTH,
+    MAX_FILENAME_BYTES,
+    MAX_TAG_LENGTH,
+    clean_filename,
+    clean_metadata,
+    clean_tags,
+)
 from docpipe.domain.idempotency import (
     CompletedUpload,
     IdempotencyClaim,
@@ -30,12 +40,15 @@ from docpipe.domain.idempotency import (
     new_claim,
     renewing,
 )
+from docpipe.domain.media_types import clean_content_type
 from docpipe.domain.model import (
     ByteRange,
     Document,
     DocumentChanges,
     ListQuery,
     NewDocument,
+    is_document_id,
+    new_blob_key,
     new_document_id,
     utc_now,
 )
@@ -62,94 +75,125 @@ def _no_detection(head: bytes, filename: str) -> str | None:
     return None
 
 
-class DocumentService:
+class Upload:
+    """One upload as a unit of work: ``stage`` its bytes, then ``commit`` what the client said of them.
+
+    Used as ``async with service.new_upload() as upload``. The bytes go to the blob store under a
+    fresh key no one else uses; the metadata insert in ``commit`` is the commit point, where the
+    document's id and ``created_at`` are minted, so ids follow the order of commits. Leaving the
+    block without a commit (an error, a cancellation, a client gone) deletes the staged bytes,
+    unless a commit was attempted and may have been recorded after all (see ``_discard``).
+
+    With an ``idempotency_key`` (see ``domain/idempotency.py``) the key is claimed before any byte
+    is read, renewed while the bytes arrive, completed in the commit's own write and released
+    when the upload fails. A retry of a completed upload stores nothing: ``stage`` only checks
+    that its bytes have the same sha-256, and ``commit`` returns the first attempt's document.
+    """
+
     def __init__(
         self,
         blobs: BlobStore,
         repository: DocumentRepository,
-        max_upload_bytes: int,
-        detect_content_type: ContentTypeDetector = _no_detection,
+        max_bytes: int,
+        detect_content_type: ContentTypeDetector,
+        idempotency_key: str | None,
     ) -> None:
         self._blobs = blobs
         self._repository = repository
+        self._max_bytes = max_bytes
         self._detect_content_type = detect_content_type
-        self.max_upload_bytes = max_upload_bytes
+        self._claim = (
+            None if idempotency_key is None else new_claim(clean_idempotency_key(idempotency_key), utc_now())
+        )
+        self._claimed = False
+        self._earlier: CompletedUpload | None = None
+        """The upload this one retries, when its key's record says it completed."""
+        self._blob_key: str | None = None
+        self._staged: MeteredStream | None = None
+        self._attempted: str | None = None
+        """The id of the document a commit tried to record."""
+        self._committed = False
 
-    async def upload(
-        self,
-        chunks: AsyncIterable[bytes],
-        describe: Callable[[], NewDocument],
-        *,
-        expected_sha256: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Document:
-        """``_upload``, at most once per ``idempotency_key`` (see ``domain/idempotency.py``).
+    async def __aenter__(self) -> Upload:
+        return self
 
-        The key is claimed before any byte is read: a retry of a completed upload gets its document
-        (``_replay``), one of an upload in flight ``IdempotencyKeyInUse``. The claim is renewed while
-        the bytes arrive, completed with the document, and released when the upload fails.
-        """
-        if idempotency_key is None:
-            return await self._upload(chunks, describe, expected_sha256, None)
-        claim = new_claim(clean_idempotency_key(idempotency_key), utc_now())
-        earlier = await self._repository.claim(claim, utc_now())
-        if earlier is not None:
-            return await self._replay(earlier, chunks, describe, expected_sha256)
-        try:
-            return await self._upload(chunks, describe, expected_sha256, claim)
-        except BaseException:
-            await asyncio.shield(self._release(claim))
-            raise
+    async def __aexit__(self, *_: object) -> None:
+        if self._committed:
+            return
+        if self._blob_key is not None:
+            await asyncio.shield(self._discard(self._blob_key))
+        if self._claimed and self._claim is not None:
+            await asyncio.shield(self._release(self._claim))
 
-    async def _upload(
-        self,
-        chunks: AsyncIterable[bytes],
-        describe: Callable[[], NewDocument],
-        expected_sha256: str | None,
-        claim: IdempotencyClaim | None,
-    ) -> Document:
-        """Store the bytes, then record the document: it is visible only once both have succeeded.
+    async def stage(self, chunks: AsyncIterable[bytes], *, expected_sha256: str | None = None) -> None:
+        """Store the bytes, counting and hashing them; nothing is visible until ``commit``."""
+        if self._blob_key is not None or self._staged is not None:
+            raise RuntimeError("an upload stages its bytes once")
+        if self._claim is not None:
+            self._earlier = await self._repository.claim(self._claim, utc_now())
+            self._claimed = self._earlier is None
+        metered = MeteredStream(rechunk(chunks), self._max_bytes)
+        if self._earlier is not None:
+            await self._check_retry(self._earlier, metered, expected_sha256)
+            self._staged = metered
+            return
+        self._blob_key = new_blob_key()
+        async with renewing(self._repository, self._claim):
+            stored = await self._blobs.put(self._blob_key, read_ahead(metered))
+        if stored != metered.size:
+            raise RuntimeError(f"blob store kept {stored} of {metered.size} bytes")
+        if metered.size == 0:
+            raise EmptyUpload
+        if expected_sha256 is not None and expected_sha256 != metered.sha256:
+            raise ChecksumMismatch(expected_sha256, metered.sha256)
+        self._staged = metered
 
-        The blob goes first under a key no one else uses (the new id); the metadata insert is the
-        commit point. On any failure, cancellation included, the blob is deleted again, unless the
-        metadata may have been written after all (see ``_discard_blob``).
-        ``describe`` is called once the bytes are in, because multipart form fields may follow
-        the file part.
-        """
-        document_id = new_document_id()
-        metered = MeteredStream(rechunk(chunks), self.max_upload_bytes)
-        recording = False
-        try:
-            async with renewing(self._repository, claim):
-                stored = await self._blobs.put(document_id, read_ahead(metered))
-            if stored != metered.size:
-                raise RuntimeError(f"blob store kept {stored} of {metered.size} bytes")
-            if metered.size == 0:
-                raise EmptyUpload
-            if expected_sha256 is not None and expected_sha256 != metered.sha256:
-                raise ChecksumMismatch(expected_sha256, metered.sha256)
-            details = describe()
-            detected = self._detect_content_type(metered.head, details.filename)
-            content_type = details.content_type or detected or DEFAULT_CONTENT_TYPE
-            now = utc_now()
-            document = Document(
-                id=document_id,
-                filename=details.filename,
-                content_type=content_type,
-                detected_content_type=detected if detected != content_type else None,
-                size=metered.size,
-                sha256=metered.sha256,
-                tags=details.tags,
-                metadata=details.metadata,
-                created_at=now,
-                updated_at=now,
-            )
-            recording = True
-            await self._record(document, None if claim is None else completed(claim, utc_now()))
-        except BaseException:
-            await asyncio.shield(self._discard_blob(document_id, maybe_recorded=recording))
-            raise
+    async def commit(self, description: NewDocument) -> Document:
+        """Clean ``description`` and record the document: from here on it is listed and served."""
+        if self._staged is None or self._attempted is not None:
+            raise RuntimeError("commit follows one successful stage")
+        details = _cleaned_description(description)
+        if self._earlier is not None:
+            self._committed = True
+            try:
+                return await self._repository.get(self._earlier.document_id)
+            except DocumentNotFound:
+                raise UploadGone(self._earlier.document_id) from None
+        assert self._blob_key is not None
+        staged = self._staged
+        detected = self._detect_content_type(staged.head, details.filename)
+        content_type = details.content_type or detected or DEFAULT_CONTENT_TYPE
+        now = utc_now()
+        document = Document(
+            id=new_document_id(),
+            blob_key=self._blob_key,
+            filename=details.filename,
+            content_type=content_type,
+            detected_content_type=detected if detected != content_type else None,
+            size=staged.size,
+            sha256=staged.sha256,
+            tags=tuple(details.tags),
+            metadata=dict(details.metadata),
+            created_at=now,
+            updated_at=now,
+        )
+        self._attempted = document.id
+        await self._record(document, None if self._claim is None else completed(self._claim, utc_now()))
+        self._committed = True
         return document
+
+    async def _check_retry(
+        self, earlier: CompletedUpload, metered: MeteredStream, expected_sha256: str | None
+    ) -> None:
+        """A retry must carry the same bytes, and only their sha-256 can tell: it is the content's
+        ``Content-Digest`` when one was sent (the body is then never read), else the bytes are
+        hashed as they arrive and dropped."""
+        if expected_sha256 is None:
+            async for _ in metered:
+                pass
+            expected_sha256 = metered.sha256
+        if expected_sha256 != earlier.sha256:
+            raise IdempotencyKeyReused
 
     async def _record(self, document: Document, claim: IdempotencyClaim | None) -> None:
         """Insert the metadata. A store that did not answer may still have applied the write (only its
@@ -166,32 +210,6 @@ class DocumentService:
                 raise
             logger.info("document %s was recorded although the store did not confirm it", document.id)
 
-    async def _replay(
-        self,
-        earlier: CompletedUpload,
-        chunks: AsyncIterable[bytes],
-        describe: Callable[[], NewDocument],
-        expected_sha256: str | None,
-    ) -> Document:
-        """Answer a retry of a completed upload with its document, if the retry's bytes are the same.
-
-        Only their sha-256 can tell: it is the content's ``Content-Digest`` when one was sent (the
-        body is then never read), else the bytes are hashed as they arrive and dropped. The
-        document may have been deleted since: that is ``UploadGone``, not a second upload.
-        """
-        if expected_sha256 is None:
-            metered = MeteredStream(rechunk(chunks), self.max_upload_bytes)
-            async for _ in metered:
-                pass
-            describe()  # verifies what only the whole body can, such as a form's Content-Digest
-            expected_sha256 = metered.sha256
-        if expected_sha256 != earlier.sha256:
-            raise IdempotencyKeyReused
-        try:
-            return await self._repository.get(earlier.document_id)
-        except DocumentNotFound:
-            raise UploadGone(earlier.document_id) from None
-
     async def _release(self, claim: IdempotencyClaim) -> None:
         """Free the key of a failed upload so that a retry need not wait for the lease to run out."""
         try:
@@ -199,28 +217,68 @@ class DocumentService:
         except Exception:
             logger.warning("idempotency key claim left to expire with its lease", exc_info=True)
 
-    async def _discard_blob(self, document_id: str, *, maybe_recorded: bool) -> None:
-        """Delete the bytes of a failed upload, but never those of a document that may be listed.
+    async def _discard(self, blob_key: str) -> None:
+        """Delete the staged bytes, but never those of a document that may be listed.
 
         Once the metadata write was attempted its outcome may be unknown; the blob is then deleted
         only when the repository says the document does not exist, and otherwise left for fsck. A
         failure here is logged, not raised, so the upload's own error reaches the client.
         """
         try:
-            if maybe_recorded:
+            if self._attempted is not None:
                 try:
-                    await self._repository.get(document_id)
+                    await self._repository.get(self._attempted)
                 except DocumentNotFound:
                     pass
                 else:
                     return
-            await self._blobs.delete(document_id)
+            await self._blobs.delete(blob_key)
         except Exception:
             logger.warning(
-                "the blob of failed upload %s was left for fsck to reclaim", document_id, exc_info=True
+                "the blob %s of a failed upload was left for fsck to reclaim", blob_key, exc_info=True
             )
 
+
+class DocumentService:
+    """The use cases over the two ports. Values from clients are cleaned here (``domain/fields.py``), and
+    values no document can have (an id docpipe never issues, a name longer than any stored one) are
+    answered without asking a store."""
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        repository: DocumentRepository,
+        max_upload_bytes: int,
+        detect_content_type: ContentTypeDetector = _no_detection,
+    ) -> None:
+        self._blobs = blobs
+        self._repository = repository
+        self._detect_content_type = detect_content_type
+        self.max_upload_bytes = max_upload_bytes
+
+    def new_upload(self, *, idempotency_key: str | None = None) -> Upload:
+        """A unit of work for one upload, done at most once per ``idempotency_key``: see ``Upload``."""
+        return Upload(
+            self._blobs, self._repository, self.max_upload_bytes, self._detect_content_type, idempotency_key
+        )
+
+    async def upload(
+        self,
+        chunks: AsyncIterable[bytes],
+        description: NewDocument,
+        *,
+        expected_sha256: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Document:
+        """Store an upload whose description is known before its bytes: a bad description is refused
+        before any byte is stored."""
+        cleaned = _cleaned_description(description)
+        async with self.new_upload(idempotency_key=idempotency_key) as upload:
+            await upload.stage(chunks, expected_sha256=expected_sha256)
+            return await upload.commit(cleaned)
+
     async def get(self, document_id: str) -> Document:
+        _refuse_impossible_id(document_id)
         return await self._repository.get(document_id)
 
     async def list(
@@ -246,10 +304,11 @@ class DocumentService:
         return Listing(page.documents, next_cursor)
 
     async def newest_named(self, filename: str) -> Document:
-        """The most recent document called ``filename``."""
-        if _matches_nothing(filename=filename):
+        """The most recent document called ``filename`` (NFC-normalised, as stored names are)."""
+        name = unicodedata.normalize("NFC", filename)
+        if _matches_nothing(filename=name):
             raise DocumentNotFound(filename)
-        query = ListQuery(limit=1, filename=filename)
+        query = ListQuery(limit=1, filename=name)
         while True:
             page = await self._repository.list(query)
             if page.documents:
@@ -266,7 +325,10 @@ class DocumentService:
     ) -> Document:
         """Apply ``changes`` atomically on top of whatever concurrent updates landed first. With a
         ``precondition`` (from If-Match) it is judged on the document the change applies to, and
-        a document that does not satisfy it fails with ``PreconditionFailed``."""
+        a document that does not satisfy it fails with ``PreconditionFailed``. ``changes`` are as the
+        client sent them: they are cleaned first (``InvalidInput``)."""
+        changes = _cleaned_changes(changes)
+        _refuse_impossible_id(document_id)
 
         def change(current: Document) -> Document:
             if precondition is not None and not precondition(current):
@@ -274,8 +336,8 @@ class DocumentService:
             return msgspec.structs.replace(
                 current,
                 filename=current.filename if changes.filename is None else changes.filename,
-                tags=current.tags if changes.tags is None else changes.tags,
-                metadata=current.metadata if changes.metadata is None else changes.metadata,
+                tags=current.tags if changes.tags is None else tuple(changes.tags),
+                metadata=current.metadata if changes.metadata is None else dict(changes.metadata),
                 updated_at=utc_now(),
                 version=current.version + 1,
             )
@@ -286,29 +348,32 @@ class DocumentService:
         """Metadata first, so the document vanishes from every route at once; then its bytes.
 
         Once the metadata is gone the delete has happened: a blob store that fails to remove the
-        bytes leaves an orphan for fsck, and is logged rather than reported to the client.
+        bytes leaves an orphan for fsck, and is logged rather than reported to the client. A
+        document's blob key never changes, so the one read first is the one to delete.
         """
+        document = await self.get(document_id)
         await self._repository.delete(document_id)
         try:
-            await asyncio.shield(self._blobs.delete(document_id))
+            await asyncio.shield(self._blobs.delete(document.blob_key))
         except Exception:
             logger.warning(
                 "the blob of deleted document %s was left for fsck to reclaim", document_id, exc_info=True
             )
 
     async def delete_by_id_or_filename(self, reference: str) -> int:
-        """Delete the document with id ``reference``, or else every document named ``reference``.
+        """Delete the document with id ``reference`` when it is shaped like an id (and only then), or
+        else every document named ``reference`` (NFC-normalised, as stored names are).
 
         Returns how many were deleted; raises ``DocumentNotFound`` when none matched.
         """
-        try:
+        if is_document_id(reference):
             await self.delete(reference)
-        except DocumentNotFound:
-            pass
-        else:
             return 1
+        name = unicodedata.normalize("NFC", reference)
+        if _matches_nothing(filename=name):
+            raise DocumentNotFound(reference)
         deleted = 0
-        query = ListQuery(limit=100, filename=reference)
+        query = ListQuery(limit=100, filename=name)
         while True:
             page = await self._repository.list(query)
             for document in page.documents:
@@ -327,7 +392,12 @@ class DocumentService:
     async def open_content(
         self, document: Document, byte_range: ByteRange | None = None
     ) -> AsyncIterator[bytes]:
-        return await self._blobs.open(document.id, byte_range)
+        return await self._blobs.open(document.blob_key, byte_range)
+
+    async def check_content(self, document: Document) -> None:
+        """Raise ``BlobNotFound`` when ``open_content`` would: a HEAD answers what a GET would."""
+        if not await self._blobs.exists(document.blob_key):
+            raise BlobNotFound(document.blob_key)
 
     async def check(self) -> tuple[StoreFailure, ...]:
         """What keeps each store from serving now (nothing when both can); a store that does not
@@ -366,4 +436,31 @@ def _matches_nothing(
         longest_name > MAX_FILENAME_BYTES
         or len(tag or "") > MAX_TAG_LENGTH
         or len(content_type or "") > MAX_CONTENT_TYPE_LENGTH
+    )
+
+
+def _refuse_impossible_id(document_id: str) -> None:
+    """``DocumentNotFound`` for a value that is no id docpipe issues, without asking a store."""
+    if not is_document_id(document_id):
+        raise DocumentNotFound(document_id)
+
+
+def _cleaned_description(raw: NewDocument) -> NewDocument:
+    """What a client said about an upload, each field cleaned; ``InvalidInput`` for the first bad one."""
+    return NewDocument(
+        filename=clean_filename(raw.filename),
+        content_type=clean_content_type(raw.content_type),
+        tags=clean_tags(raw.tags),
+        metadata=clean_metadata(raw.metadata),
+    )
+
+
+def _cleaned_changes(raw: DocumentChanges) -> DocumentChanges:
+    """A metadata update with each field it sets cleaned; ``InvalidInput`` when it sets none."""
+    if raw.filename is None and raw.tags is None and raw.metadata is None:
+        raise InvalidInput("nothing to change: give filename, tags or metadata")
+    return DocumentChanges(
+        filename=None if raw.filename is None else clean_filename(raw.filename),
+        tags=None if raw.tags is None else clean_tags(raw.tags),
+        metadata=None if raw.metadata is None else clean_metadata(raw.metadata),
     )

@@ -20,7 +20,6 @@ from docpipe.config import LimitSettings, Settings, SettingsError, load_settings
 from docpipe.container import Container, close, open_service
 from docpipe.domain.errors import StoreFailure, StoreMissing
 from docpipe.domain.fsck import DEFAULT_GRACE, FindingKind, Fsck, FsckReport
-from docpipe.domain.ports import BlobStore, DocumentRepository
 from docpipe.entrypoints import data_lock
 from docpipe.entrypoints.http.app import create_app
 from docpipe.entrypoints.http.connections import ServerConfig
@@ -117,18 +116,18 @@ def worker_app() -> Litestar:
 async def fsck(settings: Settings, *, fix: bool, verify_content: bool, grace: timedelta | None) -> int:
     """Exit status 0 when nothing is wrong (any more), 1 when problems remain, 2 when the check
     could not run to its end. The stores are opened without creating anything, so a folder, bucket or
-    table that holds no store is refused. Without a ``grace`` the default applies, or none at all when
-    no server uses the stores."""
+    table that holds no store is refused (before the lock file is made in the folder). Without a
+    ``grace`` the default applies, or none at all when no server uses the stores."""
     settings = msgspec.structs.replace(settings, create_missing=False)
     container = Container(settings=settings)
     try:
-        blobs: BlobStore = await container.blob_store()
-        repository: DocumentRepository = await container.repository()
+        await open_service(container)
         with data_lock.checking(settings) as alone:
             if grace is None and alone:
                 print("no server is using this data folder: leftovers are judged whatever their age")
             grace = grace if grace is not None else timedelta(0) if alone else DEFAULT_GRACE
-            report = await Fsck(blobs, repository, grace=grace).run(fix=fix, verify_content=verify_content)
+            check: Fsck = await container.fsck(grace=grace)  # type: ignore[misc]
+            report = await check.run(fix=fix, verify_content=verify_content)
     except StoreMissing as error:
         logger.critical("cannot check: no docpipe store there: %s does not exist", error.store)
         return 2

@@ -104,6 +104,7 @@ async def serve_content(
         headers["Content-Range"] = content_range(byte_range, document.size)
     headers["Content-Length"] = str(length)
     if request.method == HttpMethod.HEAD:
+        await service.check_content(document)
         return Response(b"", status_code=status, headers=headers)
     chunks = await service.open_content(document, byte_range)
     if length <= CHUNK_SIZE:

@@ -10,8 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from docpipe.domain.errors import InvalidInput, PreconditionFailed, UnsupportedMediaType
-from docpipe.domain.fields import clean_filename, clean_metadata, clean_tags
+from docpipe.domain.errors import PreconditionFailed, UnsupportedMediaType
 from docpipe.domain.model import Document, DocumentChanges
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.conditional import if_match_hits
@@ -133,13 +132,7 @@ async def update_document(
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType("PATCH takes a JSON body")
-    if data.filename is None and data.tags is None and data.metadata is None:
-        raise InvalidInput("nothing to change: give filename, tags or metadata")
-    changes = DocumentChanges(
-        filename=None if data.filename is None else clean_filename(data.filename),
-        tags=None if data.tags is None else clean_tags(data.tags),
-        metadata=None if data.metadata is None else clean_metadata(data.metadata),
-    )
+    changes = DocumentChanges(filename=data.filename, tags=data.tags, metadata=data.metadata)
     if_match = request.headers.get("if-match")
     precondition = (
         None if if_match is None else (lambda current: if_match_hits(if_match, metadata_etag(current)))
@@ -155,6 +148,10 @@ async def update_document(
     "/documents/{document_id:str}",
     status_code=HTTP_204_NO_CONTENT,
     summary="Delete a document by id, or every document with that filename",
+    description=(
+        "A value shaped like a document id is only ever an id (404 when no such document exists); "
+        "any other value deletes every document with that filename (NFC-normalised)."
+    ),
     responses=problems(HTTPStatus.NOT_FOUND, HTTPStatus.INSUFFICIENT_STORAGE),
 )
 async def delete_document(document_id: FromPath[str], service: Service) -> None:

@@ -1,4 +1,7 @@
-"""Turn an upload request, raw body or multipart form, into a call of ``DocumentService.upload``."""
+"""Turn an upload request, raw body or multipart form, into an upload of ``DocumentService``.
+
+The wire formats are read here (headers, the comma-separated ``tags`` field, the JSON ``metadata``
+field); the values they carry are cleaned by the service."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import binascii
 import hashlib
 import re
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import cast
 
 import msgspec
@@ -20,9 +23,7 @@ from docpipe.domain.errors import (
     MalformedInput,
     UploadTooLarge,
 )
-from docpipe.domain.fields import clean_filename, clean_metadata, parse_tag_list
 from docpipe.domain.idempotency import clean_idempotency_key
-from docpipe.domain.media_types import clean_content_type
 from docpipe.domain.model import Document, NewDocument
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.dependencies import AnyRequest
@@ -42,31 +43,60 @@ async def receive_upload(request: AnyRequest, service: DocumentService) -> Docum
     media_type, options = multipart.parse_options_header(request.headers.get("content-type", ""))
     expected_sha256 = parse_content_digest(request.headers.get("content-digest"))
     idempotency_key = parse_idempotency_key(request.headers.get("idempotency-key"))
-    declared_length = request.content_length
     if media_type == "multipart/form-data":
-        body_limit = service.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
-        _refuse_oversized(declared_length, body_limit, service)
-        if "boundary" not in options:
-            raise MalformedInput("multipart/form-data without a boundary parameter")
-        # Content-Digest covers the content as sent (RFC 9530 §2): here the whole multipart body.
-        body_sha256 = hashlib.sha256()
-        body = body_chunks(request, body_limit, service.max_upload_bytes)
-        form = MultipartForm(
-            body if expected_sha256 is None else _hashed(body, body_sha256), options["boundary"]
-        )
-        return await service.upload(
-            form.file_chunks(),
-            _describe_form(form, request, expected_sha256, body_sha256),
-            idempotency_key=idempotency_key,
-        )
-    _refuse_oversized(declared_length, service.max_upload_bytes, service)
-    details = _describe_raw(request, media_type)
+        return await _receive_form(request, service, options, expected_sha256, idempotency_key)
+    _refuse_oversized(request.content_length, service.max_upload_bytes, service)
+    filename = request.query_params.get("filename") or filename_from_disposition(
+        request.headers.get("content-disposition")
+    )
+    if not filename:
+        raise InvalidInput("name the file with ?filename= or a Content-Disposition header")
+    description = NewDocument(
+        filename=filename,
+        # Repeated fields combine into a list (RFC 9110 §5.3), which the media-type parser refuses.
+        content_type=", ".join(request.headers.getall("content-type")) if media_type else None,
+        tags=split_tags_field(request.query_params.get("tags")),
+        metadata=decode_metadata_field(request.query_params.get("metadata")),
+    )
     return await service.upload(
         body_chunks(request, service.max_upload_bytes, service.max_upload_bytes),
-        lambda: details,
+        description,
         expected_sha256=expected_sha256,
         idempotency_key=idempotency_key,
     )
+
+
+async def _receive_form(
+    request: AnyRequest,
+    service: DocumentService,
+    options: dict[str, str],
+    expected_sha256: str | None,
+    idempotency_key: str | None,
+) -> Document:
+    """Stage the file part; the form fields and the body's digest are known once it has all arrived."""
+    body_limit = service.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+    _refuse_oversized(request.content_length, body_limit, service)
+    if "boundary" not in options:
+        raise MalformedInput("multipart/form-data without a boundary parameter")
+    # Content-Digest covers the content as sent (RFC 9530 §2): here the whole multipart body.
+    body_sha256 = hashlib.sha256()
+    body = body_chunks(request, body_limit, service.max_upload_bytes)
+    form = MultipartForm(body if expected_sha256 is None else _hashed(body, body_sha256), options["boundary"])
+    async with service.new_upload(idempotency_key=idempotency_key) as upload:
+        await upload.stage(form.file_chunks())
+        if expected_sha256 is not None and expected_sha256 != body_sha256.hexdigest():
+            raise ChecksumMismatch(expected_sha256, body_sha256.hexdigest())
+        filename = form.filename or request.query_params.get("filename")
+        if not filename:
+            raise InvalidInput("the file part carries no filename")
+        return await upload.commit(
+            NewDocument(
+                filename=filename,
+                content_type=form.content_type,
+                tags=split_tags_field(form.fields.get("tags")),
+                metadata=decode_metadata_field(form.fields.get("metadata")),
+            )
+        )
 
 
 async def body_chunks(request: AnyRequest, limit: int, upload_limit: int) -> AsyncIterator[bytes]:
@@ -101,58 +131,19 @@ def _refuse_oversized(declared_length: int | None, allowed: int, service: Docume
         raise UploadTooLarge(service.max_upload_bytes)
 
 
-def _describe_raw(request: AnyRequest, media_type: str) -> NewDocument:
-    filename = request.query_params.get("filename") or filename_from_disposition(
-        request.headers.get("content-disposition")
-    )
-    if not filename:
-        raise InvalidInput("name the file with ?filename= or a Content-Disposition header")
-    return _new_document(
-        filename,
-        # Repeated fields combine into a list (RFC 9110 §5.3), which the media-type parser refuses.
-        ", ".join(request.headers.getall("content-type")) if media_type else None,
-        request.query_params.get("tags"),
-        request.query_params.get("metadata"),
-    )
+def split_tags_field(raw: str | None) -> list[str]:
+    """The tags of a comma-separated form or query field; empty items are ignored."""
+    return [part for part in (raw or "").split(",") if part.strip()]
 
 
-def _describe_form(
-    form: MultipartForm, request: AnyRequest, expected_sha256: str | None, body_sha256: hashlib._Hash
-) -> Callable[[], NewDocument]:
-    """Called once the whole body is in: the form fields are known and its digest is complete."""
-
-    def describe() -> NewDocument:
-        if expected_sha256 is not None and expected_sha256 != body_sha256.hexdigest():
-            raise ChecksumMismatch(expected_sha256, body_sha256.hexdigest())
-        filename = form.filename or request.query_params.get("filename")
-        if not filename:
-            raise InvalidInput("the file part carries no filename")
-        return _new_document(
-            filename, form.content_type, form.fields.get("tags"), form.fields.get("metadata")
-        )
-
-    return describe
-
-
-def _new_document(
-    filename: str, content_type: str | None, tags: str | None, metadata: str | None
-) -> NewDocument:
-    return NewDocument(
-        filename=clean_filename(filename),
-        content_type=clean_content_type(content_type),
-        tags=parse_tag_list(tags or ""),
-        metadata=parse_metadata_field(metadata),
-    )
-
-
-def parse_metadata_field(raw: str | None) -> dict[str, str]:
+def decode_metadata_field(raw: str | None) -> dict[str, str]:
+    """The JSON object of a ``metadata`` form or query field."""
     if raw is None or not raw.strip():
         return {}
     try:
-        metadata = msgspec.json.decode(raw, type=dict[str, str])
+        return msgspec.json.decode(raw, type=dict[str, str])
     except msgspec.DecodeError:
         raise InvalidInput("metadata must be a JSON object of string values") from None
-    return clean_metadata(metadata)
 
 
 def parse_content_digest(header: str | None) -> str | None:
