@@ -6,7 +6,7 @@ import base64
 from http import HTTPStatus
 from typing import Annotated
 
-from litestar import Response, route
+from litestar import Controller, Response, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
 from litestar.params import FromPath, HeaderParameter, QueryParameter
@@ -119,39 +119,46 @@ def _without_body_headers(headers: dict[str, str]) -> dict[str, str]:
     return {name: headers[name] for name in ("ETag", "Last-Modified", "Cache-Control")}
 
 
-@route(
-    "/documents/{document_id:str}/content",
-    http_method=[HttpMethod.GET, HttpMethod.HEAD],
-    operation_class=ContentOperation,
-    responses=problems(
-        HTTPStatus.NOT_FOUND, HTTPStatus.PRECONDITION_FAILED, HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
-    ),
-    summary="Stream a document's bytes (Range, If-None-Match, If-Range supported)",
-)
-async def document_content(
-    document_id: FromPath[str],
-    request: AnyRequest,
-    service: Service,
-    disposition: Disposition = None,
-    range_: RangeHeader = None,
-) -> Response[bytes] | Stream:
-    return await serve_content(request, service, await service.get(document_id), disposition)
+class ContentController(Controller):
+    """A document's bytes, by id or, as in the original API, by the newest document's filename.
 
+    GET and HEAD share one handler per path (HEAD answers with the headers GET would send).
+    """
 
-@route(
-    "/download/{filename:str}",
-    http_method=[HttpMethod.GET, HttpMethod.HEAD],
-    operation_class=ContentOperation,
-    responses=problems(
-        HTTPStatus.NOT_FOUND, HTTPStatus.PRECONDITION_FAILED, HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
-    ),
-    summary="Stream the newest document with this filename (original route)",
-)
-async def download_by_filename(
-    filename: FromPath[str],
-    request: AnyRequest,
-    service: Service,
-    disposition: Disposition = None,
-    range_: RangeHeader = None,
-) -> Response[bytes] | Stream:
-    return await serve_content(request, service, await service.newest_named(filename), disposition)
+    @route(
+        "/documents/{document_id:str}/content",
+        http_method=[HttpMethod.GET, HttpMethod.HEAD],
+        operation_class=ContentOperation,
+        responses=problems(
+            HTTPStatus.NOT_FOUND, HTTPStatus.PRECONDITION_FAILED, HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
+        ),
+        summary="Stream a document's bytes (Range, If-None-Match, If-Range supported)",
+    )
+    async def document_content(
+        self,
+        document_id: FromPath[str],
+        request: AnyRequest,
+        service: Service,
+        disposition: Disposition = None,
+        range_: RangeHeader = None,
+    ) -> Response[bytes] | Stream:
+        return await serve_content(request, service, await service.get(document_id), disposition)
+
+    @route(
+        "/download/{filename:str}",
+        http_method=[HttpMethod.GET, HttpMethod.HEAD],
+        operation_class=ContentOperation,
+        responses=problems(
+            HTTPStatus.NOT_FOUND, HTTPStatus.PRECONDITION_FAILED, HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
+        ),
+        summary="Stream the newest document with this filename (original route)",
+    )
+    async def download_by_filename(
+        self,
+        filename: FromPath[str],
+        request: AnyRequest,
+        service: Service,
+        disposition: Disposition = None,
+        range_: RangeHeader = None,
+    ) -> Response[bytes] | Stream:
+        return await serve_content(request, service, await service.newest_named(filename), disposition)
