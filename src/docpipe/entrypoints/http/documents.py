@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from http import HTTPStatus
 from typing import Annotated
 
@@ -41,6 +42,24 @@ def _created(document: Document) -> Response[DocumentOut]:
     )
 
 
+_upload_route = functools.partial(
+    post,
+    status_code=HTTP_201_CREATED,
+    request_max_body_size=None,  # RequestLimits and the service bound uploads instead
+    operation_class=UploadOperation,
+    opt={UPLOAD_ROUTE: True},
+)
+"""``@post`` for a route that receives an upload."""
+_UPLOAD_PROBLEMS = (
+    HTTPStatus.REQUEST_TIMEOUT,
+    HTTPStatus.CONFLICT,
+    HTTPStatus.GONE,
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    HTTPStatus.UNPROCESSABLE_ENTITY,
+    HTTPStatus.INSUFFICIENT_STORAGE,
+)
+
+
 class DocumentController(Controller):
     """The document resource: its uploads, its listing, and each document's metadata.
 
@@ -68,20 +87,9 @@ class DocumentController(Controller):
         """Litestar's handlers in its own order (by name), but the OPTIONS handlers first."""
         return sorted(super().get_route_handlers(), key=lambda handler: not _answers_options(handler))
 
-    @post(
+    @_upload_route(
         "/documents",
-        status_code=HTTP_201_CREATED,
-        request_max_body_size=None,
-        operation_class=UploadOperation,
-        opt={UPLOAD_ROUTE: True},
-        responses=problems(
-            HTTPStatus.REQUEST_TIMEOUT,
-            HTTPStatus.CONFLICT,
-            HTTPStatus.GONE,
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            HTTPStatus.INSUFFICIENT_STORAGE,
-        ),
+        responses=problems(*_UPLOAD_PROBLEMS),
         summary="Upload a document",
         description=(
             "Send `multipart/form-data` with one file part named `file` (optional fields `tags`, comma "
@@ -92,21 +100,9 @@ class DocumentController(Controller):
     async def upload_document(self, request: AnyRequest, service: Service) -> Response[DocumentOut]:
         return _created(await receive_upload(request, service))
 
-    @post(
+    @_upload_route(
         "/upload",
-        status_code=HTTP_201_CREATED,
-        request_max_body_size=None,
-        operation_class=UploadOperation,
-        opt={UPLOAD_ROUTE: True},
-        responses=problems(
-            HTTPStatus.REQUEST_TIMEOUT,
-            HTTPStatus.CONFLICT,
-            HTTPStatus.GONE,
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            HTTPStatus.INSUFFICIENT_STORAGE,
-        ),
+        responses=problems(*_UPLOAD_PROBLEMS, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
         summary="Upload a document (original route)",
         description="The same as a multipart `POST /documents`.",
     )
