@@ -68,6 +68,11 @@ def _fsync_directory(path: Path) -> None:
 
 
 class FilesystemBlobStore:
+    """The blob store for one machine: each blob is a file under ``root``.
+
+    A put writes a temporary ``.partial`` file beside the final path and renames it into place, so a
+    reader never sees half a blob and a crash leaves only partials, which fsck reclaims."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
 

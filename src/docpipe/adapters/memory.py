@@ -91,6 +91,10 @@ class _KeyRecord(msgspec.Struct, frozen=True):
 
 
 class MemoryRepository:
+    """Holds every document and idempotency record in dicts: for tests and throwaway runs only.
+
+    It filters and pages with the rules of ``domain.listing``, so it lists as the real repositories do."""
+
     def __init__(self) -> None:
         self._documents: dict[str, Document] = {}
         self._keys: dict[str, _KeyRecord] = {}

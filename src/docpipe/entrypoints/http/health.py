@@ -19,6 +19,8 @@ logger = logging.getLogger("docpipe.http")
 
 
 class Health(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A probe's answer: ``ok``, or ``unavailable`` with a ``detail`` naming the stores that cannot serve."""
+
     status: str
     detail: str | None = None
 
