@@ -14,12 +14,16 @@ GIB = 1024**3
 
 
 class BlobStoreKind(StrEnum):
+    """Where document bytes live (``DOCPIPE_BLOB_STORE``)."""
+
     FILESYSTEM = "filesystem"
     S3 = "s3"
     MEMORY = "memory"
 
 
 class RepositoryKind(StrEnum):
+    """Where document metadata lives (``DOCPIPE_REPOSITORY``)."""
+
     SQLITE = "sqlite"
     DYNAMODB = "dynamodb"
     MEMORY = "memory"
@@ -39,6 +43,9 @@ class S3Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DynamoDbSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the DynamoDB repository keeps metadata. Credentials come from the standard AWS chain; a
+    region left ``None`` is the AWS profile's."""
+
     table: str = "docpipe-documents"
     endpoint_url: str | None = None
     region: str | None = None
@@ -61,6 +68,9 @@ class LimitSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a docpipe process is configured with, as ``load_settings`` reads it from the
+    environment; README's configuration table gives each setting's variable and meaning."""
+
     blob_store: BlobStoreKind = BlobStoreKind.FILESYSTEM
     repository: RepositoryKind = RepositoryKind.SQLITE
     data_dir: Path = Path("data")

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from docpipe.entrypoints.http.content import served_media_type
 from docpipe.entrypoints.http.disposition import (
     INLINE_SAFE_TYPES,
     ascii_fallback,
@@ -135,7 +136,7 @@ def test_plain_safe_ascii_names_omit_filename_star(filename: str) -> None:
 def test_serves_inline_only_safe_types_on_request(
     requested: str | None, content_type: str, expected: str
 ) -> None:
-    assert disposition_for(requested, content_type) == expected
+    assert disposition_for(requested, served_media_type(content_type)) == expected
 
 
 def test_the_inline_allowlist_holds_nothing_scriptable() -> None:

@@ -20,7 +20,9 @@ page of entries, however many documents there are; the page's documents then com
 The entries live in the table rather than in global secondary indexes because those are only
 eventually consistent: a document must be listable, and downloadable by filename, as soon as it is
 added. They are written in the same TransactWriteItems as their document item, and carry no
-metadata, so they stay small: a document costs a few small extra writes. Known limits:
+metadata, so they stay small: a document costs a few small extra writes (with at most 32 tags and
+``PREFIX_ENTRY_LENGTH`` = 8, a replace writes at most 1 + 2 * (3 + 32 + 8) = 87 items, under the 100
+a TransactWriteItems allows). Known limits:
 
 - A prefix longer than ``PREFIX_ENTRY_LENGTH`` is queried on its first characters and the rest is a
   filter: a page then reads the entries of every filename sharing those first characters.
@@ -58,7 +60,7 @@ from docpipe.domain.errors import (
     StoreRole,
 )
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
-from docpipe.domain.listing import examine_budget, matches, resume_point
+from docpipe.domain.listing import PREFIX_ENTRY_LENGTH, examine_budget, matches, resume_point
 from docpipe.domain.model import Document, ListQuery, Page
 
 if TYPE_CHECKING:
@@ -71,9 +73,6 @@ if TYPE_CHECKING:
 
     Item = dict[str, AttributeValueTypeDef]
 
-PREFIX_ENTRY_LENGTH = 8
-"""Longest filename prefix with entries of its own. With at most 32 tags, a replace writes at most
-1 + 2 * (3 + 32 + 8) = 87 items, under the 100 a TransactWriteItems allows."""
 UPDATE_BUDGET_SECONDS = 10.0
 """How long an update keeps retrying while other writers of the same document get in first."""
 _BACKOFF_BASE = 0.01

@@ -16,8 +16,8 @@ from typing import BinaryIO
 from docpipe.adapters.disk import has_no_room
 from docpipe.domain.errors import BlobNotFound, StorageFull, StoreMissing, StoreRole, StoreUnavailable
 from docpipe.domain.model import BlobEntry, ByteRange
+from docpipe.domain.streams import CHUNK_SIZE
 
-READ_SIZE = 1024 * 1024
 PARTIAL_SUFFIX = ".partial"
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
 _ROLE = StoreRole.BLOB_STORE
@@ -68,6 +68,11 @@ def _fsync_directory(path: Path) -> None:
 
 
 class FilesystemBlobStore:
+    """The blob store for one machine: each blob is a file under ``root``.
+
+    A put writes a temporary ``.partial`` file beside the final path and renames it into place, so a
+    reader never sees half a blob and a crash leaves only partials, which fsck reclaims."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
 
@@ -213,7 +218,7 @@ class _BlobReader:
         return self._file.closed
 
     def read(self) -> bytes:
-        chunk = self._file.read(min(READ_SIZE, self._remaining)) if self._remaining > 0 else b""
+        chunk = self._file.read(min(CHUNK_SIZE, self._remaining)) if self._remaining > 0 else b""
         self._remaining = self._remaining - len(chunk) if chunk else 0
         if self._remaining == 0:
             self._file.close()

@@ -12,8 +12,7 @@ from docpipe.domain.errors import BlobNotFound, DocumentNotFound, DuplicateDocum
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.listing import examine_budget, matches, resume_point
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page, utc_now
-
-_CHUNK = 1024 * 1024
+from docpipe.domain.streams import CHUNK_SIZE
 
 
 class _Blob:
@@ -82,8 +81,8 @@ class MemoryBlobStore:
 
 async def _slices(blob: bytes, start: int, stop: int) -> AsyncIterator[bytes]:
     view = memoryview(blob)
-    for offset in range(start, stop, _CHUNK):
-        yield bytes(view[offset : min(offset + _CHUNK, stop)])
+    for offset in range(start, stop, CHUNK_SIZE):
+        yield bytes(view[offset : min(offset + CHUNK_SIZE, stop)])
 
 
 class _KeyRecord(msgspec.Struct, frozen=True):
@@ -92,6 +91,10 @@ class _KeyRecord(msgspec.Struct, frozen=True):
 
 
 class MemoryRepository:
+    """Holds every document and idempotency record in dicts: for tests and throwaway runs only.
+
+    It filters and pages with the rules of ``domain.listing``, so it lists as the real repositories do."""
+
     def __init__(self) -> None:
         self._documents: dict[str, Document] = {}
         self._keys: dict[str, _KeyRecord] = {}

@@ -20,6 +20,7 @@ from docpipe.adapters.aws_errors import AwsFailures, code, is_missing_store, sta
 from docpipe.config import S3Settings
 from docpipe.domain.errors import BlobNotFound, StoreRole, StoreUnavailable
 from docpipe.domain.model import BlobEntry, ByteRange
+from docpipe.domain.streams import CHUNK_SIZE
 
 if TYPE_CHECKING:
     from aiobotocore.response import StreamingBody
@@ -33,12 +34,10 @@ if TYPE_CHECKING:
         MultipartUploadTypeDef,
     )
 
-MIB = 1024 * 1024
-PART_SIZE = 8 * MIB
+PART_SIZE = 8 * 1024 * 1024
 """Streams shorter than one part go up in a single PutObject; S3 wants parts of at least 5 MiB."""
 PARTS_IN_FLIGHT = 3
 """Parts uploaded concurrently: a put holds at most about ``(PARTS_IN_FLIGHT + 1) * PART_SIZE`` bytes."""
-READ_CHUNK = MIB
 RELEASE_AFTER = 1.0
 """Seconds a download may keep its S3 connection waiting for its reader before giving it back."""
 CONNECTION_WAIT = 5.0
@@ -238,7 +237,7 @@ class S3BlobStore:
             async with body:  # not ``as``: aiobotocore's __aenter__ returns the bare aiohttp response
                 while not lease.released:
                     with self._unavailable_on_failure():
-                        chunk = await body.read(READ_CHUNK)
+                        chunk = await body.read(CHUNK_SIZE)
                     if not chunk:
                         break
                     position += len(chunk)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import puremagic
 
-# Enough for every signature puremagic knows at a fixed offset (tar's lies at 257).
-SNIFF_BYTES = 64 * 1024
+from docpipe.domain.streams import HEAD_SIZE
+
 _TEXT_CONTROLS = {9, 10, 12, 13}
 
 
@@ -19,12 +19,12 @@ def detect_content_type(head: bytes, filename: str) -> str | None:
     if not head:
         return None
     try:
-        detected = puremagic.from_string(head[:SNIFF_BYTES], mime=True, filename=filename)
+        detected = puremagic.from_string(head[:HEAD_SIZE], mime=True, filename=filename)
     except (puremagic.PureError, ValueError):
         detected = ""
     if detected:
         return str(detected)
-    return "text/plain; charset=utf-8" if _looks_like_utf8_text(head[:SNIFF_BYTES]) else None
+    return "text/plain; charset=utf-8" if _looks_like_utf8_text(head[:HEAD_SIZE]) else None
 
 
 def _looks_like_utf8_text(head: bytes) -> bool:

@@ -26,7 +26,7 @@ from docpipe.domain.errors import (
     StoreUnavailable,
 )
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
-from docpipe.domain.listing import examine_budget, resume_point
+from docpipe.domain.listing import PREFIX_ENTRY_LENGTH, examine_budget, resume_point
 from docpipe.domain.model import Document, ListQuery, Page
 
 logger = logging.getLogger(__name__)
@@ -73,9 +73,6 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_by_expiry ON idempotency_keys (expir
 PURGE_BATCH = 100
 """Expired idempotency records deleted per claim: purging is lazy, and bounded per request."""
 
-PREFIX_ENTRY_LENGTH = 8
-"""Longest filename prefix with entries of its own in ``document_prefixes``; a longer prefix is
-listed from the entries of its first ``PREFIX_ENTRY_LENGTH`` characters, the rest filtered."""
 _LENGTHS = f"(VALUES {', '.join(f'({n})' for n in range(1, PREFIX_ENTRY_LENGTH + 1))})"
 
 

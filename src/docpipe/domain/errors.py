@@ -14,6 +14,8 @@ class DocpipeError(Exception):
 
 
 class DocumentNotFound(DocpipeError):
+    """No document has the id, or the filename, a request names (404)."""
+
     def __init__(self, reference: str) -> None:
         super().__init__(f"no document matches {reference!r}")
 
@@ -34,6 +36,8 @@ class MalformedInput(DocpipeError):
 
 
 class EmptyUpload(MalformedInput):
+    """An upload of zero bytes (400): almost always a client's mistake, such as a wrong path to upload."""
+
     def __init__(self) -> None:
         super().__init__("the upload carries no bytes")
 
@@ -46,11 +50,16 @@ class IncompleteBody(MalformedInput):
 
 
 class InvalidCursor(MalformedInput):
+    """A listing cursor docpipe did not issue, or one altered since (400): cursors are opaque."""
+
     def __init__(self) -> None:
         super().__init__("the cursor is not one this service issued")
 
 
 class ChecksumMismatch(MalformedInput):
+    """The body's sha-256 differs from its ``Content-Digest`` (400): what arrived is not what the client
+    meant to send, so nothing is stored."""
+
     def __init__(self, expected: str, actual: str) -> None:
         super().__init__(
             f"the body's sha-256 is {actual}, but Content-Digest says {expected}; nothing was stored"
@@ -58,12 +67,16 @@ class ChecksumMismatch(MalformedInput):
 
 
 class UploadTooLarge(DocpipeError):
+    """An upload larger than ``DOCPIPE_MAX_UPLOAD_BYTES`` (413); ``limit`` is that limit, in bytes."""
+
     def __init__(self, limit: int) -> None:
         self.limit = limit
         super().__init__(f"the upload exceeds the limit of {limit} bytes")
 
 
 class PreconditionFailed(DocpipeError):
+    """A conditional request's ``If-Match`` or ``If-Unmodified-Since`` does not hold (412)."""
+
     def __init__(self, detail: str = "the document has changed since the given ETag") -> None:
         super().__init__(detail)
 
@@ -76,6 +89,11 @@ class ConcurrentUpdate(DocpipeError):
 
 
 class DuplicateDocument(DocpipeError):
+    """A repository already holds a document with this id (409).
+
+    Ids are fresh, so this means a write whose reply was lost did happen: the service checks and
+    treats it as success when the stored document is its own."""
+
     def __init__(self, document_id: str) -> None:
         super().__init__(f"a document with id {document_id!r} already exists")
 

@@ -34,6 +34,8 @@ PAGE_SIZE = 1000
 
 
 class FindingKind(StrEnum):
+    """What is wrong with a blob or a document; ``docpipe fsck`` counts and repairs by kind."""
+
     ORPHAN_BLOB = "orphan_blob"
     STALE_PARTIAL = "stale_partial"
     MISSING_BLOB = "missing_blob"
@@ -42,6 +44,9 @@ class FindingKind(StrEnum):
 
 
 class Finding(msgspec.Struct, frozen=True, kw_only=True):
+    """One inconsistency between the blob store and the repository: ``key`` is the blob key or
+    document id, ``detail`` says what was seen, ``fixed`` whether this run repaired it."""
+
     kind: FindingKind
     key: str
     detail: str

@@ -12,6 +12,11 @@ a prefix longer than its index). A page that finds fewer than ``limit`` matches 
 there, short, and says where the next page resumes, as S3 and DynamoDB listings do: the work of a
 request stays bounded however rare the matches are."""
 
+PREFIX_ENTRY_LENGTH = 8
+"""Longest filename prefix a repository indexes with entries of its own; a longer prefix is listed from
+the entries of its first ``PREFIX_ENTRY_LENGTH`` characters, the rest filtered. Each document has one
+entry per prefix length, so this bounds what an upload or rename writes."""
+
 
 def examine_budget(limit: int) -> int:
     """How many entries one page may examine: never too few for a full page and the entry after it,

@@ -26,7 +26,7 @@ _QUOTED_STRING = r'"(?:[\t !#-\[\]-~]|\\[\t -~])*"'
 _PARAMETER = rf";[ \t]*(?:({_TCHARS})=({_TCHARS}|{_QUOTED_STRING})[ \t]*)?"
 _MEDIA_TYPE = re.compile(rf"({_TCHARS})/({_TCHARS})[ \t]*((?:{_PARAMETER})*)")
 _PARAMETERS = re.compile(_PARAMETER)
-_TOKEN_ONLY = re.compile(_TCHARS)
+_TOKEN = re.compile(_TCHARS)
 _QUOTED_PAIR = re.compile(r"\\(.)")
 _NEEDS_ESCAPE = re.compile(r'(["\\])')
 
@@ -84,6 +84,11 @@ def parse_media_type(value: str) -> MediaType:
     return media_type
 
 
+def is_token(value: str) -> bool:
+    """Whether ``value`` is an RFC 9110 §5.6.2 token, as a type, a parameter name or a disposition is."""
+    return _TOKEN.fullmatch(value) is not None
+
+
 def clean_content_type(declared: str | None) -> str | None:
     """The declared type, normalised; ``None`` when it says nothing about the bytes (detect them).
 
@@ -98,6 +103,6 @@ def clean_content_type(declared: str | None) -> str | None:
 
 
 def _serialise(value: str) -> str:
-    if _TOKEN_ONLY.fullmatch(value):
+    if is_token(value):
         return value
     return '"' + _NEEDS_ESCAPE.sub(r"\\\1", value) + '"'

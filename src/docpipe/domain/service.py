@@ -63,6 +63,9 @@ CHECK_TIMEOUT_SECONDS = 2.0
 
 
 class Listing(msgspec.Struct, frozen=True):
+    """One page of a listing, newest first; ``next_cursor`` resumes after it, and is ``None`` once
+    nothing is left."""
+
     documents: list[Document]
     next_cursor: str | None
 

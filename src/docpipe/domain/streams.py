@@ -10,7 +10,11 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from docpipe.domain.errors import UploadTooLarge
 
 CHUNK_SIZE = 1024 * 1024
+"""How many bytes docpipe moves at once through a stream: the regrouped pieces of an upload, and
+each read from a blob store. Large enough that per-chunk costs vanish, small enough to hold a few."""
 HEAD_SIZE = 64 * 1024
+"""How much of a document's start content-type detection looks at: more than any file signature at a
+fixed offset needs (tar's lies at 257)."""
 
 
 async def rechunk(chunks: AsyncIterable[bytes], size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:

@@ -122,7 +122,7 @@ async def _refuse(send: ASGISendCallable, request: str, limit: int) -> None:
 
 
 class GuardedHttpToolsProtocol(_ConnectionGuard, HttpToolsProtocol):
-    pass
+    """uvicorn's httptools protocol under the guards of this module: the one ``ServerConfig`` serves with."""
 
 
 class ServerConfig(uvicorn.Config):

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import base64
+import functools
 from http import HTTPStatus
 from typing import Annotated
 
-from litestar import Response, route
+from litestar import Controller, Response, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import Stream
 
 from docpipe.domain.errors import InvalidInput, PreconditionFailed
-from docpipe.domain.media_types import parse_media_type
+from docpipe.domain.media_types import MediaType, parse_media_type
 from docpipe.domain.model import Document
 from docpipe.domain.service import DEFAULT_CONTENT_TYPE, DocumentService
 from docpipe.domain.streams import CHUNK_SIZE
@@ -38,32 +39,35 @@ Disposition = Annotated[
 RangeHeader = Annotated[str | None, HeaderParameter(name="Range", description="bytes=a-b, a- or -n")]
 
 
-def served_content_type(stored: str) -> str:
-    """The stored type, normalised; ``application/octet-stream`` when it does not parse.
+_OPAQUE = parse_media_type(DEFAULT_CONTENT_TYPE)
+
+
+def served_media_type(stored: str) -> MediaType:
+    """The stored type, parsed; ``application/octet-stream`` when it does not parse.
 
     Documents stored before declared types were parsed strictly may hold a list of types, or
     characters no header can carry: served as opaque bytes (so always as an attachment), they
     stay downloadable and never render.
     """
     try:
-        return str(parse_media_type(stored))
+        return parse_media_type(stored)
     except InvalidInput:
-        return DEFAULT_CONTENT_TYPE
+        return _OPAQUE
 
 
 def representation_headers(document: Document, disposition: str | None) -> dict[str, str]:
     digest = base64.b64encode(bytes.fromhex(document.sha256)).decode()
-    content_type = served_content_type(document.content_type)
+    media_type = served_media_type(document.content_type)
     return {
         "ETag": strong_etag(document.sha256),
         "Last-Modified": http_date(document.created_at),
         "Accept-Ranges": "bytes",
         "Content-Disposition": content_disposition(
-            document.filename, disposition_for(disposition, content_type)
+            document.filename, disposition_for(disposition, media_type)
         ),
         # Set here, not as media_type: Litestar would append "; charset=utf-8" to every text/* type,
         # contradicting the charset the document was stored with.
-        "Content-Type": content_type,
+        "Content-Type": str(media_type),
         "X-Content-Type-Options": "nosniff",
         "Repr-Digest": f"sha-256=:{digest}:",
         "Cache-Control": "private, no-cache",
@@ -119,39 +123,47 @@ def _without_body_headers(headers: dict[str, str]) -> dict[str, str]:
     return {name: headers[name] for name in ("ETag", "Last-Modified", "Cache-Control")}
 
 
-@route(
-    "/documents/{document_id:str}/content",
+_content_route = functools.partial(
+    route,
     http_method=[HttpMethod.GET, HttpMethod.HEAD],
     operation_class=ContentOperation,
     responses=problems(
         HTTPStatus.NOT_FOUND, HTTPStatus.PRECONDITION_FAILED, HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
     ),
-    summary="Stream a document's bytes (Range, If-None-Match, If-Range supported)",
 )
-async def document_content(
-    document_id: FromPath[str],
-    request: AnyRequest,
-    service: Service,
-    disposition: Disposition = None,
-    range_: RangeHeader = None,
-) -> Response[bytes] | Stream:
-    return await serve_content(request, service, await service.get(document_id), disposition)
+"""``@route`` for a route that streams a document's bytes."""
 
 
-@route(
-    "/download/{filename:str}",
-    http_method=[HttpMethod.GET, HttpMethod.HEAD],
-    operation_class=ContentOperation,
-    responses=problems(
-        HTTPStatus.NOT_FOUND, HTTPStatus.PRECONDITION_FAILED, HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
-    ),
-    summary="Stream the newest document with this filename (original route)",
-)
-async def download_by_filename(
-    filename: FromPath[str],
-    request: AnyRequest,
-    service: Service,
-    disposition: Disposition = None,
-    range_: RangeHeader = None,
-) -> Response[bytes] | Stream:
-    return await serve_content(request, service, await service.newest_named(filename), disposition)
+class ContentController(Controller):
+    """A document's bytes, by id or, as in the original API, by the newest document's filename.
+
+    GET and HEAD share one handler per path (HEAD answers with the headers GET would send).
+    """
+
+    @_content_route(
+        "/documents/{document_id:str}/content",
+        summary="Stream a document's bytes (Range, If-None-Match, If-Range supported)",
+    )
+    async def document_content(
+        self,
+        document_id: FromPath[str],
+        request: AnyRequest,
+        service: Service,
+        disposition: Disposition = None,
+        range_: RangeHeader = None,
+    ) -> Response[bytes] | Stream:
+        return await serve_content(request, service, await service.get(document_id), disposition)
+
+    @_content_route(
+        "/download/{filename:str}",
+        summary="Stream the newest document with this filename (original route)",
+    )
+    async def download_by_filename(
+        self,
+        filename: FromPath[str],
+        request: AnyRequest,
+        service: Service,
+        disposition: Disposition = None,
+        range_: RangeHeader = None,
+    ) -> Response[bytes] | Stream:
+        return await serve_content(request, service, await service.newest_named(filename), disposition)

@@ -6,11 +6,8 @@ import re
 import unicodedata
 from urllib.parse import quote
 
-from docpipe.domain.errors import InvalidInput
-from docpipe.domain.media_types import parse_media_type
+from docpipe.domain.media_types import MediaType, is_token
 
-# RFC 9110 §5.6.2 token: the disposition type must be one, or it could smuggle parameters.
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Characters the quoted fallback must not carry: quoted-string delimiters and escapes, controls (never
 # valid in a field value), and ``;`` and ``%``, which naive parsers read as a parameter separator or
 # as percent-encoding (RFC 6266 appendix D advises against both).
@@ -63,7 +60,8 @@ def content_disposition(filename: str, disposition: str = "attachment") -> str:
 
     Raises ``ValueError`` when ``disposition`` is not an RFC 9110 token.
     """
-    if not _TOKEN.fullmatch(disposition):
+    # The disposition type must be a token, or it could smuggle parameters.
+    if not is_token(disposition):
         raise ValueError(f"disposition type {disposition!r} is not a token")
     name = filename.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     fallback = ascii_fallback(name)
@@ -88,17 +86,13 @@ def ascii_fallback(filename: str) -> str:
     return fallback
 
 
-def disposition_for(requested: str | None, content_type: str) -> str:
-    """``inline`` when the client asked for it and ``content_type`` is in :data:`INLINE_SAFE_TYPES`.
+def disposition_for(requested: str | None, media_type: MediaType) -> str:
+    """``inline`` when the client asked for it and ``media_type`` is in :data:`INLINE_SAFE_TYPES`.
 
-    ``requested`` is compared case-insensitively. The allowlist judges ``content_type`` as strictly
-    parsed (``parse_media_type``), without parameters; a value that is not exactly one media type,
-    such as ``text/plain; a=b, text/html`` (which a browser renders as HTML), is ``attachment``.
+    ``requested`` is compared case-insensitively. The allowlist judges the type without parameters;
+    it is the type served, strictly parsed, so a stored value that is not exactly one media type,
+    such as ``text/plain; a=b, text/html`` (which a browser renders as HTML), never gets here.
     """
     if requested is None or requested.strip().lower() != "inline":
-        return "attachment"
-    try:
-        media_type = parse_media_type(content_type)
-    except InvalidInput:
         return "attachment"
     return "inline" if media_type.essence in INLINE_SAFE_TYPES else "attachment"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from http import HTTPStatus
 from typing import Annotated
 
-from litestar import Response, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post, route
 from litestar.di import NamedDependency
+from litestar.enums import HttpMethod
+from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -23,6 +26,14 @@ from docpipe.entrypoints.http.uploads import receive_upload
 Service = NamedDependency[DocumentService]
 
 
+def _allow(methods: str) -> Response[None]:
+    return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": methods})
+
+
+def _answers_options(handler: BaseRouteHandler) -> bool:
+    return isinstance(handler, HTTPRouteHandler) and HttpMethod.OPTIONS in handler.http_methods
+
+
 def _created(document: Document) -> Response[DocumentOut]:
     return Response(
         DocumentOut.of(document),
@@ -31,129 +42,154 @@ def _created(document: Document) -> Response[DocumentOut]:
     )
 
 
-@post(
-    "/documents",
+_upload_route = functools.partial(
+    post,
     status_code=HTTP_201_CREATED,
-    request_max_body_size=None,
+    request_max_body_size=None,  # RequestLimits and the service bound uploads instead
     operation_class=UploadOperation,
     opt={UPLOAD_ROUTE: True},
-    responses=problems(
-        HTTPStatus.REQUEST_TIMEOUT,
-        HTTPStatus.CONFLICT,
-        HTTPStatus.GONE,
-        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-        HTTPStatus.UNPROCESSABLE_ENTITY,
-        HTTPStatus.INSUFFICIENT_STORAGE,
-    ),
-    summary="Upload a document",
-    description=(
-        "Send `multipart/form-data` with one file part named `file` (optional fields `tags`, comma "
-        "separated, and `metadata`, a JSON object), or any other body as the raw bytes named by "
-        "`?filename=` or `Content-Disposition`. An optional `Content-Digest: sha-256=:…:` is verified."
-    ),
 )
-async def upload_document(request: AnyRequest, service: Service) -> Response[DocumentOut]:
-    return _created(await receive_upload(request, service))
-
-
-@post(
-    "/upload",
-    status_code=HTTP_201_CREATED,
-    request_max_body_size=None,
-    operation_class=UploadOperation,
-    opt={UPLOAD_ROUTE: True},
-    responses=problems(
-        HTTPStatus.REQUEST_TIMEOUT,
-        HTTPStatus.CONFLICT,
-        HTTPStatus.GONE,
-        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-        HTTPStatus.UNPROCESSABLE_ENTITY,
-        HTTPStatus.INSUFFICIENT_STORAGE,
-    ),
-    summary="Upload a document (original route)",
-    description="The same as a multipart `POST /documents`.",
+"""``@post`` for a route that receives an upload."""
+_UPLOAD_PROBLEMS = (
+    HTTPStatus.REQUEST_TIMEOUT,
+    HTTPStatus.CONFLICT,
+    HTTPStatus.GONE,
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    HTTPStatus.UNPROCESSABLE_ENTITY,
+    HTTPStatus.INSUFFICIENT_STORAGE,
 )
-async def upload_form(request: AnyRequest, service: Service) -> Response[DocumentOut]:
-    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-        raise UnsupportedMediaType("POST /upload takes multipart/form-data with a part named 'file'")
-    return _created(await receive_upload(request, service))
 
 
-@get(
-    "/documents",
-    summary="List documents, newest first",
-    description=(
-        "Follow `next_cursor` until it is null to see every match once. A page holds at most `limit`"
-        " documents and may hold fewer, even none, when a combination of filters is rare: each page"
-        " examines a bounded number of entries and then stops, its `next_cursor` resuming where it"
-        " stopped. Only a null `next_cursor` means that no match remains."
-    ),
-    responses=problems(),
-)
-async def list_documents(
-    service: Service,
-    limit: Annotated[int, QueryParameter(ge=1, le=1000, description="page size, 1 to 1000")] = 100,
-    cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
-    prefix: Annotated[str | None, QueryParameter(description="filename prefix")] = None,
-    tag: FromQuery[str | None] = None,
-    content_type: FromQuery[str | None] = None,
-) -> DocumentListOut:
-    listing = await service.list(
-        limit=limit, cursor=cursor, prefix=prefix, tag=tag, content_type=content_type
+class DocumentController(Controller):
+    """The document resource: its uploads, its listing, and each document's metadata.
+
+    Paths are written out in full because the original API's ``POST /upload`` sits outside
+    ``/documents``. Both upload routes carry the ``UPLOAD_ROUTE`` mark that ``RequestLimits`` counts.
+    """
+
+    # Litestar answers OPTIONS on a path from the handlers registered there before its first one, so the
+    # Allow header of a path served by several handlers would miss the later ones: these state it in
+    # full, and ``get_route_handlers`` registers them first.
+    @route("/documents", http_method=[HttpMethod.OPTIONS], include_in_schema=False, name="options /documents")
+    async def allow_collection(self) -> Response[None]:
+        return _allow("GET, OPTIONS, POST")
+
+    @route(
+        "/documents/{document_id:str}",
+        http_method=[HttpMethod.OPTIONS],
+        include_in_schema=False,
+        name="options /documents/{document_id:str}",
     )
-    return DocumentListOut.of(listing)
+    async def allow_document(self) -> Response[None]:
+        return _allow("DELETE, GET, OPTIONS, PATCH")
 
+    def get_route_handlers(self) -> list[BaseRouteHandler]:
+        """Litestar's handlers in its own order (by name), but the OPTIONS handlers first."""
+        return sorted(super().get_route_handlers(), key=lambda handler: not _answers_options(handler))
 
-@get(
-    "/documents/{document_id:str}", summary="A document's metadata", responses=problems(HTTPStatus.NOT_FOUND)
-)
-async def get_document(document_id: FromPath[str], service: Service) -> Response[DocumentOut]:
-    document = await service.get(document_id)
-    return Response(DocumentOut.of(document), headers={"ETag": metadata_etag(document)})
-
-
-@patch(
-    "/documents/{document_id:str}",
-    summary="Change filename, tags or metadata",
-    responses=problems(
-        HTTPStatus.NOT_FOUND,
-        HTTPStatus.REQUEST_TIMEOUT,
-        HTTPStatus.CONFLICT,
-        HTTPStatus.PRECONDITION_FAILED,
-        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-        HTTPStatus.UNPROCESSABLE_ENTITY,
-        HTTPStatus.INSUFFICIENT_STORAGE,
-    ),
-)
-async def update_document(
-    document_id: FromPath[str], data: JSONBody[DocumentPatch], request: AnyRequest, service: Service
-) -> Response[DocumentOut]:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMediaType("PATCH takes a JSON body")
-    changes = DocumentChanges(filename=data.filename, tags=data.tags, metadata=data.metadata)
-    if_match = request.headers.get("if-match")
-    precondition = (
-        None if if_match is None else (lambda current: if_match_hits(if_match, metadata_etag(current)))
+    @_upload_route(
+        "/documents",
+        responses=problems(*_UPLOAD_PROBLEMS),
+        summary="Upload a document",
+        description=(
+            "Send `multipart/form-data` with one file part named `file` (optional fields `tags`, comma "
+            "separated, and `metadata`, a JSON object), or any other body as the raw bytes named by "
+            "`?filename=` or `Content-Disposition`. An optional `Content-Digest: sha-256=:…:` is verified."
+        ),
     )
-    try:
-        document = await service.update(document_id, changes, precondition)
-    except PreconditionFailed:
-        raise PreconditionFailed(f"If-Match {if_match} does not match the document's current ETag") from None
-    return Response(DocumentOut.of(document), headers={"ETag": metadata_etag(document)})
+    async def upload_document(self, request: AnyRequest, service: Service) -> Response[DocumentOut]:
+        return _created(await receive_upload(request, service))
 
+    @_upload_route(
+        "/upload",
+        responses=problems(*_UPLOAD_PROBLEMS, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
+        summary="Upload a document (original route)",
+        description="The same as a multipart `POST /documents`.",
+    )
+    async def upload_form(self, request: AnyRequest, service: Service) -> Response[DocumentOut]:
+        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            raise UnsupportedMediaType("POST /upload takes multipart/form-data with a part named 'file'")
+        return _created(await receive_upload(request, service))
 
-@delete(
-    "/documents/{document_id:str}",
-    status_code=HTTP_204_NO_CONTENT,
-    summary="Delete a document by id, or every document with that filename",
-    description=(
-        "A value shaped like a document id is only ever an id (404 when no such document exists); "
-        "any other value deletes every document with that filename (NFC-normalised)."
-    ),
-    responses=problems(HTTPStatus.NOT_FOUND, HTTPStatus.INSUFFICIENT_STORAGE),
-)
-async def delete_document(document_id: FromPath[str], service: Service) -> None:
-    """``document_id`` may also be a filename, as in the original API: see ``delete_by_id_or_filename``."""
-    await service.delete_by_id_or_filename(document_id)
+    @get(
+        "/documents",
+        summary="List documents, newest first",
+        description=(
+            "Follow `next_cursor` until it is null to see every match once. A page holds at most `limit`"
+            " documents and may hold fewer, even none, when a combination of filters is rare: each page"
+            " examines a bounded number of entries and then stops, its `next_cursor` resuming where it"
+            " stopped. Only a null `next_cursor` means that no match remains."
+        ),
+        responses=problems(),
+    )
+    async def list_documents(
+        self,
+        service: Service,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000, description="page size, 1 to 1000")] = 100,
+        cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
+        prefix: Annotated[str | None, QueryParameter(description="filename prefix")] = None,
+        tag: FromQuery[str | None] = None,
+        content_type: FromQuery[str | None] = None,
+    ) -> DocumentListOut:
+        listing = await service.list(
+            limit=limit, cursor=cursor, prefix=prefix, tag=tag, content_type=content_type
+        )
+        return DocumentListOut.of(listing)
+
+    @get(
+        "/documents/{document_id:str}",
+        summary="A document's metadata",
+        responses=problems(HTTPStatus.NOT_FOUND),
+    )
+    async def get_document(self, document_id: FromPath[str], service: Service) -> Response[DocumentOut]:
+        document = await service.get(document_id)
+        return Response(DocumentOut.of(document), headers={"ETag": metadata_etag(document)})
+
+    @patch(
+        "/documents/{document_id:str}",
+        summary="Change filename, tags or metadata",
+        responses=problems(
+            HTTPStatus.NOT_FOUND,
+            HTTPStatus.REQUEST_TIMEOUT,
+            HTTPStatus.CONFLICT,
+            HTTPStatus.PRECONDITION_FAILED,
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            HTTPStatus.INSUFFICIENT_STORAGE,
+        ),
+    )
+    async def update_document(
+        self, document_id: FromPath[str], data: JSONBody[DocumentPatch], request: AnyRequest, service: Service
+    ) -> Response[DocumentOut]:
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json" and not media_type.endswith("+json"):
+            raise UnsupportedMediaType("PATCH takes a JSON body")
+        changes = DocumentChanges(filename=data.filename, tags=data.tags, metadata=data.metadata)
+        if_match = request.headers.get("if-match")
+        precondition = (
+            None if if_match is None else (lambda current: if_match_hits(if_match, metadata_etag(current)))
+        )
+        try:
+            document = await service.update(document_id, changes, precondition)
+        except PreconditionFailed:
+            raise PreconditionFailed(
+                f"If-Match {if_match} does not match the document's current ETag"
+            ) from None
+        return Response(DocumentOut.of(document), headers={"ETag": metadata_etag(document)})
+
+    @delete(
+        "/documents/{document_id:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Delete a document by id, or every document with that filename",
+        description=(
+            "A value shaped like a document id is only ever an id (404 when no such document exists); "
+            "any other value deletes every document with that filename (NFC-normalised)."
+        ),
+        responses=problems(HTTPStatus.NOT_FOUND, HTTPStatus.INSUFFICIENT_STORAGE),
+    )
+    async def delete_document(self, document_id: FromPath[str], service: Service) -> None:
+        """``document_id`` may also be a filename, as in the original API.
+
+        See ``DocumentService.delete_by_id_or_filename``.
+        """
+        await service.delete_by_id_or_filename(document_id)

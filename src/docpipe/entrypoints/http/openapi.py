@@ -102,5 +102,5 @@ def problems(*statuses: HTTPStatus) -> dict[int, ResponseSpec]:
     """problem+json responses a route may give, besides 400 (malformed request) and 503 (a store is down)."""
     return {
         status.value: ResponseSpec(data_container=Problem, media_type=PROBLEM_JSON, description=status.phrase)
-        for status in (HTTPStatus.BAD_REQUEST, HTTPStatus.SERVICE_UNAVAILABLE, *statuses)
+        for status in (HTTPStatus.BAD_REQUEST, HTTPStatus.SERVICE_UNAVAILABLE, *sorted(statuses))
     }

@@ -11,6 +11,8 @@ from docpipe.domain.service import Listing
 
 
 class DocumentOut(msgspec.Struct, frozen=True, kw_only=True):
+    """A document's metadata as clients see it: the domain ``Document`` without its blob key and version."""
+
     id: str
     filename: str
     content_type: str
@@ -39,6 +41,8 @@ class DocumentOut(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DocumentListOut(msgspec.Struct, frozen=True):
+    """A page of ``GET /documents``: follow ``next_cursor`` until it is null."""
+
     documents: list[DocumentOut]
     next_cursor: str | None
 
