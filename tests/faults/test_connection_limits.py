@@ -216,3 +216,44 @@ def test_memory_of_stalled_s3_uploads_is_bounded(tmp_path: Path, moto_server: Mo
             GIVE_UP,
             "uploads are taken again once the stalled ones left",
         )
+
+
+def test_an_upload_refused_for_want_of_a_slot_says_why_and_is_no_server_error(tmp_path: Path) -> None:
+    """An upload waiting in vain for a slot is told the server is busy and to retry, not that the
+    server failed; and a busy server logs no ERROR."""
+    env = filesystem_env(
+        tmp_path / "data",
+        DOCPIPE_MAX_CONCURRENT_UPLOADS="1",
+        DOCPIPE_BODY_IDLE_TIMEOUT="2",
+        DOCPIPE_BODY_MIN_RATE="1",
+        DOCPIPE_BODY_RATE_WINDOW="600",
+    )
+    with live_server(env, tmp_path / "docpipe.log") as server:
+        stop = threading.Event()
+        holder = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+
+        def trickle() -> None:  # one upload that keeps its slot: a byte every 0.5 s
+            holder.sendall(
+                b"POST /documents?filename=a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
+            )
+            while not stop.wait(0.5):
+                holder.sendall(b"a")
+
+        sender = threading.Thread(target=trickle)
+        sender.start()
+        try:
+            time.sleep(1)
+            with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+                sock.sendall(
+                    b"POST /documents?filename=b.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nb"
+                )
+                refused = read_response(sock)
+        finally:
+            stop.set()
+            sender.join()
+            holder.close()
+        log = server.log()
+    assert_raw_problem(refused, 503)
+    assert refused.headers.get("retry-after", "").isdigit()
+    assert "uploads" in refused.json()["detail"], refused.json()
+    assert "ERROR" not in log, log

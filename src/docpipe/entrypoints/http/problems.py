@@ -113,7 +113,9 @@ def _http_error(request: AnyRequest, error: HTTPException) -> Response[bytes]:
             for item in extra
             if isinstance(item, dict)
         )
-    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+    # A 503 here is the server at one of its limits (uploads in progress): busy, not broken, and
+    # logged where the request was refused; the client needs its detail to know to retry.
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR and status != HTTPStatus.SERVICE_UNAVAILABLE:
         logger.error("request %s failed: %s", request_id(request.scope), detail)
         detail = _SERVER_FAILED
     return problem_response(request, status, detail, dict(error.headers or {}))
