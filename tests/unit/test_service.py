@@ -19,6 +19,7 @@ from docpipe.domain.errors import (
     IdempotencyKeyReused,
     InvalidInput,
     PreconditionFailed,
+    StorageFull,
     StoreRole,
     StoreUnavailable,
     UploadTooLarge,
@@ -325,11 +326,27 @@ async def test_an_insert_whose_reply_was_lost_still_succeeds(blobs: MemoryBlobSt
     assert blobs.keys() == {document.blob_key}
 
 
+class _Full(MemoryRepository):
+    async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
+        raise StorageFull(StoreRole.REPOSITORY, "full")
+
+
 async def test_a_refused_insert_deletes_the_blob(blobs: MemoryBlobStore) -> None:
+    service = DocumentService(blobs, _Full(), max_upload_bytes=LIMIT)
+    with pytest.raises(StorageFull):
+        await service.upload(stream(b"abc"), A_TXT)
+    assert blobs.keys() == set()
+
+
+async def test_an_unanswered_insert_keeps_the_blob_even_when_a_read_says_it_is_absent(
+    blobs: MemoryBlobStore,
+) -> None:
+    """The write may still be applied after that read (DynamoDB finishes a request whose client gave
+    up): deleting the bytes then would leave a listed document without content. fsck judges them."""
     service = DocumentService(blobs, _Down(reads_work=True), max_upload_bytes=LIMIT)
     with pytest.raises(StoreUnavailable):
         await service.upload(stream(b"abc"), A_TXT)
-    assert blobs.keys() == set()
+    assert len(blobs.keys()) == 1
 
 
 async def test_an_insert_of_unknown_outcome_keeps_the_blob_for_fsck(blobs: MemoryBlobStore) -> None:

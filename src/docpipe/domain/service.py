@@ -16,9 +16,11 @@ from docpipe.domain.errors import (
     DocumentNotFound,
     DuplicateDocument,
     EmptyUpload,
+    IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InvalidInput,
     PreconditionFailed,
+    StorageFull,
     StoreFailure,
     StoreRole,
     StoreUnavailable,
@@ -121,12 +123,16 @@ class Upload:
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        if self._committed:
-            return
+        if not self._committed:
+            await asyncio.shield(self._abandon())
+
+    async def _abandon(self) -> None:
+        """Clean up after an upload that did not commit, as one shielded step: a second
+        cancellation cannot stop it half-way and leave the key claimed."""
         if self._blob_key is not None:
-            await asyncio.shield(self._discard(self._blob_key))
+            await self._discard(self._blob_key)
         if self._claimed and self._claim is not None:
-            await asyncio.shield(self._release(self._claim))
+            await self._release(self._claim)
 
     async def stage(self, chunks: AsyncIterable[bytes], *, expected_sha256: str | None = None) -> None:
         """Store the bytes, counting and hashing them; nothing is visible until ``commit``."""
@@ -181,7 +187,11 @@ class Upload:
             updated_at=now,
         )
         self._attempted = document.id
-        await self._record(document, None if self._claim is None else completed(self._claim, utc_now()))
+        try:
+            await self._record(document, None if self._claim is None else completed(self._claim, utc_now()))
+        except (IdempotencyKeyInUse, StorageFull):
+            self._attempted = None  # the store refused the write: it is certainly not recorded
+            raise
         self._committed = True
         return document
 
@@ -223,18 +233,19 @@ class Upload:
     async def _discard(self, blob_key: str) -> None:
         """Delete the staged bytes, but never those of a document that may be listed.
 
-        Once the metadata write was attempted its outcome may be unknown; the blob is then deleted
-        only when the repository says the document does not exist, and otherwise left for fsck. A
-        failure here is logged, not raised, so the upload's own error reaches the client.
+        A commit whose outcome is unknown (the store did not answer, the request was cancelled) may
+        still be applied after any read that says it was not, so its bytes are left for fsck, which
+        judges them once the grace period is over. A failure here is logged, not raised, so the
+        upload's own error reaches the client.
         """
+        if self._attempted is not None:
+            logger.warning(
+                "the blob %s of upload %s, whose commit has an unknown outcome, was left for fsck",
+                blob_key,
+                self._attempted,
+            )
+            return
         try:
-            if self._attempted is not None:
-                try:
-                    await self._repository.get(self._attempted)
-                except DocumentNotFound:
-                    pass
-                else:
-                    return
             await self._blobs.delete(blob_key)
         except Exception:
             logger.warning(
