@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import aioboto3
 import msgspec
+import psutil
 import pytest
 
 from docpipe.adapters.filesystem import PARTIAL_SUFFIX, FilesystemBlobStore
@@ -23,7 +25,7 @@ from docpipe.domain.ports import BlobStore
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints import data_lock
 from tests.adapters_under_test import settings_for
-from tests.live_server import live_server
+from tests.live_server import LiveServer, live_server
 from tests.moto_server import MotoServer, free_port
 
 AN_HOUR_AGO = time.time() - 3600
@@ -312,3 +314,23 @@ async def test_the_readme_fsck_commands_work_as_written(tmp_path: Path, command:
     stdout, stderr = await process.communicate()
     assert process.returncode in (0, 1), (command, process.returncode, stderr.decode())
     assert "problems remain" in stdout.decode() or "clean" in stdout.decode(), stdout.decode()
+
+
+async def test_workers_outliving_their_supervisor_still_hold_the_data_folder(tmp_path: Path) -> None:
+    """Each serving process holds the lock, not only the supervisor: workers left running after it was
+    killed still serve uploads, so fsck must keep its grace period."""
+    damaged = await damaged_data_dir(tmp_path, backdated=False)
+    env = filesystem_environment(tmp_path) | {"DOCPIPE_WORKERS": "2"}
+    server = LiveServer(env, tmp_path / "server.log")
+    server.start()
+    workers = psutil.Process(server.pid).children()
+    try:
+        assert len(workers) >= 2  # the two workers (and multiprocessing's resource tracker)
+        server.stop(signal.SIGKILL)
+        shared = await docpipe_fsck(filesystem_environment(tmp_path))
+    finally:
+        for worker in workers:
+            worker.kill()
+        psutil.wait_procs(workers, timeout=30)
+    assert "no server is using" not in shared.stdout
+    assert shared.findings == {("missing_blob", damaged.missing)}

@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 
 from docpipe.config import Settings
 from docpipe.container import Container, close, open_service
+from docpipe.entrypoints import data_lock
 from docpipe.entrypoints.http.body_limits import MAX_PATCH_BODY_BYTES
 from docpipe.entrypoints.http.content import ContentController
 from docpipe.entrypoints.http.dependencies import provide_service
@@ -29,11 +30,14 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
 
     @asynccontextmanager
     async def open_stores(app: Litestar) -> AsyncIterator[None]:
-        try:
-            app.state.service = await open_service(container)
-            yield
-        finally:
-            await close(container)
+        """Every process serving holds the data folder's lock (see ``data_lock``), workers included:
+        one that outlives its supervisor still has uploads in flight that fsck must not judge."""
+        with data_lock.serving(settings):
+            try:
+                app.state.service = await open_service(container)
+                yield
+            finally:
+                await close(container)
 
     return Litestar(
         route_handlers=[
