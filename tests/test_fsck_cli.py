@@ -322,7 +322,8 @@ async def test_workers_outliving_their_supervisor_still_hold_the_data_folder(tmp
     env = filesystem_environment(tmp_path) | {"DOCPIPE_WORKERS": "2"}
     server = LiveServer(env, tmp_path / "server.log")
     server.start()
-    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    children_file = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+    children = (await asyncio.to_thread(children_file.read_text)).split()
     try:
         assert len(children) >= 2  # the two workers (and multiprocessing's resource tracker)
         server.stop(signal.SIGKILL)
