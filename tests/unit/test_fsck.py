@@ -322,3 +322,25 @@ async def test_metadata_is_read_page_after_page(
         await upload(service)
     report = await fsck.run()
     assert (report.findings, report.documents, report.entries) == ([], 5, 5)
+
+
+async def test_an_upload_committing_after_the_first_confirmation_keeps_its_blob(
+    service: DocumentService, blobs: MemoryBlobStore, repository: HookedRepository, fsck: Fsck, clock: Clock
+) -> None:
+    """The commit lands after fsck confirmed its orphan candidates against the metadata once (on S3 an
+    object completed by a multipart upload is dated from the upload's start, so a long upload's blob
+    looks old at once): the repair confirms them again and leaves the blob alone."""
+    existing = await upload(service)
+    late_key = new_document_id()
+    await blobs.put(late_key, stream(b"x"))
+    clock.advance()
+
+    async def commit() -> None:
+        await repository.add(msgspec.structs.replace(existing, id=new_document_id(), blob_key=late_key))
+
+    async def commit_after_the_next_listing() -> None:
+        repository.after_list = commit
+
+    repository.after_list = commit_after_the_next_listing
+    await fsck.run(fix=True)
+    assert blobs.keys() == {existing.blob_key, late_key}

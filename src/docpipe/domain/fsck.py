@@ -119,6 +119,10 @@ class Fsck:
             if document is not None:
                 missing.append(document)
         delete = fix and scan.shared > 0
+        if delete and orphans:
+            # Confirmed once more right before the repair: an upload may have committed meanwhile.
+            committed_since = await self._blob_keys_committed_since(started - self._grace)
+            orphans = [entry for entry in orphans if entry.key not in committed_since]
         report = scan.report
         if fix and not delete and (orphans or missing):
             report.refusal = _UNRELATED_STORES
