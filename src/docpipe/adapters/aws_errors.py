@@ -18,7 +18,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from docpipe.domain.errors import StoreFailure, StoreMissing, StoreRole, StoreUnavailable
+from docpipe.domain.errors import DocpipeError, StoreFailure, StoreMissing, StoreRole, StoreUnavailable
 
 RECREATE_INTERVAL_SECONDS = 5.0
 """A bucket or table found missing is recreated at most this often."""
@@ -45,6 +45,9 @@ _REFUSED_CREDENTIALS = frozenset(
     }
 )
 _MISSING = frozenset({"NoSuchBucket", "ResourceNotFoundException"})
+_IN_A_TRANSACTION = "TransactionConflictException"
+"""DynamoDB's refusal of a single-item write to an item a transaction is writing at that moment
+(HTTP 400, which botocore does not retry)."""
 
 _log = logging.getLogger(__name__)
 
@@ -67,8 +70,10 @@ class AwsFailures:
 
     ``converted()`` turns "cannot serve now" into ``StoreUnavailable``: connection errors and
     timeouts (after botocore's own retries), responses cut short, missing credentials or region, 5xx
-    answers, throttling and credentials refused. Other client errors (a missing key, a failed
-    condition, ...) pass through for the caller to judge.
+    answers, throttling and credentials refused. A write refused because a transaction is writing
+    its item is what ``in_a_transaction`` makes of it (the caller knows what the item is), else
+    ``StoreUnavailable`` too. Other client errors (a missing key, a failed condition, ...) pass
+    through for the caller to judge.
 
     A missing bucket or table (deleted, or its service lost its state) is recreated by ``recreate``,
     in the background and at most every ``RECREATE_INTERVAL_SECONDS``, while requests get
@@ -85,7 +90,7 @@ class AwsFailures:
         self._recreation: asyncio.Task[None] | None = None
 
     @contextlib.contextmanager
-    def converted(self) -> Iterator[None]:
+    def converted(self, *, in_a_transaction: Callable[[], DocpipeError] | None = None) -> Iterator[None]:
         try:
             yield
         except (
@@ -101,6 +106,10 @@ class AwsFailures:
         except ClientError as error:
             if is_missing_store(error):
                 raise self._missing() from None
+            if code(error) == _IN_A_TRANSACTION:
+                if in_a_transaction is not None:
+                    raise in_a_transaction() from None
+                raise StoreUnavailable(self.role, f"{self.store} is busy: {error}") from None
             if status(error) >= 500 or code(error) in _THROTTLED:
                 raise StoreUnavailable(self.role, f"{self.store} is failing: {error}") from None
             if code(error) in _REFUSED_CREDENTIALS:

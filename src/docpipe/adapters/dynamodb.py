@@ -54,6 +54,7 @@ from docpipe.adapters.aws_errors import AwsFailures
 from docpipe.config import DynamoDbSettings
 from docpipe.domain.errors import (
     ConcurrentUpdate,
+    DocpipeError,
     DocumentNotFound,
     DuplicateDocument,
     IdempotencyKeyInUse,
@@ -75,6 +76,8 @@ if TYPE_CHECKING:
 
 UPDATE_BUDGET_SECONDS = 10.0
 """How long an update keeps retrying while other writers of the same document get in first."""
+KEY_CONFLICT_BUDGET_SECONDS = 2.0
+"""How long an insert keeps retrying while single-item writes of its key record get in its way."""
 _BACKOFF_BASE = 0.01
 _BACKOFF_CAP = 0.5
 CHECK_TIMEOUT = 5.0
@@ -190,7 +193,7 @@ class DynamoDbRepository:
                 }
                 if await self._transact([put, *_entry_writes(self._table, current, updated)]):
                     return updated
-                pause = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))  # noqa: S311
+                pause = _backoff(attempt)
                 if asyncio.get_running_loop().time() + pause > deadline:
                     raise ConcurrentUpdate(document_id)
                 await asyncio.sleep(pause)
@@ -216,9 +219,11 @@ class DynamoDbRepository:
 
     async def claim(self, claim: IdempotencyClaim, now: datetime) -> CompletedUpload | None:
         """One conditional put; when its condition fails, the record that stands in the way is in the
-        error (``ReturnValuesOnConditionCheckFailure``), so no second read can see another state."""
+        error (``ReturnValuesOnConditionCheckFailure``), so no second read can see another state.
+        DynamoDB refuses the put while a transaction (an upload completing the record) writes the
+        record: the key is then in use too."""
         moment = {"N": _epoch(now)}
-        with self._unavailable_on_failure():
+        with self._unavailable_on_failure(in_a_transaction=IdempotencyKeyInUse):
             try:
                 await self._client.put_item(
                     TableName=self._table,
@@ -245,7 +250,7 @@ class DynamoDbRepository:
 
     async def release(self, claim: IdempotencyClaim) -> None:
         with (
-            self._unavailable_on_failure(),
+            self._unavailable_on_failure(in_a_transaction=IdempotencyKeyInUse),
             contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException),
         ):
             await self._client.delete_item(
@@ -297,9 +302,11 @@ class DynamoDbRepository:
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
                 )
 
-    def _unavailable_on_failure(self) -> contextlib.AbstractContextManager[None]:
+    def _unavailable_on_failure(
+        self, *, in_a_transaction: Callable[[], DocpipeError] | None = None
+    ) -> contextlib.AbstractContextManager[None]:
         """DynamoDB's failures as domain errors (see ``AwsFailures``); a failed condition passes through."""
-        return self._failures.converted()
+        return self._failures.converted(in_a_transaction=in_a_transaction)
 
     async def _find(self, document_id: str) -> Document | None:
         response = await self._client.get_item(
@@ -309,16 +316,37 @@ class DynamoDbRepository:
         return None if item is None else _decode(item)
 
     async def _transact(self, writes: Sequence[TransactWriteItemTypeDef]) -> bool:
-        """Apply ``writes`` atomically; False when the condition of the first, on the document item,
-        failed, or when another transaction was writing the same document at the same time."""
-        try:
-            await self._client.transact_write_items(TransactItems=writes)
-        except self._client.exceptions.TransactionCanceledException as error:
-            codes = {reason.get("Code") for reason in error.response.get("CancellationReasons", [])}
-            if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
-                return False
-            raise
-        return True
+        """Apply ``writes`` atomically; False when a condition failed (the first write's, on the
+        document item, or a key record's), or when another transaction was writing the same document
+        at the same time.
+
+        A key record is also written outside transactions, by the claim of a retry with the same
+        Idempotency-Key, and DynamoDB cancels a transaction that meets such a write (reason
+        ``TransactionConflict``). That claim is over in moments and cannot take a held key, so the
+        transaction is tried again, after jittered pauses, for at most ``KEY_CONFLICT_BUDGET_SECONDS``.
+        """
+        deadline = asyncio.get_running_loop().time() + KEY_CONFLICT_BUDGET_SECONDS
+        attempt = 0
+        while True:
+            try:
+                await self._client.transact_write_items(TransactItems=writes)
+            except self._client.exceptions.TransactionCanceledException as error:
+                codes = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+                if "ConditionalCheckFailed" in codes:
+                    return False
+                if "TransactionConflict" not in codes:
+                    raise
+                key_record_conflict = any(
+                    code == "TransactionConflict" and _writes_key_record(write)
+                    for code, write in zip(codes, writes, strict=False)
+                )
+                pause = _backoff(attempt)
+                if not key_record_conflict or asyncio.get_running_loop().time() + pause > deadline:
+                    return False
+                await asyncio.sleep(pause)
+                attempt += 1
+            else:
+                return True
 
     async def _documents(self, ids: Sequence[str]) -> dict[str, Document]:
         """The documents of ``ids`` that still exist, by id.
@@ -428,6 +456,20 @@ def _query_input(table: str, query: ListQuery) -> QueryInputTypeDef:
     if conditions:
         request["FilterExpression"] = " AND ".join(conditions)
     return request
+
+
+def _backoff(attempt: int) -> float:
+    """The pause before retry number ``attempt + 1``: full jitter, growing exponentially to a cap."""
+    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))  # noqa: S311
+
+
+def _writes_key_record(write: TransactWriteItemTypeDef) -> bool:
+    """Whether ``write`` is an upload's completion of its key record (see ``_completion``)."""
+    update = write.get("Update")
+    if update is None:
+        return False
+    key = cast("Item", update["Key"])
+    return key["pk"].get("S", "").startswith(_IDEMPOTENCY_KEY)
 
 
 def _claim_key(key: str) -> Item:
