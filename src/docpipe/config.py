@@ -165,6 +165,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"invalid configuration: {error}") from None
     if settings.workers < 1:
         raise SettingsError("invalid configuration: DOCPIPE_WORKERS must be at least 1")
+    if settings.workers > 1:
+        in_memory = [
+            f"DOCPIPE_{name}=memory"
+            for name, kind in (("BLOB_STORE", settings.blob_store), ("REPOSITORY", settings.repository))
+            if kind in (BlobStoreKind.MEMORY, RepositoryKind.MEMORY)
+        ]
+        if in_memory:
+            raise SettingsError(
+                f"invalid configuration: DOCPIPE_WORKERS={settings.workers} with {' and '.join(in_memory)}:"
+                " each process would hold data of its own; use one worker, or stores on disk or AWS"
+            )
     if settings.max_upload_bytes <= 0:
         raise SettingsError("invalid configuration: DOCPIPE_MAX_UPLOAD_BYTES must be positive")
     if settings.s3.max_connections <= 0:

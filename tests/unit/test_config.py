@@ -67,6 +67,26 @@ def test_bad_settings_are_refused_with_a_clear_error(environ: dict[str, str]) ->
 
 
 @pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"DOCPIPE_WORKERS": "2", "DOCPIPE_BLOB_STORE": "memory"}, "DOCPIPE_BLOB_STORE=memory"),
+        ({"DOCPIPE_WORKERS": "3", "DOCPIPE_REPOSITORY": "memory"}, "DOCPIPE_REPOSITORY=memory"),
+    ],
+)
+def test_several_workers_cannot_share_a_memory_store(environ: dict[str, str], named: str) -> None:
+    """Each process would have its own data: a document uploaded to one would be missing in the other."""
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ)
+
+
+def test_one_worker_may_use_memory_stores() -> None:
+    settings = load_settings(
+        {"DOCPIPE_WORKERS": "1", "DOCPIPE_BLOB_STORE": "memory", "DOCPIPE_REPOSITORY": "memory"}
+    )
+    assert settings.workers == 1
+
+
+@pytest.mark.parametrize(
     ("environ", "s3_region", "dynamodb_region"),
     [
         ({}, None, None),
