@@ -94,6 +94,6 @@ def test_too_many_metadata_entries_are_refused_before_any_is_processed() -> None
         clean_metadata(_NotToBeWalked({f"k{n}": "v" for n in range(10**5)}))
 
 
-def test_tags_are_deduplicated_in_linear_time_keeping_the_clients_order() -> None:
+def test_duplicate_tags_are_dropped_keeping_the_clients_order() -> None:
     assert clean_tags(["b", "a", " b", "c", "a"]) == ("b", "a", "c")
     assert clean_tags(split_tags_field("z, y, z, x")) == ("z", "y", "x")
