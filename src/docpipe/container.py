@@ -28,6 +28,9 @@ class Container(containers.DeclarativeContainer):
 
     aws_session = providers.Singleton(aioboto3.Session)
 
+    s3_release_after = providers.Object(s3.RELEASE_AFTER)
+    """Seconds a download may leave its S3 connection idle (tests lengthen it to hold a connection)."""
+
     blob_store = providers.Selector(
         providers.Callable(_blob_store_kind, settings),
         filesystem=providers.Resource(
@@ -40,6 +43,7 @@ class Container(containers.DeclarativeContainer):
             aws_session,
             settings.provided.s3,
             create_missing=settings.provided.create_missing,
+            release_after=s3_release_after,
         ),
         memory=providers.Resource(memory.open_blob_store),
     )

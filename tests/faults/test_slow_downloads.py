@@ -7,15 +7,22 @@ S3 client has pooled connections: everyone else must still be served while they 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
+import msgspec
 
+from docpipe.container import Container
+from docpipe.domain.service import DocumentService
+from tests.adapters_under_test import settings_for
 from tests.faults.support import MIB, aws_env, download_digest, pattern_chunks, pattern_sha256
+from tests.http.helpers import serve
 from tests.live_server import LiveServer, live_server
 from tests.moto_server import MotoServer
 
@@ -79,3 +86,60 @@ def test_clients_that_stop_reading_leave_s3_usable(moto_server: MotoServer, tmp_
         assert download_digest(client, big) == (200, DOCUMENT_SIZE, pattern_sha256(1, DOCUMENT_SIZE))
         ready = client.get("/health/ready")
         assert ready.status_code == 200, ready.text
+
+
+HOLD_SECONDS = 90.0
+"""How long the test holds the one S3 connection: generous, as the refused read may first wait
+``s3.CONNECTION_WAIT`` in each of botocore's attempts on a shared machine. Without the bound on
+that wait, the read would be served only once the connection comes back, and with 200."""
+
+
+async def test_a_read_finding_every_s3_connection_held_gets_503_and_readiness_still_answers(
+    moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """A download that keeps its S3 connection must not make the next one wait until it ends, nor the
+    readiness check, which has connections of its own."""
+    settings = settings_for(
+        blob_store="s3",
+        repository="dynamodb",
+        data_dir=tmp_path / "data",
+        aws_endpoint_url=moto_server.endpoint_url,
+    )
+    settings = msgspec.structs.replace(settings, s3=msgspec.structs.replace(settings.s3, max_connections=1))
+    container = Container(settings=settings)
+    container.s3_release_after.override(HOLD_SECONDS)
+    async with serve(settings, container) as client:
+        # Larger than socket buffers take in: the held download's S3 response stays unread.
+        held_body = b"".join(pattern_chunks(2, DOCUMENT_SIZE))
+        uploaded = await client.post("/documents", params={"filename": "held.bin"}, content=held_body)
+        assert uploaded.status_code == 201, uploaded.text
+        document_id = uploaded.json()["id"]
+
+        async def hold_the_connection() -> asyncio.Task[None]:
+            """Open a download and read none of it for ``HOLD_SECONDS``, in the app's own event loop
+            (where its S3 client is)."""
+            service: DocumentService = await container.service()  # type: ignore[misc]
+            chunks = await service.open_content(await service.get(document_id))
+
+            async def release_later() -> None:
+                try:
+                    await asyncio.sleep(HOLD_SECONDS)
+                finally:
+                    await cast("AsyncGenerator[bytes, None]", chunks).aclose()
+
+            return asyncio.create_task(release_later())
+
+        async def release_now(holder: asyncio.Task[None]) -> None:
+            holder.cancel()
+            await asyncio.gather(holder, return_exceptions=True)
+
+        portal = client.blocking_portal
+        holder = portal.call(hold_the_connection)
+        try:
+            refused = await client.get(f"/documents/{document_id}/content")
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["content-type"] == "application/problem+json"
+            ready = await client.get("/health/ready")
+            assert ready.status_code == 200, ready.text
+        finally:
+            portal.call(release_now, holder)

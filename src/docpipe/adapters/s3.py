@@ -66,8 +66,10 @@ class S3BlobStore:
         prefix: str = "",
         *,
         create_missing: bool = True,
+        release_after: float = RELEASE_AFTER,
     ) -> None:
         self._client = client
+        self._release_after = release_after
         self._checker = checker
         self._bucket = bucket
         self._prefix = prefix
@@ -214,7 +216,7 @@ class S3BlobStore:
         """Yield ``b""`` once the object is found, then its bytes.
 
         One GetObject serves a reader that keeps up. A reader that leaves a chunk unclaimed for
-        ``RELEASE_AFTER`` seconds (a slow client) has the S3 response closed under it, giving the
+        ``release_after`` seconds (a slow client) has the S3 response closed under it, giving the
         pooled connection back; when it asks for more, a ranged GetObject (``If-Match`` the first
         one's ETag) resumes where it stopped. A connection is so held at S3's pace, not the
         client's, and memory stays one chunk per download.
@@ -233,7 +235,7 @@ class S3BlobStore:
         yield b""
         while True:
             body = response["Body"]
-            lease = _Lease(body)
+            lease = _Lease(body, self._release_after)
             async with body:  # not ``as``: aiobotocore's __aenter__ returns the bare aiohttp response
                 while not lease.released:
                     with self._unavailable_on_failure():
@@ -340,14 +342,15 @@ class S3BlobStore:
 class _Lease:
     """An S3 response that is closed, freeing its connection, if its reader leaves it waiting."""
 
-    def __init__(self, body: StreamingBody) -> None:
+    def __init__(self, body: StreamingBody, release_after: float) -> None:
         self._body = body
+        self._release_after = release_after
         self.released = False
 
     @contextlib.contextmanager
     def waiting(self) -> Iterator[None]:
-        """While the reader is away: after ``RELEASE_AFTER`` seconds the response is closed."""
-        timer = asyncio.get_running_loop().call_later(RELEASE_AFTER, self._release)
+        """While the reader is away: after ``release_after`` seconds the response is closed."""
+        timer = asyncio.get_running_loop().call_later(self._release_after, self._release)
         try:
             yield
         finally:
@@ -414,7 +417,11 @@ def _config(settings: S3Settings, max_connections: int) -> AioConfig:
 
 
 async def open_blob_store(
-    session: aioboto3.Session, settings: S3Settings, *, create_missing: bool = True
+    session: aioboto3.Session,
+    settings: S3Settings,
+    *,
+    create_missing: bool = True,
+    release_after: float = RELEASE_AFTER,
 ) -> AsyncIterator[S3BlobStore]:
     """Open the process's S3 clients (one for transfers, a small one for the readiness check), make
     sure the bucket exists, and close the clients on exit.
@@ -435,7 +442,12 @@ async def open_blob_store(
 
     async with client(settings.max_connections) as transfers, client(CHECK_CONNECTIONS) as checker:
         store = S3BlobStore(
-            transfers, checker, settings.bucket, settings.prefix, create_missing=create_missing
+            transfers,
+            checker,
+            settings.bucket,
+            settings.prefix,
+            create_missing=create_missing,
+            release_after=release_after,
         )
         try:
             if create_missing:
