@@ -290,6 +290,29 @@ async def test_an_update_always_overtaken_retries_then_gives_up(
         assert await repository.get(document.id) == document
 
 
+async def test_the_wait_for_a_turn_counts_in_an_updates_budget(
+    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update queued behind a slow one of the same document gives up when its budget is spent,
+    rather than starting a full budget of its own once its turn comes."""
+    monkeypatch.setattr(dynamodb, "UPDATE_BUDGET_SECONDS", 0.5)
+    async with repository_and_client(moto_server.endpoint_url) as (_, client, table):
+        repository = DynamoDbRepository(client, table)
+        (document,) = await add_all(repository, [make_document()])
+        writing = asyncio.Event()
+
+        async def slow_write(**_: Any) -> None:
+            writing.set()
+            await asyncio.sleep(2)
+
+        client.meta.events.register("before-call.dynamodb.TransactWriteItems", cast(Any, slow_write))
+        first = asyncio.create_task(repository.update(document.id, renamed("first")))
+        await writing.wait()
+        with pytest.raises(ConcurrentUpdate):
+            await repository.update(document.id, renamed("second"))
+        assert (await first).filename == "first"
+
+
 async def test_concurrent_deletes_remove_once(moto_server: MotoServer) -> None:
     async with repository_and_client(moto_server.endpoint_url) as (repository, client, table):
         (document,) = await add_all(repository, [make_document(tags=("t",))])

@@ -1,8 +1,8 @@
 """Concurrent PATCHes of one document through a real server, on every adapter pair.
 
 The in-process test client runs one request at a time, so contention needs a real server: here
-50 clients update one document at once. Without If-Match every update must apply, one after the
-other; with one shared If-Match exactly one may.
+50 clients update one document at once, through one worker process or two. Without If-Match every
+update must apply, one after the other; with one shared If-Match exactly one may.
 """
 
 from __future__ import annotations
@@ -21,11 +21,18 @@ WRITERS = 50
 CLIENT_TIMEOUT = httpx.Timeout(60.0)
 
 
-@pytest.fixture(params=ADAPTER_PAIRS, ids=["+".join(pair) for pair in ADAPTER_PAIRS])
+SERVERS = [(pair, 1) for pair in ADAPTER_PAIRS] + [
+    (pair, 2) for pair in ADAPTER_PAIRS if "memory" not in pair
+]
+"""Each pair with one worker, and those that can be shared with two: then updates of one document
+contend across processes too, where only the store's conditional writes keep them apart."""
+
+
+@pytest.fixture(params=SERVERS, ids=[f"{'+'.join(pair)}-{workers}-workers" for pair, workers in SERVERS])
 async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    pair: tuple[str, str] = request.param
+    pair, workers = request.param
     endpoint = request.getfixturevalue("moto_server").endpoint_url if "s3" in pair else None
-    env = pair_env(pair, tmp_path / "data", endpoint)
+    env = {**pair_env(pair, tmp_path / "data", endpoint), "DOCPIPE_WORKERS": str(workers)}
     limits = httpx.Limits(max_connections=WRITERS)
     with live_server(env, tmp_path / "docpipe.log") as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=CLIENT_TIMEOUT, limits=limits) as http:

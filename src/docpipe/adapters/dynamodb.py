@@ -51,6 +51,7 @@ import msgspec
 from aiobotocore.config import AioConfig
 
 from docpipe.adapters.aws_errors import AwsFailures
+from docpipe.adapters.turns import Turns
 from docpipe.config import DynamoDbSettings
 from docpipe.domain.errors import (
     ConcurrentUpdate,
@@ -104,7 +105,7 @@ class DynamoDbRepository:
     def __init__(self, client: DynamoDBClient, table: str, *, create_missing: bool = True) -> None:
         self._client = client
         self._table = table
-        self._update_turns = _Turns()
+        self._update_turns = Turns()
         self._failures = _failures(table, self.create_table_if_missing if create_missing else None)
 
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
@@ -169,13 +170,20 @@ class DynamoDbRepository:
         pause (full jitter, growing exponentially) and start over, for at most ``UPDATE_BUDGET_SECONDS``.
 
         Updates of one document from this process first take turns, so they do not spend writes
-        overtaking each other; the condition then only has other processes to guard against.
+        overtaking each other; the condition then only has other processes to guard against. The
+        wait for a turn counts in the budget: an update gives up when others kept it waiting too long.
         """
-        async with self._update_turns.turn(document_id):
-            return await self._update(document_id, change)
-
-    async def _update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
         deadline = asyncio.get_running_loop().time() + UPDATE_BUDGET_SECONDS
+        try:
+            async with self._update_turns.turn(document_id, deadline):
+                return await self._update(document_id, change, deadline)
+        except TimeoutError:
+            # Only the wait for the turn: ``_update`` turns the stores' timeouts into StoreUnavailable.
+            raise ConcurrentUpdate(document_id) from None
+
+    async def _update(
+        self, document_id: str, change: Callable[[Document], Document], deadline: float
+    ) -> Document:
         attempt = 0
         with self._unavailable_on_failure():
             while True:
@@ -371,28 +379,6 @@ class DynamoDbRepository:
                 keys.extend(unprocessed["Keys"])
                 await asyncio.sleep(_UNPROCESSED_PAUSE)
         return documents
-
-
-class _Turns:
-    """One asyncio lock per key while anyone holds or awaits it, so the map stays as small as the
-    number of keys in use."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def turn(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
 
 
 def _entry_writes(table: str, old: Document | None, new: Document | None) -> list[TransactWriteItemTypeDef]:
