@@ -1,6 +1,6 @@
 # The two commands a fresh user needs: `make run` and `make test`. Both create the virtualenv first:
 # `make run` with what serving needs, `make test`, `make lint` and `make bench` add the development tools.
-# Everything installed is pinned in uv.lock; uv itself is installed from PyPI into .tools/ by pip.
+# Everything installed is pinned in uv.lock; uv itself is installed from PyPI into the venv .tools/ by pip.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,10 +14,11 @@ SYNC := $(UV) sync --frozen --python $(PYTHON) --no-python-downloads --quiet
 
 .PHONY: run test test-fast lint fmt bench lock clean
 
+# A venv of its own, so only `python3 -m venv` is needed (Debian's python3 has no pip outside one).
 $(UV):
 	rm -rf $(TOOLS)
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-		--target $(TOOLS) "uv$(UV_PIN)"
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv$(UV_PIN)"
 
 $(RUNTIME): $(UV) pyproject.toml uv.lock
 	$(SYNC) --no-dev
