@@ -11,9 +11,10 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import aioboto3
+import msgspec
 import pytest
 
 from docpipe.adapters import s3
@@ -44,13 +45,19 @@ def fresh_settings(endpoint_url: str, prefix: str = "") -> S3Settings:
 
 @contextlib.asynccontextmanager
 async def store_and_client(
-    endpoint_url: str, prefix: str = ""
+    endpoint_url: str,
+    prefix: str = "",
+    *,
+    release_after: float = s3.RELEASE_AFTER,
+    max_connections: int | None = None,
 ) -> AsyncIterator[tuple[S3BlobStore, S3Client, str]]:
     """A store on a new bucket, and a plain client to look at what it wrote."""
     settings = fresh_settings(endpoint_url, prefix)
+    if max_connections is not None:
+        settings = msgspec.structs.replace(settings, max_connections=max_connections)
     session = aioboto3.Session()
     async with (
-        opened_blob_store(session, settings) as store,
+        opened_blob_store(session, settings, release_after=release_after) as store,
         session.client("s3", endpoint_url=endpoint_url) as client,
     ):
         yield store, client, settings.bucket
@@ -230,8 +237,7 @@ async def test_a_reader_that_pauses_past_the_release_gets_exactly_its_bytes(
     moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, byte_range: ByteRange | None
 ) -> None:
     """Each pause gives the connection back, so the read resumes with ranged GetObjects."""
-    monkeypatch.setattr(s3, "RELEASE_AFTER", 0.01)
-    async with store_and_client(moto_server.endpoint_url) as (store, _, _):
+    async with store_and_client(moto_server.endpoint_url, release_after=0.01) as (store, _, _):
         key = new_document_id()
         data = os.urandom(4 * MIB)
         await store.put(key, chunks_of(data))
@@ -243,11 +249,29 @@ async def test_a_reader_that_pauses_past_the_release_gets_exactly_its_bytes(
         assert b"".join(received) == expected
 
 
+async def test_a_download_closed_before_its_first_chunk_gives_its_connection_back(
+    moto_server: MotoServer,
+) -> None:
+    """With one pooled connection, a download opened and closed unread (its client left before the
+    first byte) must not keep that connection: the next read would wait for it, then fail."""
+    size = 16 * MIB  # more than socket buffers take in, so the response stays unread
+    async with store_and_client(moto_server.endpoint_url, release_after=3600, max_connections=1) as (
+        store,
+        _,
+        _,
+    ):
+        key = new_document_id()
+        await store.put(key, chunks_of(b"x" * size))
+        unread = await store.open(key)
+        await cast("AsyncGenerator[bytes, None]", unread).aclose()
+        again = await store.open(key)
+        assert sum([len(chunk) async for chunk in again]) == size
+
+
 async def test_a_read_resumed_after_its_object_was_replaced_stops_without_mixing_bytes(
     moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(s3, "RELEASE_AFTER", 0.01)
-    async with store_and_client(moto_server.endpoint_url) as (store, _, _):
+    async with store_and_client(moto_server.endpoint_url, release_after=0.01) as (store, _, _):
         key = new_document_id()
         await store.put(key, chunks_of(b"a" * 4 * MIB))
         chunks = await store.open(key)

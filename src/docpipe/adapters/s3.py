@@ -221,9 +221,9 @@ class S3BlobStore:
         one's ETag) resumes where it stopped. A connection is so held at S3's pace, not the
         client's, and memory stays one chunk per download.
 
-        The generator is suspended inside ``async with body`` between chunks: whether the consumer
-        finishes, stops early (``aclose``) or drops it (the event loop's finaliser), the response is
-        released.
+        The generator is suspended inside ``async with body`` between chunks, and closes the body when
+        it ends at its first ``yield``: whether the consumer finishes, stops early (``aclose``) or drops
+        it (the event loop's finaliser), the response is released.
         """
         request: GetObjectRequestTypeDef = {"Bucket": self._bucket, "Key": self._prefix + key}
         if byte_range is not None:
@@ -232,7 +232,12 @@ class S3BlobStore:
         position = 0 if byte_range is None else byte_range.start
         end = position + response["ContentLength"]
         request["IfMatch"] = response["ETag"]
-        yield b""
+        try:
+            yield b""
+        except BaseException:
+            # Closed (or dropped) before reading: give the connection back, as ``async with body`` does.
+            response["Body"].close()
+            raise
         while True:
             body = response["Body"]
             lease = _Lease(body, self._release_after)
