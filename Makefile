@@ -9,6 +9,9 @@ UV := $(TOOLS)/bin/uv
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 UV_PIN = $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["tool"]["uv"]["required-version"])')
+# One test process per CPU (pytest-xdist); each test file stays in one process, so its module fixtures
+# (a moto server stack, a live server) start once.
+PARALLEL := -n auto --dist loadfile
 # uv uses the interpreter given, never one it would download; --frozen installs uv.lock as it is.
 SYNC := $(UV) sync --frozen --python $(PYTHON) --no-python-downloads --quiet
 
@@ -32,10 +35,10 @@ run: $(RUNTIME)
 	$(BIN)/docpipe serve
 
 test: $(DEV)
-	$(BIN)/pytest
+	$(BIN)/pytest $(PARALLEL)
 
 test-fast: $(DEV)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest $(PARALLEL) -m "not slow"
 
 lint: $(DEV)
 	$(BIN)/ruff check .
