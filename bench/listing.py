@@ -51,6 +51,7 @@ _COLUMNS = (
     "created_at",
     "updated_at",
     "version",
+    "blob_key",
 )
 _KINDS = (
     ("pdf", "application/pdf"),
@@ -115,6 +116,7 @@ def _rows(count: int, deep_index: int, found: list[str]) -> Iterator[tuple[tuple
             stamp,
             stamp,
             1,
+            document_id,
         )
         yield row, tags
 
