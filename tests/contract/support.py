@@ -32,3 +32,16 @@ def errors_naming(caplog: pytest.LogCaptureFixture, name: str) -> list[str]:
         for record in caplog.records
         if record.levelno == logging.ERROR and name in record.getMessage()
     ]
+
+
+async def until_logged(caplog: pytest.LogCaptureFixture, name: str) -> None:
+    """Wait until an ERROR naming ``name`` is logged; fail after ``PATIENCE_SECONDS``.
+
+    A recreated bucket or table answers before the task recreating it (still waiting for it to be
+    reported ready) logs that it did: a test must not close the store before then.
+    """
+    async with asyncio.timeout(PATIENCE_SECONDS):
+        while True:
+            if errors_naming(caplog, name):
+                return
+            await asyncio.sleep(0.1)

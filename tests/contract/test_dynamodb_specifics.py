@@ -27,7 +27,7 @@ from docpipe.domain.errors import (
 )
 from docpipe.domain.model import Document, ListQuery
 from docpipe.domain.service import DocumentService
-from tests.contract.support import errors_naming, until_it_passes
+from tests.contract.support import errors_naming, until_it_passes, until_logged
 from tests.contract.test_repository_contract import add_all, list_ids, make_document, renamed
 from tests.moto_server import MotoServer, free_port, running_moto_server
 
@@ -364,6 +364,7 @@ async def test_a_table_deleted_at_run_time_is_recreated_once(
         document = make_document()
         await repository.add(document)
         assert await repository.get(document.id) == document
+        await until_logged(caplog, table)
     recreated = errors_naming(caplog, table)
     assert len(recreated) == 1, recreated
     assert "recreated" in recreated[0]

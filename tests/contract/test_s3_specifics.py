@@ -22,7 +22,7 @@ from docpipe.adapters.s3 import PART_SIZE, S3BlobStore, open_blob_store
 from docpipe.config import S3Settings
 from docpipe.domain.errors import BlobNotFound, StoreMissing, StoreUnavailable
 from docpipe.domain.model import ByteRange, new_document_id
-from tests.contract.support import errors_naming, until_it_passes
+from tests.contract.support import errors_naming, until_it_passes, until_logged
 from tests.contract.test_blob_store_contract import chunks_of
 from tests.moto_server import MotoServer, free_port, running_moto_server
 
@@ -184,6 +184,7 @@ async def test_a_bucket_deleted_at_run_time_is_recreated_once(
         key = new_document_id()
         assert await store.put(key, chunks_of(b"back")) == 4
         assert b"".join([chunk async for chunk in await store.open(key)]) == b"back"
+        await until_logged(caplog, bucket)
     recreated = errors_naming(caplog, bucket)
     assert len(recreated) == 1, recreated
     assert "recreated" in recreated[0]
