@@ -20,6 +20,13 @@ class DocumentNotFound(DocpipeError):
         super().__init__(f"no document matches {reference!r}")
 
 
+class KeyNotFound(DocpipeError):
+    """No API key has the id a request names (404)."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"no key has the id {key_id!r}")
+
+
 class BlobNotFound(DocpipeError):
     """The metadata exists but its bytes do not: a broken invariant that fsck reports."""
 

@@ -1,4 +1,4 @@
-"""The two ports docpipe's use cases depend on. Adapters implement them; nothing else crosses them."""
+"""The ports docpipe's use cases depend on. Adapters implement them; nothing else crosses them."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
+from docpipe.domain.keys import ApiKey
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page
 
 
@@ -113,6 +114,35 @@ class DocumentRepository(Protocol):
 
     async def release(self, claim: IdempotencyClaim) -> None:
         """Free ``claim.key`` if ``claim.token`` holds it and it is not completed; else do nothing."""
+        ...
+
+    async def check(self) -> None:
+        """Raise ``StoreUnavailable`` when the repository cannot serve requests."""
+        ...
+
+
+class KeyRepository(Protocol):
+    """API keys, found by the hash of their secret. Every adapter keeps them beside the documents' metadata
+    (the same SQLite file, the same DynamoDB table), so replicas sharing a repository share their keys."""
+
+    async def add(self, key: ApiKey) -> None:
+        """Store a new key."""
+        ...
+
+    async def find(self, secret_hash: str) -> ApiKey | None:
+        """The key whose secret hashes to ``secret_hash``, revoked keys excluded."""
+        ...
+
+    async def list(self) -> list[ApiKey]:
+        """Every key that is not revoked, oldest first."""
+        ...
+
+    async def revoke(self, key_id: str) -> None:
+        """Refuse the key from now on; raises ``KeyNotFound`` when no key has ``key_id``."""
+        ...
+
+    async def touch(self, key_id: str, when: datetime) -> None:
+        """Record that the key was used at ``when``; a key revoked meanwhile stays revoked."""
         ...
 
     async def check(self) -> None:

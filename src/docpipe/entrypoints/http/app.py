@@ -16,7 +16,7 @@ from docpipe.container import Container, close, open_service
 from docpipe.entrypoints import data_lock
 from docpipe.entrypoints.http.body_limits import MAX_PATCH_BODY_BYTES
 from docpipe.entrypoints.http.content import ContentController
-from docpipe.entrypoints.http.dependencies import provide_service
+from docpipe.entrypoints.http.dependencies import provide_principal, provide_service
 from docpipe.entrypoints.http.documents import DocumentController
 from docpipe.entrypoints.http.health import HealthController
 from docpipe.entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -45,7 +45,10 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             ContentController,
             HealthController,
         ],
-        dependencies={"service": Provide(provide_service, sync_to_thread=False)},
+        dependencies={
+            "service": Provide(provide_service, sync_to_thread=False),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             DefineMiddleware(

@@ -1,4 +1,4 @@
-"""How handlers reach the service the container built at start-up."""
+"""How handlers reach the service the container built at start-up, and the principal a request acts as."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Request
 from litestar.datastructures import State
 
+from docpipe.domain.identity import AUTHENTICATION_OFF, Principal
 from docpipe.domain.service import DocumentService
 
 AnyRequest = Request[Any, Any, State]
@@ -15,3 +16,8 @@ AnyRequest = Request[Any, Any, State]
 def provide_service(state: State) -> DocumentService:
     service: DocumentService = state.service
     return service
+
+
+def provide_principal() -> Principal:
+    """The principal the request acts as; until authentication lands, every request is ``default``'s."""
+    return AUTHENTICATION_OFF
