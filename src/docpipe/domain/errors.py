@@ -20,6 +20,17 @@ class DocumentNotFound(DocpipeError):
         super().__init__(f"no document matches {reference!r}")
 
 
+class Unauthenticated(DocpipeError):
+    """The request carries no credentials, or ones that are unknown, expired or revoked (401)."""
+
+
+class MissingScope(DocpipeError):
+    """The credentials are good but lack the scope the route needs (403)."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"this requires the {scope!r} scope")
+
+
 class KeyNotFound(DocpipeError):
     """No API key has the id a request names (404)."""
 

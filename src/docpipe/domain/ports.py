@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
+from docpipe.domain.identity import Principal
 from docpipe.domain.keys import ApiKey
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page
 
@@ -147,4 +148,12 @@ class KeyRepository(Protocol):
 
     async def check(self) -> None:
         """Raise ``StoreUnavailable`` when the repository cannot serve requests."""
+        ...
+
+
+class TokenVerifier(Protocol):
+    """Bearer tokens issued by someone else (an OIDC identity provider)."""
+
+    async def verify(self, token: str) -> Principal:
+        """The principal ``token`` stands for; raises ``Unauthenticated`` when it does not verify."""
         ...
