@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -51,6 +53,17 @@ class DynamoDbSettings(msgspec.Struct, frozen=True, kw_only=True):
     region: str | None = None
 
 
+class OidcSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Which identity provider's tokens docpipe accepts, and for whom they must be meant."""
+
+    issuer: str
+    """Compared exactly with the tokens' ``iss``; its discovery document names the keys."""
+    audience: str
+    """What a token's ``aud`` must contain: this docpipe's name at the identity provider."""
+    owner_claim: str = "sub"
+    """The claim whose value is the owner a token acts for."""
+
+
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 
 
@@ -83,6 +96,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
     dynamodb: DynamoDbSettings = msgspec.field(default_factory=DynamoDbSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
+    oidc: OidcSettings | None = None
+    """``None``: bearer tokens other than docpipe's keys are refused."""
 
 
 class SettingsError(ValueError):
@@ -123,8 +138,13 @@ _LIMITS = {
     "DOCPIPE_BODY_RATE_WINDOW": "body_rate_window",
 }
 
+_OIDC = {
+    "DOCPIPE_OIDC_ISSUER": "issuer",
+    "DOCPIPE_OIDC_AUDIENCE": "audience",
+    "DOCPIPE_OIDC_OWNER_CLAIM": "owner_claim",
+}
 
-KNOWN_VARIABLES = frozenset({*_TOP_LEVEL, *_S3, *_DYNAMODB, *_LIMITS})
+KNOWN_VARIABLES = frozenset({*_TOP_LEVEL, *_S3, *_DYNAMODB, *_LIMITS, *_OIDC})
 _AWS_REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
 """Where a store's region comes from when its ``DOCPIPE_*_REGION`` is unset, first one set wins; with
 none set the AWS profile's applies. Resolved here because the pinned botocore reads only the second."""
@@ -138,6 +158,46 @@ def _with_region(fields: dict[str, str], environ: Mapping[str, str]) -> dict[str
     region = next((environ[name] for name in _AWS_REGION_VARIABLES if environ.get(name, "") != ""), None)
     if region is not None:
         fields.setdefault("region", region)
+    return fields
+
+
+def untrusted_url_reason(url: str) -> str | None:
+    """Why docpipe will not fetch keys from ``url``, or ``None`` when it will: https, or plain http to
+    this machine only (anyone on the path could otherwise hand docpipe keys of their own)."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"https", "http"} or not parts.hostname:
+        return f"{url!r} is not an http(s) URL"
+    if parts.query or parts.fragment:
+        return f"{url!r} has a query or a fragment"
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        return f"{url!r} is plain http to another machine; use https"
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _oidc(environ: Mapping[str, str]) -> dict[str, str] | None:
+    fields = _pick(environ, _OIDC)
+    if not fields:
+        return None
+    if "issuer" not in fields:
+        named = ", ".join(name for name, field in _OIDC.items() if field in fields)
+        raise SettingsError(f"invalid configuration: {named} needs DOCPIPE_OIDC_ISSUER")
+    if "audience" not in fields:
+        raise SettingsError(
+            "invalid configuration: DOCPIPE_OIDC_ISSUER needs DOCPIPE_OIDC_AUDIENCE, the audience docpipe's"
+            " tokens are issued for (without it, tokens meant for any other service would be accepted)"
+        )
+    reason = untrusted_url_reason(fields["issuer"])
+    if reason is not None:
+        raise SettingsError(f"invalid configuration: DOCPIPE_OIDC_ISSUER {reason}")
     return fields
 
 
@@ -159,6 +219,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     raw["s3"] = _with_region(_pick(env, _S3), env)
     raw["dynamodb"] = _with_region(_pick(env, _DYNAMODB), env)
     raw["limits"] = _pick(env, _LIMITS)
+    raw["oidc"] = _oidc(env)
     try:
         settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
     except msgspec.ValidationError as error:

@@ -1,13 +1,16 @@
-"""The one place that knows every concrete class: settings pick the adapters of both ports."""
+"""The one place that knows every concrete class: settings pick the adapters of the ports."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 import aioboto3
 from dependency_injector import containers, providers
 
-from docpipe.adapters import dynamodb, filesystem, memory, s3, sniffing, sqlite
+from docpipe.adapters import dynamodb, filesystem, memory, oidc, s3, sniffing, sqlite
 from docpipe.config import Settings
 from docpipe.domain.fsck import Fsck
+from docpipe.domain.ports import TokenVerifier
 from docpipe.domain.service import DocumentService
 
 
@@ -17,6 +20,14 @@ def _blob_store_kind(settings: Settings) -> str:
 
 def _repository_kind(settings: Settings) -> str:
     return settings.repository.value
+
+
+def _oidc_state(settings: Settings) -> str:
+    return "off" if settings.oidc is None else "on"
+
+
+async def _no_token_verifier() -> AsyncIterator[None]:
+    yield None
 
 
 class Container(containers.DeclarativeContainer):
@@ -64,6 +75,13 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Resource(memory.open_repository),
     )
 
+    token_verifier = providers.Selector(
+        providers.Callable(_oidc_state, settings),
+        on=providers.Resource(oidc.open_token_verifier, settings.provided.oidc),
+        off=providers.Resource(_no_token_verifier),
+    )
+    """Verifies the OIDC identity provider's bearer tokens; ``None`` when ``DOCPIPE_OIDC_ISSUER`` is unset."""
+
     service = providers.Singleton(
         DocumentService,
         blobs=blob_store,
@@ -87,6 +105,13 @@ async def open_service(container: Container) -> DocumentService:
     await container.repository()
     service: DocumentService = await container.service()  # type: ignore[misc]
     return service
+
+
+async def open_token_verifier(container: Container) -> TokenVerifier | None:
+    """The OIDC token verifier, or ``None`` when OIDC is off. Opening it does not wait for the identity
+    provider: its keys are fetched in the background (see ``docpipe.adapters.oidc``)."""
+    verifier: TokenVerifier | None = await container.token_verifier()
+    return verifier
 
 
 async def close(container: Container) -> None:

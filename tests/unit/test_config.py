@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from docpipe.config import GIB, BlobStoreKind, SettingsError, load_settings
+from docpipe.config import GIB, BlobStoreKind, OidcSettings, SettingsError, load_settings
 
 
 def test_defaults_are_the_embedded_setup() -> None:
@@ -112,3 +112,42 @@ def test_each_store_takes_its_own_region_then_aws_region_then_aws_default_region
     """With none of them set the region stays unset, and botocore takes the profile's."""
     settings = load_settings(environ)
     assert (settings.s3.region, settings.dynamodb.region) == (s3_region, dynamodb_region)
+
+
+def test_oidc_is_off_unless_an_issuer_is_set() -> None:
+    assert load_settings({}).oidc is None
+
+
+def test_oidc_settings_are_parsed() -> None:
+    environ = {"DOCPIPE_OIDC_ISSUER": "https://idp.example/realms/acme", "DOCPIPE_OIDC_AUDIENCE": "docpipe"}
+    assert load_settings(environ).oidc == OidcSettings(
+        issuer="https://idp.example/realms/acme", audience="docpipe", owner_claim="sub"
+    )
+    custom = load_settings({**environ, "DOCPIPE_OIDC_OWNER_CLAIM": "tenant"}).oidc
+    assert custom is not None
+    assert custom.owner_claim == "tenant"
+
+
+@pytest.mark.parametrize("issuer", ["http://localhost:8080", "http://127.0.0.1:9000/", "http://[::1]:9000/x"])
+def test_an_issuer_on_this_machine_may_be_plain_http(issuer: str) -> None:
+    settings = load_settings({"DOCPIPE_OIDC_ISSUER": issuer, "DOCPIPE_OIDC_AUDIENCE": "docpipe"})
+    assert settings.oidc is not None
+    assert settings.oidc.issuer == issuer
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"DOCPIPE_OIDC_ISSUER": "https://idp.example"}, "DOCPIPE_OIDC_AUDIENCE"),
+        ({"DOCPIPE_OIDC_AUDIENCE": "docpipe"}, "DOCPIPE_OIDC_ISSUER"),
+        ({"DOCPIPE_OIDC_OWNER_CLAIM": "email"}, "DOCPIPE_OIDC_ISSUER"),
+        ({"DOCPIPE_OIDC_ISSUER": "http://idp.example", "DOCPIPE_OIDC_AUDIENCE": "d"}, "https"),
+        ({"DOCPIPE_OIDC_ISSUER": "idp.example", "DOCPIPE_OIDC_AUDIENCE": "d"}, "http"),
+        ({"DOCPIPE_OIDC_ISSUER": "https://idp.example/?tenant=a", "DOCPIPE_OIDC_AUDIENCE": "d"}, "query"),
+    ],
+)
+def test_incomplete_or_unsafe_oidc_settings_are_refused(environ: dict[str, str], named: str) -> None:
+    """An issuer without an audience would accept tokens issued for any other service; keys fetched over
+    plain http from another machine could be anyone's."""
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ)
