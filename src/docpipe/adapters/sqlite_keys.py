@@ -33,8 +33,10 @@ CREATE TABLE IF NOT EXISTS api_keys (
 ) WITHOUT ROWID;
 """
 
-_COLUMNS = "id, secret_hash, owner, scopes, name, created_at, expires_at, last_used_at"
+_COLUMN_NAMES = ("id", "secret_hash", "owner", "scopes", "name", "created_at", "expires_at", "last_used_at")
+_COLUMNS = ", ".join(_COLUMN_NAMES)
 _SELECT = f"SELECT {_COLUMNS} FROM api_keys"  # noqa: S608
+_INSERT = f"INSERT INTO api_keys ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"  # noqa: S608
 
 Read = Callable[[str, Sequence[Any]], Awaitable[list[sqlite3.Row]]]
 """One statement on a reader connection, its rows fetched, SQLite's failures converted."""
@@ -53,7 +55,7 @@ class SqliteKeyRepository:
     async def add(self, key: ApiKey) -> None:
         async with self._transaction() as db:
             try:
-                await db.execute(f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _row(key))  # noqa: S608
+                await db.execute(_INSERT, _row(key))
             except sqlite3.IntegrityError:
                 raise DuplicateKey(key.id) from None
 
