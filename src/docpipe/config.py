@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -29,6 +30,39 @@ class RepositoryKind(StrEnum):
     SQLITE = "sqlite"
     DYNAMODB = "dynamodb"
     MEMORY = "memory"
+
+
+class AuthMode(StrEnum):
+    """Whether requests authenticate (``DOCPIPE_AUTH``): with keys (or tokens), or not at all."""
+
+    KEYS = "keys"
+    NONE = "none"
+
+
+class Secret:
+    """A setting's value that must never be shown: ``repr`` and ``str`` hide it, so that settings in a
+    log line or a traceback do not leak it. ``matches`` compares a presented value in constant time."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def matches(self, candidate: str) -> bool:
+        return hmac.compare_digest(
+            candidate.encode(errors="surrogatepass"), self._value.encode(errors="surrogatepass")
+        )
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+
+MIN_ADMIN_KEY_LENGTH = 16
 
 
 class S3Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,6 +127,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_upload_bytes: int = 5 * GIB
     create_missing: bool = True
     """Create a missing bucket, table, folder or database, at start-up and when one goes missing."""
+    auth: AuthMode = AuthMode.KEYS
+    admin_key: Secret | None = None
+    """A key of owner ``default`` with every scope, taken from the environment; with none, the first
+    start writes one to ``<data_dir>/admin.key``."""
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
     dynamodb: DynamoDbSettings = msgspec.field(default_factory=DynamoDbSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
@@ -113,6 +151,8 @@ _TOP_LEVEL = {
     "DOCPIPE_WORKERS": "workers",
     "DOCPIPE_MAX_UPLOAD_BYTES": "max_upload_bytes",
     "DOCPIPE_CREATE_MISSING": "create_missing",
+    "DOCPIPE_AUTH": "auth",
+    "DOCPIPE_ADMIN_KEY": "admin_key",
 }
 _S3 = {
     "DOCPIPE_S3_BUCKET": "bucket",
@@ -201,9 +241,11 @@ def _oidc(environ: Mapping[str, str]) -> dict[str, str] | None:
     return fields
 
 
-def _decode_path(kind: type, value: object) -> object:
+def _decode(kind: type, value: object) -> object:
     if kind is Path and isinstance(value, str):
         return Path(value)
+    if kind is Secret and isinstance(value, str):
+        return Secret(value)
     raise NotImplementedError
 
 
@@ -221,7 +263,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     raw["limits"] = _pick(env, _LIMITS)
     raw["oidc"] = _oidc(env)
     try:
-        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
+        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode)
     except msgspec.ValidationError as error:
         raise SettingsError(f"invalid configuration: {error}") from None
     if settings.workers < 1:
@@ -241,4 +283,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("invalid configuration: DOCPIPE_MAX_UPLOAD_BYTES must be positive")
     if settings.s3.max_connections <= 0:
         raise SettingsError("invalid configuration: DOCPIPE_S3_MAX_CONNECTIONS must be positive")
+    if settings.admin_key is not None:
+        _check_admin_key(settings.admin_key.reveal())
     return settings
+
+
+def _check_admin_key(value: str) -> None:
+    """Refuse a guessable key, or one no HTTP header can carry; the message never quotes it."""
+    if len(value) < MIN_ADMIN_KEY_LENGTH or not all("!" <= character <= "~" for character in value):
+        raise SettingsError(
+            f"invalid configuration: DOCPIPE_ADMIN_KEY must be at least {MIN_ADMIN_KEY_LENGTH} characters,"
+            " printable ASCII without spaces (e.g. the output of: openssl rand -hex 32)"
+        )

@@ -10,6 +10,7 @@ from dependency_injector import containers, providers
 from docpipe.adapters import dynamodb, filesystem, memory, oidc, s3, sniffing, sqlite
 from docpipe.config import Settings
 from docpipe.domain.fsck import Fsck
+from docpipe.domain.key_service import KeyService
 from docpipe.domain.ports import TokenVerifier
 from docpipe.domain.service import DocumentService
 
@@ -81,6 +82,16 @@ class Container(containers.DeclarativeContainer):
         off=providers.Resource(_no_token_verifier),
     )
     """Verifies the OIDC identity provider's bearer tokens; ``None`` when ``DOCPIPE_OIDC_ISSUER`` is unset."""
+
+    keys = providers.Selector(
+        providers.Callable(_repository_kind, settings),
+        sqlite=providers.Singleton(sqlite.SqliteRepository.api_keys, repository),
+        dynamodb=providers.Singleton(dynamodb.DynamoDbRepository.api_keys, repository),
+        memory=providers.Resource(memory.open_key_repository),
+    )
+    """The API keys, kept beside the documents' metadata: awaiting it opens the repository."""
+
+    key_service = providers.Singleton(KeyService, keys=keys)
 
     service = providers.Singleton(
         DocumentService,

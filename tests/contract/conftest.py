@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from docpipe.container import Container, close
-from docpipe.domain.ports import BlobStore, DocumentRepository
+from docpipe.domain.ports import BlobStore, DocumentRepository, KeyRepository
 from tests.adapters_under_test import BLOB_STORES, REPOSITORIES, needs_aws, settings_for
 
 
@@ -36,4 +36,14 @@ async def repository(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     container = Container(settings=settings)
     repository: DocumentRepository = await container.repository()
     yield repository
+    await close(container)
+
+
+@pytest.fixture(params=REPOSITORIES)
+async def key_repository(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KeyRepository]:
+    kind: str = request.param
+    settings = settings_for(repository=kind, data_dir=tmp_path, aws_endpoint_url=_endpoint(request, kind))
+    container = Container(settings=settings)
+    keys: KeyRepository = await container.keys()
+    yield keys
     await close(container)

@@ -12,6 +12,8 @@ The table has a string partition key ``pk`` and a string sort key ``sk``, and ho
     KEY#<idempotency key>     KEY    token, lease_until, expires_at (the TTL attribute), and once
                                      completed document_id and sha256: an upload's Idempotency-Key
 
+and the API keys, ``APIKEY#<secret hash>`` and ``APIKEYS`` items (see ``dynamodb_keys``).
+
 The document item answers ``get`` and carries the version that conditional writes compare. Listing
 entries make every filter value a partition sorted by document id, so every listing is one Query
 newest first (``ScanIndexForward=False``) below ``after_id`` (``sk < :after``) that reads about one
@@ -51,6 +53,7 @@ import msgspec
 from aiobotocore.config import AioConfig
 
 from docpipe.adapters.aws_errors import AwsFailures
+from docpipe.adapters.dynamodb_keys import DynamoDbKeyRepository
 from docpipe.adapters.turns import Turns
 from docpipe.config import DynamoDbSettings
 from docpipe.domain.errors import (
@@ -273,6 +276,11 @@ class DynamoDbRepository:
         with self._unavailable_on_failure():
             async with asyncio.timeout(CHECK_TIMEOUT):
                 await self._client.describe_table(TableName=self._table)
+
+    def api_keys(self) -> DynamoDbKeyRepository:
+        """The API keys in the same table, through this client and its failure conversion (see
+        ``dynamodb_keys``)."""
+        return DynamoDbKeyRepository(self._client, self._table, self._failures, self.check)
 
     async def close(self) -> None:
         """Stop a recreation of the table still in progress."""

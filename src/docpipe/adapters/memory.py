@@ -1,4 +1,4 @@
-"""In-memory fakes of both ports for fast unit tests; they pass the same contract suites as the real ones."""
+"""In-memory fakes of the ports for fast unit tests; they pass the same contract suites as the real ones."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ from datetime import datetime
 
 import msgspec
 
-from docpipe.domain.errors import BlobNotFound, DocumentNotFound, DuplicateDocument, IdempotencyKeyInUse
+from docpipe.domain.errors import (
+    BlobNotFound,
+    DocumentNotFound,
+    DuplicateDocument,
+    DuplicateKey,
+    IdempotencyKeyInUse,
+    KeyNotFound,
+)
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
+from docpipe.domain.keys import ApiKey
 from docpipe.domain.listing import examine_budget, matches, resume_point
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page, utc_now
 from docpipe.domain.streams import CHUNK_SIZE
@@ -160,9 +168,48 @@ class MemoryRepository:
         return None
 
 
+class MemoryKeyRepository:
+    """Holds every API key in dicts, by id and by secret hash: for tests and throwaway runs only."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, ApiKey] = {}
+        self._ids_by_hash: dict[str, str] = {}
+
+    async def add(self, key: ApiKey) -> None:
+        if key.id in self._keys or key.secret_hash in self._ids_by_hash:
+            raise DuplicateKey(key.id)
+        self._keys[key.id] = key
+        self._ids_by_hash[key.secret_hash] = key.id
+
+    async def find(self, secret_hash: str) -> ApiKey | None:
+        key_id = self._ids_by_hash.get(secret_hash)
+        return None if key_id is None else self._keys[key_id]
+
+    async def list(self) -> list[ApiKey]:
+        return sorted(self._keys.values(), key=lambda key: key.id)
+
+    async def revoke(self, key_id: str) -> None:
+        key = self._keys.pop(key_id, None)
+        if key is None:
+            raise KeyNotFound(key_id)
+        del self._ids_by_hash[key.secret_hash]
+
+    async def touch(self, key_id: str, when: datetime) -> None:
+        key = self._keys.get(key_id)
+        if key is not None:
+            self._keys[key_id] = msgspec.structs.replace(key, last_used_at=when)
+
+    async def check(self) -> None:
+        return None
+
+
 async def open_blob_store() -> AsyncIterator[MemoryBlobStore]:
     yield MemoryBlobStore()
 
 
 async def open_repository() -> AsyncIterator[MemoryRepository]:
     yield MemoryRepository()
+
+
+async def open_key_repository() -> AsyncIterator[MemoryKeyRepository]:
+    yield MemoryKeyRepository()

@@ -16,6 +16,8 @@ import aiosqlite
 import msgspec
 
 from docpipe.adapters.disk import has_no_room
+from docpipe.adapters.sqlite_keys import SCHEMA as KEY_SCHEMA
+from docpipe.adapters.sqlite_keys import SqliteKeyRepository
 from docpipe.domain.errors import (
     DocumentNotFound,
     DuplicateDocument,
@@ -438,6 +440,10 @@ class SqliteRepository:
         if await asyncio.to_thread(has_no_room, self._folder):
             raise StorageFull(_ROLE, f"the file system of SQLite's folder {self._folder} has no room left")
 
+    def api_keys(self) -> SqliteKeyRepository:
+        """The API keys in the same file, read and written through these connections (see ``sqlite_keys``)."""
+        return SqliteKeyRepository(self._read, self._transaction, self.check)
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self._writer, self._write_lock)
 
@@ -537,6 +543,7 @@ async def open_repository(data_dir: Path, *, create_missing: bool = True) -> Asy
             connections.push_async_callback(writer.close)
             await writer.execute("PRAGMA journal_mode = WAL")
             await writer.executescript(_SCHEMA)
+            await writer.executescript(KEY_SCHEMA)
             await _add_blob_keys(writer)
             await _create_prefix_entries(writer)
             readers = []

@@ -38,6 +38,14 @@ class KeyNotFound(DocpipeError):
         super().__init__(f"no key has the id {key_id!r}")
 
 
+class DuplicateKey(DocpipeError):
+    """A repository already holds a key with this id or secret (409). Ids and secrets are fresh and
+    random, so this never happens by chance: adapters refuse rather than overwrite a stored key."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"a key with the id {key_id!r}, or with the same secret, already exists")
+
+
 class BlobNotFound(DocpipeError):
     """The metadata exists but its bytes do not: a broken invariant that fsck reports."""
 

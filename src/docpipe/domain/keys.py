@@ -10,15 +10,20 @@ never happens byte by byte in Python.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+import uuid
 import zlib
 from datetime import datetime
 
 import msgspec
 
 from docpipe.domain.identity import Principal, Scope
+from docpipe.domain.model import new_document_id
 
 KEY_PREFIX = "dp_"
+KEY_ID_PREFIX = "key_"
+_KEY_ID = re.compile(KEY_ID_PREFIX + "[0-9a-f]{32}")
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _RANDOM_LENGTH = 30
 _CHECKSUM_LENGTH = 6
@@ -41,6 +46,16 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
+
+
+def new_key_id() -> str:
+    """A key's public id: ``key_`` and the hex of a UUIDv7, so that ids sort by creation time."""
+    return KEY_ID_PREFIX + uuid.UUID(new_document_id()).hex
+
+
+def is_key_id(value: str) -> bool:
+    """Whether ``value`` has the form of the ids ``new_key_id`` makes."""
+    return _KEY_ID.fullmatch(value) is not None
 
 
 def new_secret() -> str:

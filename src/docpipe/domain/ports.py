@@ -124,18 +124,22 @@ class DocumentRepository(Protocol):
 
 class KeyRepository(Protocol):
     """API keys, found by the hash of their secret. Every adapter keeps them beside the documents' metadata
-    (the same SQLite file, the same DynamoDB table), so replicas sharing a repository share their keys."""
+    (the same SQLite file, the same DynamoDB table), so replicas sharing a repository share their keys.
+
+    A revoked key is gone from every method at once, on every replica: nothing caches keys here.
+    """
 
     async def add(self, key: ApiKey) -> None:
-        """Store a new key."""
+        """Store a new key; raises ``DuplicateKey`` rather than replace a key with its id or secret hash."""
         ...
 
     async def find(self, secret_hash: str) -> ApiKey | None:
-        """The key whose secret hashes to ``secret_hash``, revoked keys excluded."""
+        """The key whose secret hashes to ``secret_hash``, revoked keys excluded. An expired key is
+        returned, with its ``expires_at``: the caller refuses it."""
         ...
 
     async def list(self) -> list[ApiKey]:
-        """Every key that is not revoked, oldest first."""
+        """Every key that is not revoked, oldest first (key ids sort by creation time)."""
         ...
 
     async def revoke(self, key_id: str) -> None:
@@ -143,7 +147,8 @@ class KeyRepository(Protocol):
         ...
 
     async def touch(self, key_id: str, when: datetime) -> None:
-        """Record that the key was used at ``when``; a key revoked meanwhile stays revoked."""
+        """Record that the key was used at ``when``; a key revoked meanwhile stays revoked, and an
+        unknown id is left alone. Every call writes: the caller decides how often to call."""
         ...
 
     async def check(self) -> None:

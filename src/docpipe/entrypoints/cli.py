@@ -20,7 +20,10 @@ from docpipe.config import LimitSettings, Settings, SettingsError, load_settings
 from docpipe.container import Container, close, open_service
 from docpipe.domain.errors import StoreFailure, StoreMissing
 from docpipe.domain.fsck import DEFAULT_GRACE, FindingKind, Fsck, FsckReport
-from docpipe.entrypoints import data_lock
+from docpipe.domain.key_service import KeyService
+from docpipe.domain.ports import KeyRepository
+from docpipe.entrypoints import data_lock, keys_cli
+from docpipe.entrypoints.admin_key import ensure_admin_key
 from docpipe.entrypoints.http.app import create_app
 from docpipe.entrypoints.http.connections import ServerConfig
 
@@ -54,13 +57,21 @@ def server_config(
     )
 
 
-async def open_or_explain(container: Container) -> bool:
-    """Open the stores; a store that cannot be reached stops start-up with one clear line, not a
-    lifespan traceback."""
+async def open_or_explain(settings: Settings, container: Container) -> bool:
+    """Open the stores and make the first start's admin key (see ``admin_key``); a store that cannot
+    be reached, or an admin key file that cannot be written, stops start-up with one clear line, not
+    a lifespan traceback."""
     try:
         await open_service(container)
+        service: KeyService = await container.key_service()  # type: ignore[misc]
+        keys: KeyRepository = await container.keys()
+        await ensure_admin_key(settings, service, keys)
     except StoreFailure as error:
         logger.critical("cannot start: %s", error)
+        await close(container)
+        return False
+    except OSError as error:
+        logger.critical("cannot start: cannot write the admin key file: %s", error)
         await close(container)
         return False
     return True
@@ -69,7 +80,7 @@ async def open_or_explain(container: Container) -> bool:
 async def serve_one(settings: Settings, host: str, port: int) -> int:
     """One process: the stores are opened in uvicorn's event loop; the app's lifespan finds them open."""
     container = Container(settings=settings)
-    if not await open_or_explain(container):
+    if not await open_or_explain(settings, container):
         return 1
     await uvicorn.Server(server_config(create_app(settings, container), host, port, settings.limits)).serve()
     return 0
@@ -77,7 +88,7 @@ async def serve_one(settings: Settings, host: str, port: int) -> int:
 
 async def _check_stores(settings: Settings) -> bool:
     container = Container(settings=settings)
-    if not await open_or_explain(container):
+    if not await open_or_explain(settings, container):
         return False
     await close(container)
     return True
@@ -97,7 +108,8 @@ def serve(settings: Settings, host: str, port: int) -> int:
 def _serve_processes(settings: Settings, host: str, port: int) -> int:
     """``DOCPIPE_WORKERS`` processes share the listening socket, each opening its own stores through the
     app's lifespan. The stores are opened once here first, so that a bucket, table or schema missing is
-    created once rather than by racing workers, and an unreachable store stops start-up in one line."""
+    created once rather than by racing workers, the first start's admin key is made once, and an
+    unreachable store stops start-up in one line."""
     if settings.workers == 1:
         return uvloop.run(serve_one(settings, host, port))
     if not uvloop.run(_check_stores(settings)):
@@ -214,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         help="leave entries younger than this alone: they may be uploads in flight (default: 15, "
         "or 0 when no server uses the data folder)",
     )
+    keys_cli.add_commands(commands)
     arguments = parser.parse_args(argv)
     _configure_logging()
     try:
@@ -227,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                 settings, fix=arguments.fix, verify_content=arguments.verify_content, grace=arguments.grace
             )
             return asyncio.run(check)
+        if arguments.command == "keys":
+            return keys_cli.run(settings, arguments)
         return serve(settings, arguments.host or settings.host, arguments.port or settings.port)
     except KeyboardInterrupt:
         logger.info("stopped: interrupted")
