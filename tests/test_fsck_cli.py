@@ -19,6 +19,7 @@ import pytest
 from docpipe.adapters.filesystem import PARTIAL_SUFFIX, FilesystemBlobStore
 from docpipe.config import Settings
 from docpipe.container import Container, close, open_service
+from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.model import Document, NewDocument, new_document_id
 from docpipe.domain.ports import BlobStore
 from docpipe.domain.service import DocumentService
@@ -83,7 +84,7 @@ async def stream(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def upload(service: DocumentService, data: bytes = b"content") -> Document:
-    return await service.upload(stream(data), NewDocument(filename="report.pdf"))
+    return await service.upload(DEFAULT_OWNER, stream(data), NewDocument(filename="report.pdf"))
 
 
 class Damage(msgspec.Struct, frozen=True):

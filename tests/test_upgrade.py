@@ -17,6 +17,7 @@ from litestar.testing import AsyncTestClient
 from docpipe.config import Settings
 from docpipe.container import Container, close
 from docpipe.domain.fsck import Fsck
+from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.model import Document, new_document_id, utc_now
 from docpipe.domain.ports import BlobStore, DocumentRepository
 from docpipe.entrypoints.http.app import create_app
@@ -56,6 +57,7 @@ def old_document() -> Document:
     document_id = new_document_id()
     return Document(
         id=document_id,
+        owner=DEFAULT_OWNER,
         blob_key=document_id,
         filename="old.txt",
         content_type="text/plain",
@@ -141,7 +143,8 @@ async def test_a_sqlite_file_from_before_blob_keys(tmp_path: Path) -> None:
 
 
 async def test_a_dynamodb_table_from_before_blob_keys(tmp_path: Path, moto_server: MotoServer) -> None:
-    """The table layout is unchanged; only the document JSON of older items lacks ``blob_key``."""
+    """The table layout is unchanged; only the document JSON of older items lacks ``blob_key`` and
+    ``owner``."""
     settings = settings_for(
         blob_store="s3", repository="dynamodb", data_dir=tmp_path, aws_endpoint_url=moto_server.endpoint_url
     )
@@ -150,7 +153,7 @@ async def test_a_dynamodb_table_from_before_blob_keys(tmp_path: Path, moto_serve
         await repository.add(document)
         await blobs.put(document.id, chunks(CONTENT))
     as_before = msgspec.json.decode(msgspec.json.encode(document))
-    del as_before["blob_key"]
+    del as_before["blob_key"], as_before["owner"]
     async with aioboto3.Session().client("dynamodb", endpoint_url=moto_server.endpoint_url) as client:
         await client.update_item(
             TableName=settings.dynamodb.table,

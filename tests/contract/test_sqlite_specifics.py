@@ -19,7 +19,7 @@ from docpipe.adapters import sqlite
 from docpipe.adapters.sqlite import DATABASE_NAME, SqliteRepository, open_repository
 from docpipe.domain.errors import StorageFull, StoreMissing, StoreUnavailable
 from docpipe.domain.model import ListQuery
-from tests.contract.test_repository_contract import add_all, list_ids, make_document
+from tests.contract.test_repository_contract import OWNER, add_all, list_ids, make_document
 
 opened_repository = contextlib.asynccontextmanager(open_repository)
 
@@ -65,7 +65,7 @@ async def test_every_listing_reads_an_index_in_id_order(
             [make_document(f"invoice-2024-03-0{n}.pdf", tags=("finance", f"n{n}")) for n in range(1, 6)],
         )
         after_id = documents[-1].id if after else None
-        await repository.list(ListQuery(limit=2, after_id=after_id, **filters))
+        await repository.list(OWNER, ListQuery(limit=2, after_id=after_id, **filters))
     assert statements
     with contextlib.closing(sqlite3.connect(tmp_path / DATABASE_NAME)) as db:
         for statement, parameters in statements:
@@ -98,11 +98,11 @@ async def test_prefix_entries_follow_renames_and_deletes(tmp_path: Path) -> None
     async with opened_repository(tmp_path) as repository:
         (document,) = await add_all(repository, [make_document("ab.pdf")])
         await repository.update(
-            document.id, lambda current: msgspec.structs.replace(current, filename="c", version=2)
+            OWNER, document.id, lambda current: msgspec.structs.replace(current, filename="c", version=2)
         )
         with contextlib.closing(sqlite3.connect(tmp_path / DATABASE_NAME)) as db:
             assert db.execute("SELECT prefix, id FROM document_prefixes").fetchall() == [("c", document.id)]
-            await repository.delete(document.id)
+            await repository.delete(OWNER, document.id)
             assert db.execute("SELECT count(*) FROM document_prefixes").fetchone() == (0,)
 
 
@@ -125,10 +125,10 @@ async def test_a_write_lock_held_elsewhere_makes_writes_unavailable_and_spares_r
         with write_lock_held_elsewhere(tmp_path / DATABASE_NAME):
             with pytest.raises(StoreUnavailable, match="locked"):
                 await repository.add(make_document())
-            assert await repository.get(document.id) == document
+            assert await repository.get(OWNER, document.id) == document
         later = make_document()
         await repository.add(later)
-        assert await repository.get(later.id) == later
+        assert await repository.get(OWNER, later.id) == later
 
 
 @contextlib.asynccontextmanager
@@ -167,9 +167,9 @@ async def test_a_full_database_makes_writes_storage_full_and_leaves_no_transacti
         await writer.execute(f"PRAGMA max_page_count = {pages}")
         grown = msgspec.structs.replace(small, metadata=_big_metadata(), version=small.version + 1)
         with pytest.raises(StorageFull):
-            await repository.update(small.id, lambda _: grown)
+            await repository.update(OWNER, small.id, lambda _: grown)
         assert not writer.in_transaction
-        assert await repository.get(small.id) == small
+        assert await repository.get(OWNER, small.id) == small
 
 
 async def test_without_create_missing_a_folder_without_a_database_is_refused_and_left_alone(

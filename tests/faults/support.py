@@ -20,6 +20,7 @@ import httpx
 
 from docpipe.config import load_settings
 from docpipe.container import Container, close
+from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.ports import DocumentRepository
 
 MIB = 1024 * 1024
@@ -217,7 +218,9 @@ def blob_keys_of(env: Mapping[str, str], document_ids: Iterable[str]) -> set[str
         container = Container(settings=load_settings(env))
         try:
             repository: DocumentRepository = await container.repository()
-            return {(await repository.get(document_id)).blob_key for document_id in document_ids}
+            return {
+                (await repository.get(DEFAULT_OWNER, document_id)).blob_key for document_id in document_ids
+            }
         finally:
             await close(container)
 

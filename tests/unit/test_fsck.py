@@ -19,6 +19,7 @@ from docpipe.domain.service import DocumentService
 ORPHAN, PARTIAL, MISSING = FindingKind.ORPHAN_BLOB, FindingKind.STALE_PARTIAL, FindingKind.MISSING_BLOB
 SIZE, DIGEST = FindingKind.SIZE_MISMATCH, FindingKind.DIGEST_MISMATCH
 PAST_GRACE = DEFAULT_GRACE + timedelta(seconds=1)
+OWNER = "tenant-a"
 
 
 class Clock:
@@ -39,8 +40,8 @@ class HookedRepository(MemoryRepository):
         super().__init__()
         self.after_list: Callable[[], Awaitable[None]] | None = None
 
-    async def list(self, query: ListQuery) -> Page:
-        page = await super().list(query)
+    async def list(self, owner: str, query: ListQuery) -> Page:
+        page = await super().list(owner, query)
         hook, self.after_list = self.after_list, None
         if hook is not None:
             await hook()
@@ -103,7 +104,7 @@ async def stall(blobs: MemoryBlobStore) -> AsyncIterator[Callable[[], Awaitable[
 
 
 async def upload(service: DocumentService, content: bytes = b"content") -> Document:
-    return await service.upload(stream(content), NewDocument(filename="a.txt"))
+    return await service.upload(OWNER, stream(content), NewDocument(filename="a.txt"))
 
 
 def found(report: FsckReport) -> dict[FindingKind, int]:
@@ -153,7 +154,7 @@ async def test_every_kind_of_damage_is_found_and_a_dry_run_changes_nothing(
     assert not any(finding.fixed for finding in report.findings)
     assert not report.clean
     assert blobs.keys() == keys_before
-    assert await repository.get(missing.id) == missing
+    assert await repository.get(OWNER, missing.id) == missing
 
 
 async def test_content_is_only_hashed_when_asked(
@@ -204,9 +205,9 @@ async def test_fix_repairs_leftovers_and_lost_documents_and_a_second_run_is_clea
     assert report.clean
     assert report.refusal is None
     with pytest.raises(DocumentNotFound):
-        await repository.get(missing.id)
+        await repository.get(OWNER, missing.id)
     assert [entry.key async for entry in blobs.inventory()] == [healthy.blob_key]
-    assert await repository.get(healthy.id) == healthy
+    assert await repository.get(OWNER, healthy.id) == healthy
     second = await fsck.run(verify_content=True)
     assert (second.findings, second.documents, second.entries) == ([], 1, 1)
 
@@ -247,7 +248,7 @@ async def test_nothing_is_deleted_when_the_stores_share_no_document(
     assert report.refusal is not None
     assert "nothing was deleted" in report.refusal
     for document in documents:
-        assert await repository.get(document.id) == document
+        assert await repository.get(OWNER, document.id) == document
     assert len(other_blobs.keys()) == 1
 
 
@@ -305,13 +306,13 @@ async def test_a_document_deleted_during_the_check_is_not_missing(
     clock.advance()
 
     async def delete() -> None:
-        await service.delete(deleted.id)
+        await service.delete(OWNER, deleted.id)
 
     repository.after_list = delete
     report = await fsck.run(fix=True)
     assert report.findings == []
     assert (report.documents, report.entries) == (2, 1)
-    assert await repository.get(kept.id) == kept
+    assert await repository.get(OWNER, kept.id) == kept
 
 
 async def test_metadata_is_read_page_after_page(
