@@ -54,12 +54,12 @@ async def list_ids(repository: DocumentRepository, query: ListQuery) -> list[str
     return [document.id for document in (await repository.list(OWNER, query)).documents]
 
 
-async def follow(repository: DocumentRepository, query: ListQuery) -> list[str]:
-    """Every id a listing yields, following where each page says the next resumes until it says none
-    does; checks on the way that each page holds at most ``limit`` documents, newest first."""
+async def follow(repository: DocumentRepository, query: ListQuery, owner: str = OWNER) -> list[str]:
+    """Every id ``owner``'s listing yields, following where each page says the next resumes until it
+    says none does; checks on the way that each page holds at most ``limit`` documents, newest first."""
     seen: list[str] = []
     for _ in range(1000):
-        page = await repository.list(OWNER, query)
+        page = await repository.list(owner, query)
         ids = [document.id for document in page.documents]
         assert len(ids) <= query.limit
         assert ids == sorted(ids, reverse=True)
