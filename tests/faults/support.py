@@ -231,7 +231,9 @@ def blob_keys_of(env: Mapping[str, str], document_ids: Iterable[str]) -> set[str
 
 
 def blob_files(data_dir: Path) -> tuple[set[str], list[Path]]:
-    """Names of the complete blobs under ``<data_dir>/blobs``, and the paths of ``.partial`` files."""
+    """Keys of the complete blobs under ``<data_dir>/blobs`` (``<owner>/<name>`` from
+    ``<owner>/<fan-out>/<name>``, the bare name from ``<fan-out>/<name>``), and the paths of
+    ``.partial`` files."""
     blobs: set[str] = set()
     partials: list[Path] = []
     root = data_dir / "blobs"
@@ -243,7 +245,8 @@ def blob_files(data_dir: Path) -> tuple[set[str], list[Path]]:
         if path.name.endswith(PARTIAL_SUFFIX):
             partials.append(path)
         else:
-            blobs.add(path.name)
+            folders = path.relative_to(root).parts[:-2]
+            blobs.add("/".join([*folders, path.name]))
     return blobs, partials
 
 
