@@ -20,6 +20,7 @@ from docpipe.adapters.sqlite import DATABASE_NAME, SqliteRepository, open_reposi
 from docpipe.domain.errors import StorageFull, StoreMissing, StoreUnavailable
 from docpipe.domain.model import ListQuery
 from tests.contract.test_repository_contract import OWNER, add_all, list_ids, make_document
+from tests.test_upgrade import SCHEMA_BEFORE_OWNERS
 
 opened_repository = contextlib.asynccontextmanager(open_repository)
 
@@ -43,12 +44,14 @@ _FILTER_SETS = [
 
 @pytest.mark.parametrize("filters", _FILTER_SETS, ids=lambda filters: "+".join(filters) or "none")
 @pytest.mark.parametrize("after", [False, True], ids=["first page", "cursor page"])
+@pytest.mark.parametrize("upgraded", [False, True], ids=["new file", "file from before owners"])
 async def test_every_listing_reads_an_index_in_id_order(
-    filters: dict[str, str], after: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    filters: dict[str, str], after: bool, upgraded: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No filter or combination sorts its matches (a temporary B-tree) or scans a table or index:
     each step seeks into an index, so a page costs what it reads, not what matches. Every listing,
-    the unfiltered one included, seeks to its owner's entries: other owners' documents cost nothing."""
+    the unfiltered one included, seeks to its owner's entries: other owners' documents cost nothing.
+    A file from before owners gets the same indexes at start-up."""
     statements: list[tuple[str, Sequence[Any]]] = []
     read = SqliteRepository._read
 
@@ -59,6 +62,9 @@ async def test_every_listing_reads_an_index_in_id_order(
         return await read(self, statement, parameters)
 
     monkeypatch.setattr(SqliteRepository, "_read", recording_read)
+    if upgraded:
+        with contextlib.closing(sqlite3.connect(tmp_path / DATABASE_NAME)) as db:
+            db.executescript(SCHEMA_BEFORE_OWNERS)
     async with opened_repository(tmp_path) as repository:
         documents = await add_all(
             repository,
