@@ -59,7 +59,7 @@ _KEYS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
 """Idempotency records: a key is scoped to its owner."""
 
 # Every listing index leads with the owner: a listing reads one owner's entries in id order. Files
-# written before owners get the owner columns at start-up (see ``_add_owners``), before the indexes.
+# written before owners get the owner columns at start-up (see ``_prepare``), before the indexes.
 _TABLES = f"""
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY,
@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS documents (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     version INTEGER NOT NULL,
-    blob_key TEXT  -- NULL: the id, for documents stored before blob keys (see _add_blob_keys)
+    blob_key TEXT  -- NULL: the id, for documents stored before blob keys (see _prepare)
 ) WITHOUT ROWID;
 {_TAGS_TABLE.format(name="document_tags")};
 {_KEYS_TABLE.format(name="idempotency_keys")};
