@@ -25,6 +25,7 @@ from docpipe.domain.errors import (
     StoreMissing,
     StoreUnavailable,
 )
+from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.model import Document, ListQuery
 from docpipe.domain.service import DocumentService
 from tests.contract.support import errors_naming, until_it_passes, until_logged
@@ -218,19 +219,28 @@ async def test_a_page_larger_than_one_batch_get(
         assert page.resume_after == documents[1].id
 
 
-async def test_replace_and_delete_leave_no_stale_entries(moto_server: MotoServer) -> None:
+@pytest.mark.parametrize(
+    ("owner", "prefix", "registry"),
+    [(DEFAULT_OWNER, "", set()), (OWNER, f"O#{OWNER}#", {("OWNERS", OWNER)})],
+)
+async def test_replace_and_delete_leave_no_stale_entries(
+    moto_server: MotoServer, owner: str, prefix: str, registry: set[tuple[str, str]]
+) -> None:
+    """Owner ``default``'s items are laid out as before owners existed; every other owner's partitions
+    carry its prefix, and the owner stays registered."""
     async with repository_and_client(moto_server.endpoint_url) as (repository, client, table):
-        (document,) = await add_all(repository, [make_document("ab.pdf", tags=("x", "y"))])
-        await repository.update(OWNER, document.id, renamed("c", tags=("y", "z")))
+        (document,) = await add_all(repository, [make_document("ab.pdf", owner=owner, tags=("x", "y"))])
+        await repository.update(owner, document.id, renamed("c", tags=("y", "z")))
         assert await stored_keys(client, table) == {
-            (f"DOC#{document.id}", "DOC"),
+            (f"{prefix}DOC#{document.id}", "DOC"),
             *(
-                (partition, document.id)
+                (prefix + partition, document.id)
                 for partition in ("ALL", "FILENAME#c", "TYPE#application/pdf", "TAG#y", "TAG#z", "PREFIX#c")
             ),
+            *registry,
         }
-        await repository.delete(OWNER, document.id)
-        assert await stored_keys(client, table) == set()
+        await repository.delete(owner, document.id)
+        assert await stored_keys(client, table) == registry
 
 
 async def test_of_concurrent_updates_of_one_version_exactly_one_wins(moto_server: MotoServer) -> None:

@@ -24,6 +24,7 @@ from types_aiobotocore_dynamodb.client import DynamoDBClient
 from docpipe.adapters.dynamodb import DynamoDbRepository
 from docpipe.domain.errors import DocpipeError, IdempotencyKeyInUse
 from docpipe.domain.idempotency import CompletedUpload, completed, new_claim
+from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.model import utc_now
 from tests.contract.test_dynamodb_specifics import fresh_settings
 from tests.contract.test_repository_contract import OWNER, make_document
@@ -105,18 +106,22 @@ async def test_a_release_meeting_a_running_transaction_finds_the_key_in_use(moto
             await repository.release(claim)
 
 
-async def test_an_insert_cancelled_by_a_claim_of_its_key_is_retried(moto_server: MotoServer) -> None:
+@pytest.mark.parametrize("owner", [DEFAULT_OWNER, OWNER])
+async def test_an_insert_cancelled_by_a_claim_of_its_key_is_retried(
+    moto_server: MotoServer, owner: str
+) -> None:
+    """Whoever owns it, the key record is recognised as the item in conflict."""
     async with repository_on(moto_server.endpoint_url) as (repository, client):
-        claim = new_claim(OWNER, "lost-reply-key", utc_now())
+        claim = new_claim(owner, "lost-reply-key", utc_now())
         assert await repository.claim(claim, utc_now()) is None
         conflicts = _ConflictOnLastItem(times=2)
         client.meta.events.register("before-call.dynamodb.TransactWriteItems", cast(Any, conflicts))
-        document = make_document()
+        document = make_document(owner=owner)
         async with asyncio.timeout(BOUND_SECONDS):
             await repository.add(document, completed(claim, utc_now()))
         assert conflicts.refused == 2
-        assert await repository.get(OWNER, document.id) == document
-        retry = new_claim(OWNER, claim.key, utc_now())
+        assert await repository.get(owner, document.id) == document
+        retry = new_claim(owner, claim.key, utc_now())
         assert await repository.claim(retry, utc_now()) == CompletedUpload(document.id, document.sha256)
 
 

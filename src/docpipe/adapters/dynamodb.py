@@ -40,8 +40,10 @@ a TransactWriteItems allows). Known limits:
   should it not be.
 
 The owners registry lets ``owners`` (for fsck) find every owner without a Scan. An owner is put there
-with a plain PutItem before its first add in each process, outside the add's transaction (which stays
-as small as it was); ``owners`` skips registered owners whose documents are all gone.
+with a plain PutItem before its first add in each process (and again after a store failure, in case
+the table was lost), outside the add's transaction, which stays as small as it was; ``owners`` skips
+registered owners whose documents are all gone. A table deleted and recreated behind the back of a
+process that never saw it fail misses the registrations that process remembers.
 
 Idempotency records expire through the table's TTL on ``expires_at`` (enabled when docpipe creates
 the table); as TTL deletes up to days late, every condition on them also compares ``expires_at``.
@@ -53,7 +55,7 @@ import asyncio
 import contextlib
 import math
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
@@ -71,6 +73,7 @@ from docpipe.domain.errors import (
     DocumentNotFound,
     DuplicateDocument,
     IdempotencyKeyInUse,
+    StoreFailure,
     StoreRole,
 )
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
@@ -99,6 +102,8 @@ TABLE_WAIT_SECONDS = 120
 _BATCH_GET_MAX = 100
 _SLICE_GROWTH = 4
 _UNPROCESSED_PAUSE = 0.05
+_OWNERS_PAGE = 1000
+"""Registered owners read per Query by ``owners``."""
 _REMEMBERED_OWNERS = 10_000
 """Owners a process remembers having registered; past this many it forgets them all and registers anew."""
 
@@ -126,7 +131,7 @@ class DynamoDbRepository:
         self._table = table
         self._update_turns = Turns()
         self._registered_owners: set[str] = set()
-        self._failures = _failures(table, self._recreate_table if create_missing else None)
+        self._failures = _failures(table, self.create_table_if_missing if create_missing else None)
 
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         await self._register(document.owner)
@@ -301,6 +306,7 @@ class DynamoDbRepository:
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": _OWNERS}},
             "ProjectionExpression": "sk",
+            "Limit": _OWNERS_PAGE,
             "ConsistentRead": True,
         }
         while True:
@@ -361,26 +367,16 @@ class DynamoDbRepository:
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
                 )
 
-    async def _recreate_table(self) -> None:
-        """Recreate the table found missing; owners registered in the table that was lost must be
-        registered again."""
-        self._registered_owners.clear()
-        await self.create_table_if_missing()
-
     async def _register(self, owner: str) -> None:
-        """Put ``owner`` in the registry ``owners`` reads, unless this process already did. A plain
-        put, so concurrent first adds of one owner both succeed; a failure forgets every owner, in
-        case the table was lost with their registrations."""
+        """Put ``owner`` in the registry ``owners`` reads, unless this process already did (and has
+        not forgotten since, see ``_unavailable_on_failure``). A plain put: concurrent first adds of
+        one owner both succeed."""
         if owner == DEFAULT_OWNER or owner in self._registered_owners:
             return
-        try:
-            with self._unavailable_on_failure():
-                await self._client.put_item(
-                    TableName=self._table, Item={"pk": {"S": _OWNERS}, "sk": {"S": owner}}
-                )
-        except DocpipeError:
-            self._registered_owners.clear()
-            raise
+        with self._unavailable_on_failure():
+            await self._client.put_item(
+                TableName=self._table, Item={"pk": {"S": _OWNERS}, "sk": {"S": owner}}
+            )
         if len(self._registered_owners) >= _REMEMBERED_OWNERS:
             self._registered_owners.clear()
         self._registered_owners.add(owner)
@@ -397,11 +393,20 @@ class DynamoDbRepository:
             )
         return bool(response["Items"])
 
+    @contextlib.contextmanager
     def _unavailable_on_failure(
         self, *, in_a_transaction: Callable[[], DocpipeError] | None = None
-    ) -> contextlib.AbstractContextManager[None]:
-        """DynamoDB's failures as domain errors (see ``AwsFailures``); a failed condition passes through."""
-        return self._failures.converted(in_a_transaction=in_a_transaction)
+    ) -> Iterator[None]:
+        """DynamoDB's failures as domain errors (see ``AwsFailures``); a failed condition passes through.
+
+        A store failure also forgets which owners this process registered: the table may have been
+        lost (and recreated, empty) with their registrations."""
+        try:
+            with self._failures.converted(in_a_transaction=in_a_transaction):
+                yield
+        except StoreFailure:
+            self._registered_owners.clear()
+            raise
 
     async def _find(self, owner: str, document_id: str) -> Document | None:
         response = await self._client.get_item(
