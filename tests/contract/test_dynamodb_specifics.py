@@ -331,7 +331,7 @@ async def test_concurrent_deletes_remove_once(moto_server: MotoServer) -> None:
         )
         assert sum(outcome is None for outcome in outcomes) == 1
         assert all(outcome is None or isinstance(outcome, DocumentNotFound) for outcome in outcomes)
-        assert await stored_keys(client, table) == set()
+        assert await stored_keys(client, table) == {("OWNERS", OWNER)}
 
 
 async def test_start_up_against_an_unreachable_endpoint_fails_fast_with_one_line() -> None:
