@@ -1,9 +1,9 @@
 """Document repository on one DynamoDB table, through one long-lived aioboto3 client.
 
-The table has a string partition key ``pk`` and a string sort key ``sk``. Every partition but the
-owners registry belongs to one owner: ``<o>`` below is empty for owner ``default`` (so a table written
-before owners existed reads as ``default``'s, with no migration) and ``O#<owner>#`` for every other
-owner (owners contain no ``#``, and no unprefixed partition starts with ``O#``)::
+The table has a string partition key ``pk`` and a string sort key ``sk``. Every document partition
+belongs to one owner: ``<o>`` below is empty for owner ``default`` (so a table written before owners
+existed reads as ``default``'s, with no migration) and ``O#<owner>#`` for every other owner (owners
+contain no ``#``, and no unprefixed partition starts with ``O#``)::
 
     pk                           sk        other attributes
     <o>DOC#<id>                  DOC       version (number), document (the Document as msgspec JSON)
