@@ -19,7 +19,7 @@ from docpipe.adapters.dynamodb_keys import DynamoDbKeyRepository
 from docpipe.adapters.sqlite_keys import SqliteKeyRepository
 from docpipe.config import DynamoDbSettings
 from docpipe.domain.errors import StoreUnavailable
-from docpipe.domain.identity import ALL_SCOPES
+from docpipe.domain.identity import ALL_SCOPES, DEFAULT_OWNER
 from docpipe.domain.key_service import KeyService
 from docpipe.domain.keys import hash_secret
 from docpipe.domain.model import utc_now
@@ -153,7 +153,7 @@ async def test_dynamodb_keys_share_the_documents_table_and_nothing_scans_it(moto
             await keys.add(make_key())
         key = make_key()
         await keys.add(key)
-        await repository.add(make_document())
+        await repository.add(make_document(owner=DEFAULT_OWNER))  # whose document item is DOC#<id>
         client.meta.events.register("before-call.dynamodb", record_call)
         operations = {
             "find": (keys.find(key.secret_hash), ["GetItem"]),
