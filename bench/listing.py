@@ -31,6 +31,7 @@ from bench.common import MIB, Options, Workspace, median, percentile
 from bench.report import Report, Row, Target
 from docpipe.adapters.sqlite import open_repository
 from docpipe.domain.cursor import encode_cursor
+from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.model import ListQuery
 
 LIST_TARGET = Target("<=", 1.5)
@@ -41,6 +42,7 @@ WARM_UP_REQUESTS = 20
 _BATCH = 50_000
 _COLUMNS = (
     "id",
+    "owner",
     "filename",
     "content_type",
     "detected_content_type",
@@ -106,6 +108,7 @@ def _rows(count: int, deep_index: int, found: list[str]) -> Iterator[tuple[tuple
         tags = [f"t{rng.randrange(10)}", *([_COMMON_TAG] if rng.random() < 0.5 else [])]
         row = (
             document_id,
+            DEFAULT_OWNER,
             f"{_WORDS[rng.randrange(len(_WORDS))]}-{rng.randrange(10**7):07d}.{extension}",
             content_type,
             None,
@@ -153,8 +156,8 @@ def populate(data_dir: Path, count: int) -> Collection:
         while batch := [row for _, row in zip(range(_BATCH), rows, strict=False)]:
             db.executemany(insert, [row for row, _ in batch])
             db.executemany(
-                "INSERT INTO document_tags (tag, id) VALUES (?, ?)",
-                [(tag, row[0]) for row, tags in batch for tag in tags],
+                "INSERT INTO document_tags (owner, tag, id) VALUES (?, ?, ?)",
+                [(DEFAULT_OWNER, tag, row[0]) for row, tags in batch for tag in tags],
             )
         db.execute("COMMIT")
         db.execute("PRAGMA journal_mode = WAL")
@@ -188,7 +191,7 @@ async def _repository_latencies(
             for count, repository in repositories.items():
                 for name, query in queries[count].items():
                     start = time.perf_counter()
-                    page = await repository.list(query)
+                    page = await repository.list(DEFAULT_OWNER, query)
                     elapsed = (time.perf_counter() - start) * 1000
                     least = 1 if name == _COMBINATION else PAGE
                     if not least <= len(page.documents) <= PAGE:

@@ -19,7 +19,8 @@ import pytest
 from docpipe.adapters.filesystem import PARTIAL_SUFFIX, FilesystemBlobStore
 from docpipe.config import Settings
 from docpipe.container import Container, close, open_service
-from docpipe.domain.model import Document, NewDocument, new_document_id
+from docpipe.domain.identity import DEFAULT_OWNER
+from docpipe.domain.model import Document, NewDocument, new_blob_key, new_document_id
 from docpipe.domain.ports import BlobStore
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints import data_lock
@@ -28,7 +29,8 @@ from tests.live_server import LiveServer, live_server
 from tests.moto_server import MotoServer, free_port
 
 AN_HOUR_AGO = time.time() - 3600
-FINDING = re.compile(r"^(\w+) ([0-9a-f-]{36}): ", re.MULTILINE)
+FINDING = re.compile(r"^(\w+) ((?:[\w.-]+/)?[0-9a-f-]{36}): ", re.MULTILINE)
+"""A finding's kind and key: a document's id, or a blob's key (``<owner>/<uuid7>``, or a bare id)."""
 
 
 class Run(msgspec.Struct, frozen=True):
@@ -82,8 +84,8 @@ async def stream(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-async def upload(service: DocumentService, data: bytes = b"content") -> Document:
-    return await service.upload(stream(data), NewDocument(filename="report.pdf"))
+async def upload(service: DocumentService, data: bytes = b"content", owner: str = DEFAULT_OWNER) -> Document:
+    return await service.upload(owner, stream(data), NewDocument(filename="report.pdf"))
 
 
 class Damage(msgspec.Struct, frozen=True):
@@ -95,11 +97,12 @@ class Damage(msgspec.Struct, frozen=True):
 
 async def damage(service: DocumentService, blobs: BlobStore) -> Damage:
     """One healthy document, a blob without metadata and metadata without blob (crashes between
-    the two writes of an upload or of a delete), and a partial upload on the filesystem."""
+    the two writes of an upload or of a delete), both another owner's, and a partial upload under a
+    bare id (as uploads left them before keys carried their owner)."""
     healthy = await upload(service)
-    missing = await upload(service)
+    missing = await upload(service, owner="tenant-b")
     await blobs.delete(missing.blob_key)
-    orphan = new_document_id()
+    orphan = new_blob_key("tenant-b")
     await blobs.put(orphan, stream(b"uploaded, never committed"))
     return Damage(healthy=healthy.id, orphan=orphan, partial=new_document_id(), missing=missing.id)
 

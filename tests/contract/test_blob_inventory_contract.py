@@ -16,7 +16,7 @@ from docpipe.adapters.s3 import PART_SIZE, S3BlobStore
 from docpipe.domain.errors import BlobNotFound
 from docpipe.domain.model import BlobEntry, new_document_id
 from docpipe.domain.ports import BlobStore
-from tests.contract.test_blob_store_contract import chunks_of
+from tests.contract.test_blob_store_contract import chunks_of, new_key, read_all
 from tests.contract.test_s3_specifics import store_and_client
 from tests.moto_server import MotoServer
 
@@ -38,7 +38,7 @@ async def test_an_empty_store_lists_nothing(blob_store: BlobStore) -> None:
 
 
 async def test_inventory_lists_each_blob_once_as_complete_with_its_size(blob_store: BlobStore) -> None:
-    sizes = {new_document_id(): size for size in (1, 1000, 3 * MIB)}
+    sizes = {new_key(): size for size in (1, 1000, 3 * MIB)}
     for key, size in sizes.items():
         await blob_store.put(key, chunks_of(os.urandom(size)))
     entries = await listed(blob_store)
@@ -50,7 +50,7 @@ async def test_inventory_lists_each_blob_once_as_complete_with_its_size(blob_sto
 
 
 async def test_reclaiming_a_blob_removes_it_and_may_be_repeated(blob_store: BlobStore) -> None:
-    kept, reclaimed = new_document_id(), new_document_id()
+    kept, reclaimed = new_key(), new_key()
     await blob_store.put(kept, chunks_of(b"kept"))
     await blob_store.put(reclaimed, chunks_of(b"reclaimed"))
     (entry,) = [entry for entry in await listed(blob_store) if entry.key == reclaimed]
@@ -59,6 +59,24 @@ async def test_reclaiming_a_blob_removes_it_and_may_be_repeated(blob_store: Blob
     with pytest.raises(BlobNotFound):
         await blob_store.open(reclaimed)
     assert [entry.key for entry in await listed(blob_store)] == [kept]
+
+
+async def test_keys_of_both_forms_are_listed_and_reclaimed_as_they_are(blob_store: BlobStore) -> None:
+    """Bare ids (documents stored before keys carried their owner) beside two owners' keys."""
+    legacy, mine, theirs = new_document_id(), new_key(), new_key("tenant-b")
+    keys = [legacy, mine, theirs, f"tenant-b/{legacy}"]
+    for key in keys:
+        await blob_store.put(key, chunks_of(key.encode()))
+    entries = {entry.key: entry for entry in await listed(blob_store)}
+    assert {key: (entry.size, entry.complete) for key, entry in entries.items()} == {
+        key: (len(key), True) for key in keys
+    }
+    await blob_store.reclaim(entries[legacy])
+    await blob_store.reclaim(entries[mine])
+    assert sorted(entry.key for entry in await listed(blob_store)) == sorted(keys[2:])
+    assert await read_all(blob_store, f"tenant-b/{legacy}") == f"tenant-b/{legacy}".encode()
+    with pytest.raises(BlobNotFound):
+        await blob_store.open(legacy)
 
 
 async def stalled_put(store: BlobStore, key: str) -> asyncio.Task[int]:
@@ -88,7 +106,7 @@ async def the_incomplete_entry(store: BlobStore) -> BlobEntry:
 
 
 async def test_an_upload_in_progress_is_incomplete_and_a_cancelled_one_gone(blob_store: BlobStore) -> None:
-    key = new_document_id()
+    key = new_key()
     put = await stalled_put(blob_store, key)
     entry = await the_incomplete_entry(blob_store)
     assert (entry.key, entry.complete) == (key, False)
@@ -105,7 +123,8 @@ async def leave_unfinished_upload(store: BlobStore, key: str) -> int:
     and return its size; skip the test for a store that a crash wipes out."""
     data = b"half an upload"
     if isinstance(store, FilesystemBlobStore):
-        partial = store.path_of(key).with_name(f".{key}.0123abcd{PARTIAL_SUFFIX}")
+        final = store.path_of(key)
+        partial = final.with_name(f".{final.name}.0123abcd{PARTIAL_SUFFIX}")
         partial.parent.mkdir(parents=True, exist_ok=True)
         partial.write_bytes(data)
         os.utime(partial, (AN_HOUR_AGO, AN_HOUR_AGO))
@@ -121,8 +140,11 @@ async def leave_unfinished_upload(store: BlobStore, key: str) -> int:
     return len(data)
 
 
-async def test_a_crashed_upload_is_listed_as_incomplete_and_reclaimable(blob_store: BlobStore) -> None:
-    key = new_document_id()
+@pytest.mark.parametrize("form", ["owner's key", "bare id"])
+async def test_a_crashed_upload_is_listed_as_incomplete_and_reclaimable(
+    blob_store: BlobStore, form: str
+) -> None:
+    key = new_key() if form == "owner's key" else new_document_id()
     size = await leave_unfinished_upload(blob_store, key)
     (entry,) = await listed(blob_store)
     assert (entry.key, entry.size, entry.complete) == (key, size, False)
@@ -136,7 +158,7 @@ async def test_a_crashed_upload_is_listed_as_incomplete_and_reclaimable(blob_sto
 
 
 async def test_reclaiming_an_upload_in_progress_leaves_nothing(blob_store: BlobStore) -> None:
-    put = await stalled_put(blob_store, new_document_id())
+    put = await stalled_put(blob_store, new_key())
     await blob_store.reclaim(await the_incomplete_entry(blob_store))
     assert await listed(blob_store) == []
     put.cancel()
@@ -145,21 +167,46 @@ async def test_reclaiming_an_upload_in_progress_leaves_nothing(blob_store: BlobS
     assert await listed(blob_store) == []
 
 
-async def test_the_filesystem_lists_only_files_of_its_own_layout(tmp_path: Path) -> None:
+KEY_FORMS = {"owner's key": new_key, "bare id": new_document_id}
+
+
+@pytest.mark.parametrize("form", KEY_FORMS)
+async def test_the_filesystem_lists_only_files_of_its_own_layout(tmp_path: Path, form: str) -> None:
     store = FilesystemBlobStore(tmp_path)
-    key = new_document_id()
+    key = KEY_FORMS[form]()
     await store.put(key, chunks_of(b"mine"))
     shard = store.path_of(key).parent
     (tmp_path / "notes.txt").write_text("not in a fan-out folder")
     (shard / "misplaced").write_text("a name that does not end in its folder's name")
     (shard / ".hidden").write_text("a dotfile that is not a partial upload")
     (shard / f"sub{key[-2:]}").mkdir()
+    (shard / f"sub{key[-2:]}" / f"x{key[-2:]}").write_text("a file one folder too deep")
+    (tmp_path / "not an owner!" / key[-2:]).mkdir(parents=True)
+    (tmp_path / "not an owner!" / key[-2:] / f"x{key[-2:]}").write_text("under a folder no owner has")
     assert [(entry.key, entry.complete) for entry in await listed(store)] == [(key, True)]
 
 
-async def test_the_filesystem_refuses_to_reclaim_a_foreign_handle(tmp_path: Path) -> None:
+async def test_an_owner_named_like_a_fan_out_folder_shares_it_with_bare_ids(tmp_path: Path) -> None:
+    """The folder ``ab`` holds the blobs of bare ids ending in ``ab`` and owner ``ab``'s fan-out folders."""
     store = FilesystemBlobStore(tmp_path)
-    key = new_document_id()
+    legacy = new_document_id()
+    owner = legacy[-2:]
+    keys = [legacy, f"{owner}/{legacy}", new_key(owner)]
+    for key in keys:
+        await store.put(key, chunks_of(key.encode()))
+    entries = await listed(store)
+    assert sorted(entry.key for entry in entries) == sorted(keys)
+    for entry in entries:
+        assert await read_all(store, entry.key) == entry.key.encode()
+    (legacy_entry,) = [entry for entry in entries if entry.key == legacy]
+    await store.reclaim(legacy_entry)
+    assert sorted(entry.key for entry in await listed(store)) == sorted(keys[1:])
+
+
+@pytest.mark.parametrize("form", KEY_FORMS)
+async def test_the_filesystem_refuses_to_reclaim_a_foreign_handle(tmp_path: Path, form: str) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    key = KEY_FORMS[form]()
     await store.put(key, chunks_of(b"mine"))
     (entry,) = await listed(store)
     for handle in ("..", f"../{key}", "misplaced", f".{key}.x{PARTIAL_SUFFIX}/x"):
@@ -173,9 +220,10 @@ async def test_the_filesystem_refuses_to_reclaim_a_foreign_handle(tmp_path: Path
 
 
 async def test_s3_lists_only_under_its_prefix_page_after_page(moto_server: MotoServer) -> None:
-    """Over 1000 objects, the most one ListObjectsV2 page returns, plus one outside the prefix."""
+    """Over 1000 objects, the most one ListObjectsV2 page returns, with keys of both forms (a bare id,
+    an owner's), plus one outside the prefix."""
     async with store_and_client(moto_server.endpoint_url, prefix="tenant-a/") as (store, client, bucket):
-        keys = [new_document_id() for _ in range(1005)]
+        keys = [new_document_id() for _ in range(1000)] + [new_key() for _ in range(5)]
         for start in range(0, len(keys), 100):
             await asyncio.gather(
                 *(

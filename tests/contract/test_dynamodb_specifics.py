@@ -25,10 +25,11 @@ from docpipe.domain.errors import (
     StoreMissing,
     StoreUnavailable,
 )
+from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.model import Document, ListQuery
 from docpipe.domain.service import DocumentService
 from tests.contract.support import errors_naming, until_it_passes, until_logged
-from tests.contract.test_repository_contract import add_all, list_ids, make_document, renamed
+from tests.contract.test_repository_contract import OWNER, add_all, list_ids, make_document, renamed
 from tests.moto_server import MotoServer, free_port, running_moto_server
 
 opened_repository = contextlib.asynccontextmanager(open_repository)
@@ -79,7 +80,7 @@ async def test_an_existing_table_is_reused(moto_server: MotoServer) -> None:
     async with opened_repository(aioboto3.Session(), settings) as repository:
         await repository.add(document)
     async with opened_repository(aioboto3.Session(), settings) as repository:
-        assert await repository.get(document.id) == document
+        assert await repository.get(OWNER, document.id) == document
 
 
 async def test_concurrent_start_ups_share_the_table_one_of_them_creates(moto_server: MotoServer) -> None:
@@ -90,7 +91,7 @@ async def test_concurrent_start_ups_share_the_table_one_of_them_creates(moto_ser
         )
         document = make_document()
         await first.add(document)
-        assert await second.get(document.id) == document
+        assert await second.get(OWNER, document.id) == document
 
 
 async def test_listings_query_about_one_page_and_never_scan(moto_server: MotoServer) -> None:
@@ -126,7 +127,7 @@ async def test_listings_query_about_one_page_and_never_scan(moto_server: MotoSer
         ):
             calls.clear()
             scanned.clear()
-            page = await repository.list(query)
+            page = await repository.list(OWNER, query)
             assert calls == ["Query", "BatchGetItem"], query
             assert scanned[0] <= 3, query
             assert len(page.documents) <= 2
@@ -153,7 +154,7 @@ async def test_a_rare_filter_combination_costs_a_bounded_number_of_queries_per_p
         )
         client.meta.events.register("after-call.dynamodb.Query", record_query)
         service = DocumentService(MemoryBlobStore(), repository, max_upload_bytes=GIB)
-        listing = await service.list(limit=1, tag="x", prefix="rare")
+        listing = await service.list(OWNER, limit=1, tag="x", prefix="rare")
         assert [document.id for document in listing.documents] == [oldest.id]
         assert listing.next_cursor is None
         assert len(queries) <= 6
@@ -174,7 +175,7 @@ async def test_a_document_deleted_before_the_batch_get_shortens_the_page_but_nev
 
         async def delete_before_the_batch_get(**_: Any) -> None:
             while deletions:
-                await repository.delete(deletions.pop())
+                await repository.delete(OWNER, deletions.pop())
 
         # aiobotocore awaits a handler's coroutine before it sends the call.
         client.meta.events.register(
@@ -184,7 +185,7 @@ async def test_a_document_deleted_before_the_batch_get_shortens_the_page_but_nev
         listed: list[str] = []
         cursor: str | None = None
         for _ in range(5):
-            listing = await service.list(limit=1, cursor=cursor)
+            listing = await service.list(OWNER, limit=1, cursor=cursor)
             listed.extend(document.id for document in listing.documents)
             if (cursor := listing.next_cursor) is None:
                 break
@@ -213,24 +214,33 @@ async def test_a_page_larger_than_one_batch_get(
     monkeypatch.setattr(dynamodb, "_BATCH_GET_MAX", 3)
     async with repository_and_client(moto_server.endpoint_url) as (repository, _, _):
         documents = await add_all(repository, [make_document(f"{n}.txt") for n in range(9)])
-        page = await repository.list(ListQuery(limit=8))
+        page = await repository.list(OWNER, ListQuery(limit=8))
         assert [document.id for document in page.documents] == [d.id for d in reversed(documents)][:8]
         assert page.resume_after == documents[1].id
 
 
-async def test_replace_and_delete_leave_no_stale_entries(moto_server: MotoServer) -> None:
+@pytest.mark.parametrize(
+    ("owner", "prefix", "registry"),
+    [(DEFAULT_OWNER, "", set()), (OWNER, f"O#{OWNER}#", {("OWNERS", OWNER)})],
+)
+async def test_replace_and_delete_leave_no_stale_entries(
+    moto_server: MotoServer, owner: str, prefix: str, registry: set[tuple[str, str]]
+) -> None:
+    """Owner ``default``'s items are laid out as before owners existed; every other owner's partitions
+    carry its prefix, and the owner stays registered."""
     async with repository_and_client(moto_server.endpoint_url) as (repository, client, table):
-        (document,) = await add_all(repository, [make_document("ab.pdf", tags=("x", "y"))])
-        await repository.update(document.id, renamed("c", tags=("y", "z")))
+        (document,) = await add_all(repository, [make_document("ab.pdf", owner=owner, tags=("x", "y"))])
+        await repository.update(owner, document.id, renamed("c", tags=("y", "z")))
         assert await stored_keys(client, table) == {
-            (f"DOC#{document.id}", "DOC"),
+            (f"{prefix}DOC#{document.id}", "DOC"),
             *(
-                (partition, document.id)
+                (prefix + partition, document.id)
                 for partition in ("ALL", "FILENAME#c", "TYPE#application/pdf", "TAG#y", "TAG#z", "PREFIX#c")
             ),
+            *registry,
         }
-        await repository.delete(document.id)
-        assert await stored_keys(client, table) == set()
+        await repository.delete(owner, document.id)
+        assert await stored_keys(client, table) == registry
 
 
 async def test_of_concurrent_updates_of_one_version_exactly_one_wins(moto_server: MotoServer) -> None:
@@ -248,14 +258,14 @@ async def test_of_concurrent_updates_of_one_version_exactly_one_wins(moto_server
 
         candidates = [renamed(f"{n}.pdf", tags=(f"t{n}",)) for n in range(5)]
         outcomes = await asyncio.gather(
-            *(repository.update(document.id, of_version_1(candidate)) for candidate in candidates),
+            *(repository.update(OWNER, document.id, of_version_1(candidate)) for candidate in candidates),
             return_exceptions=True,
         )
         winners = [outcome for outcome in outcomes if isinstance(outcome, Document)]
         assert len(winners) == 1
         assert all(isinstance(outcome, (Document, PreconditionFailed)) for outcome in outcomes)
         (winner,) = winners
-        assert await repository.get(document.id) == winner
+        assert await repository.get(OWNER, document.id) == winner
         assert await list_ids(repository, ListQuery(tag=winner.tags[0])) == [document.id]
         assert await list_ids(repository, ListQuery(filename=winner.filename)) == [document.id]
         for n in range(5):
@@ -285,9 +295,9 @@ async def test_an_update_always_overtaken_retries_then_gives_up(
             return renamed("b")(current)
 
         with pytest.raises(ConcurrentUpdate):
-            await overtaken.update(document.id, change)
+            await overtaken.update(OWNER, document.id, change)
         assert calls > 1
-        assert await repository.get(document.id) == document
+        assert await repository.get(OWNER, document.id) == document
 
 
 async def test_the_wait_for_a_turn_counts_in_an_updates_budget(
@@ -306,10 +316,10 @@ async def test_the_wait_for_a_turn_counts_in_an_updates_budget(
             await asyncio.sleep(2)
 
         client.meta.events.register("before-call.dynamodb.TransactWriteItems", cast(Any, slow_write))
-        first = asyncio.create_task(repository.update(document.id, renamed("first")))
+        first = asyncio.create_task(repository.update(OWNER, document.id, renamed("first")))
         await writing.wait()
         with pytest.raises(ConcurrentUpdate):
-            await repository.update(document.id, renamed("second"))
+            await repository.update(OWNER, document.id, renamed("second"))
         assert (await first).filename == "first"
 
 
@@ -317,11 +327,11 @@ async def test_concurrent_deletes_remove_once(moto_server: MotoServer) -> None:
     async with repository_and_client(moto_server.endpoint_url) as (repository, client, table):
         (document,) = await add_all(repository, [make_document(tags=("t",))])
         outcomes = await asyncio.gather(
-            *(repository.delete(document.id) for _ in range(3)), return_exceptions=True
+            *(repository.delete(OWNER, document.id) for _ in range(3)), return_exceptions=True
         )
         assert sum(outcome is None for outcome in outcomes) == 1
         assert all(outcome is None or isinstance(outcome, DocumentNotFound) for outcome in outcomes)
-        assert await stored_keys(client, table) == set()
+        assert await stored_keys(client, table) == {("OWNERS", OWNER)}
 
 
 async def test_start_up_against_an_unreachable_endpoint_fails_fast_with_one_line() -> None:
@@ -347,7 +357,7 @@ async def test_check_reports_an_endpoint_that_went_away() -> None:
             with pytest.raises(StoreUnavailable):
                 await repository.check()
             with pytest.raises(StoreUnavailable):
-                await repository.list(ListQuery())
+                await repository.list(OWNER, ListQuery())
 
 
 async def test_a_table_deleted_at_run_time_is_recreated_once(
@@ -363,7 +373,7 @@ async def test_a_table_deleted_at_run_time_is_recreated_once(
         await until_it_passes(repository.check)
         document = make_document()
         await repository.add(document)
-        assert await repository.get(document.id) == document
+        assert await repository.get(OWNER, document.id) == document
         await until_logged(caplog, table)
     recreated = errors_naming(caplog, table)
     assert len(recreated) == 1, recreated

@@ -24,9 +24,10 @@ from types_aiobotocore_dynamodb.client import DynamoDBClient
 from docpipe.adapters.dynamodb import DynamoDbRepository
 from docpipe.domain.errors import DocpipeError, IdempotencyKeyInUse
 from docpipe.domain.idempotency import CompletedUpload, completed, new_claim
+from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.model import utc_now
 from tests.contract.test_dynamodb_specifics import fresh_settings
-from tests.contract.test_repository_contract import make_document
+from tests.contract.test_repository_contract import OWNER, make_document
 from tests.moto_server import MotoServer
 
 BOUND_SECONDS = 60.0
@@ -83,7 +84,7 @@ async def repository_on(endpoint_url: str) -> AsyncIterator[tuple[DynamoDbReposi
 
 async def test_claiming_a_key_record_in_a_running_transaction_is_no_500(moto_server: MotoServer) -> None:
     async with repository_on(moto_server.endpoint_url) as (repository, client):
-        claim = new_claim("conflicted-key", utc_now())
+        claim = new_claim(OWNER, "conflicted-key", utc_now())
         client.meta.events.register("before-call.dynamodb.PutItem", cast(Any, _transaction_conflict))
         with pytest.raises(DocpipeError):
             await repository.claim(claim, utc_now())
@@ -93,36 +94,40 @@ async def test_a_claim_meeting_a_running_transaction_finds_the_key_in_use(moto_s
     async with repository_on(moto_server.endpoint_url) as (repository, client):
         client.meta.events.register("before-call.dynamodb.PutItem", cast(Any, _transaction_conflict))
         with pytest.raises(IdempotencyKeyInUse):
-            await repository.claim(new_claim("conflicted-key", utc_now()), utc_now())
+            await repository.claim(new_claim(OWNER, "conflicted-key", utc_now()), utc_now())
 
 
 async def test_a_release_meeting_a_running_transaction_finds_the_key_in_use(moto_server: MotoServer) -> None:
     async with repository_on(moto_server.endpoint_url) as (repository, client):
-        claim = new_claim("conflicted-key", utc_now())
+        claim = new_claim(OWNER, "conflicted-key", utc_now())
         assert await repository.claim(claim, utc_now()) is None
         client.meta.events.register("before-call.dynamodb.DeleteItem", cast(Any, _transaction_conflict))
         with pytest.raises(IdempotencyKeyInUse):
             await repository.release(claim)
 
 
-async def test_an_insert_cancelled_by_a_claim_of_its_key_is_retried(moto_server: MotoServer) -> None:
+@pytest.mark.parametrize("owner", [DEFAULT_OWNER, OWNER])
+async def test_an_insert_cancelled_by_a_claim_of_its_key_is_retried(
+    moto_server: MotoServer, owner: str
+) -> None:
+    """Whoever owns it, the key record is recognised as the item in conflict."""
     async with repository_on(moto_server.endpoint_url) as (repository, client):
-        claim = new_claim("lost-reply-key", utc_now())
+        claim = new_claim(owner, "lost-reply-key", utc_now())
         assert await repository.claim(claim, utc_now()) is None
         conflicts = _ConflictOnLastItem(times=2)
         client.meta.events.register("before-call.dynamodb.TransactWriteItems", cast(Any, conflicts))
-        document = make_document()
+        document = make_document(owner=owner)
         async with asyncio.timeout(BOUND_SECONDS):
             await repository.add(document, completed(claim, utc_now()))
         assert conflicts.refused == 2
-        assert await repository.get(document.id) == document
-        retry = new_claim(claim.key, utc_now())
+        assert await repository.get(owner, document.id) == document
+        retry = new_claim(owner, claim.key, utc_now())
         assert await repository.claim(retry, utc_now()) == CompletedUpload(document.id, document.sha256)
 
 
 async def test_an_insert_whose_key_record_stays_in_conflict_gives_up(moto_server: MotoServer) -> None:
     async with repository_on(moto_server.endpoint_url) as (repository, client):
-        claim = new_claim("hammered-key", utc_now())
+        claim = new_claim(OWNER, "hammered-key", utc_now())
         assert await repository.claim(claim, utc_now()) is None
         conflicts = _ConflictOnLastItem(times=10**6)
         client.meta.events.register("before-call.dynamodb.TransactWriteItems", cast(Any, conflicts))

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from docpipe.adapters.filesystem import open_blob_store
+from docpipe.adapters.filesystem import FilesystemBlobStore, open_blob_store
 from docpipe.domain.errors import StoreMissing
+from docpipe.domain.model import new_blob_key, new_document_id
 
 opened_blob_store = contextlib.asynccontextmanager(open_blob_store)
 
@@ -22,3 +23,33 @@ async def test_without_create_missing_a_missing_blob_folder_is_refused_and_left_
         pass
     async with opened_blob_store(tmp_path, create_missing=False) as store:
         await store.check()
+
+
+def test_a_key_names_a_file_under_its_owners_folder_or_a_bare_ids_fan_out_folder(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    key = new_blob_key("tenant-a")
+    name = key.removeprefix("tenant-a/")
+    assert store.path_of(key) == tmp_path / "tenant-a" / name[-2:] / name
+    legacy = new_document_id()
+    assert store.path_of(legacy) == tmp_path / legacy[-2:] / legacy
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "./x",
+        "../x",
+        "/x",
+        "a/b/x",
+        "tenant-a/",
+        "tenant-a/.x",
+        "tenant-a/..",
+        "..",
+        "a\\x",
+        "not an owner/x",
+    ],
+)
+def test_a_key_that_would_leave_its_place_is_refused(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ValueError, match="not a blob key"):
+        FilesystemBlobStore(tmp_path).path_of(key)

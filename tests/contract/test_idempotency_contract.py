@@ -22,13 +22,13 @@ from docpipe.domain.idempotency import (
 )
 from docpipe.domain.model import utc_now
 from docpipe.domain.ports import DocumentRepository
-from tests.contract.test_repository_contract import make_document
+from tests.contract.test_repository_contract import OWNER, make_document
 
 SECOND = timedelta(seconds=1)
 
 
 def claim_of(key: str = "key-1") -> IdempotencyClaim:
-    return new_claim(key, utc_now())
+    return new_claim(OWNER, key, utc_now())
 
 
 async def test_a_free_key_is_claimed_and_then_in_use(repository: DocumentRepository) -> None:
@@ -57,13 +57,13 @@ async def test_a_lapsed_claim_is_taken_over_and_cannot_complete(repository: Docu
     crashed = claim_of()
     await repository.claim(crashed, utc_now())
     later = utc_now() + LEASE + SECOND
-    retry = new_claim(crashed.key, later)
+    retry = new_claim(OWNER, crashed.key, later)
     assert await repository.claim(retry, later) is None
     document = make_document()
     with pytest.raises(IdempotencyKeyInUse):
         await repository.add(document, completed(crashed, later))
     with pytest.raises(DocumentNotFound):
-        await repository.get(document.id)
+        await repository.get(OWNER, document.id)
 
 
 async def test_add_completes_the_claim_in_the_same_commit(repository: DocumentRepository) -> None:
@@ -71,7 +71,7 @@ async def test_add_completes_the_claim_in_the_same_commit(repository: DocumentRe
     await repository.claim(claim, utc_now())
     document = make_document()
     await repository.add(document, completed(claim, utc_now()))
-    assert await repository.get(document.id) == document
+    assert await repository.get(OWNER, document.id) == document
     expected = CompletedUpload(document.id, document.sha256)
     assert await repository.claim(claim_of(), utc_now()) == expected
     # Completed records stand whatever the lease said, for the whole retention period...
@@ -88,7 +88,7 @@ async def test_a_completed_key_cannot_complete_again(repository: DocumentReposit
     with pytest.raises(IdempotencyKeyInUse):
         await repository.add(second, completed(claim, utc_now()))
     with pytest.raises(DocumentNotFound):
-        await repository.get(second.id)
+        await repository.get(OWNER, second.id)
 
 
 async def test_add_with_a_claim_never_made_writes_nothing(repository: DocumentRepository) -> None:
@@ -96,7 +96,7 @@ async def test_add_with_a_claim_never_made_writes_nothing(repository: DocumentRe
     with pytest.raises(IdempotencyKeyInUse):
         await repository.add(document, claim_of())
     with pytest.raises(DocumentNotFound):
-        await repository.get(document.id)
+        await repository.get(OWNER, document.id)
 
 
 async def test_a_duplicate_id_leaves_the_claim_open(repository: DocumentRepository) -> None:
@@ -131,7 +131,7 @@ async def test_a_record_outlives_its_document(repository: DocumentRepository) ->
     await repository.claim(claim, utc_now())
     document = make_document()
     await repository.add(document, completed(claim, utc_now()))
-    await repository.delete(document.id)
+    await repository.delete(OWNER, document.id)
     assert await repository.claim(claim_of(), utc_now()) == CompletedUpload(document.id, document.sha256)
 
 

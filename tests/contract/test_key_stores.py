@@ -19,7 +19,7 @@ from docpipe.adapters.dynamodb_keys import DynamoDbKeyRepository
 from docpipe.adapters.sqlite_keys import SqliteKeyRepository
 from docpipe.config import DynamoDbSettings
 from docpipe.domain.errors import StoreUnavailable
-from docpipe.domain.identity import ALL_SCOPES
+from docpipe.domain.identity import ALL_SCOPES, DEFAULT_OWNER
 from docpipe.domain.key_service import KeyService
 from docpipe.domain.keys import hash_secret
 from docpipe.domain.model import utc_now
@@ -81,7 +81,7 @@ async def test_sqlite_keys_live_in_the_documents_file_and_outlast_the_process(tm
     assert [path.name for path in tmp_path.glob("*.sqlite3")] == [sqlite.DATABASE_NAME]  # noqa: ASYNC240
     async with opened_sqlite(tmp_path) as repository:
         assert await repository.api_keys().find(key.secret_hash) == key
-        assert await repository.get(document.id) == document
+        assert await repository.get(document.owner, document.id) == document
 
 
 async def test_a_sqlite_file_from_before_keys_gets_its_table_at_start_up(tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ async def test_a_sqlite_file_from_before_keys_gets_its_table_at_start_up(tmp_pat
         key = make_key()
         await repository.api_keys().add(key)
         assert await repository.api_keys().list() == [key]
-        assert await repository.get(document.id) == document
+        assert await repository.get(document.owner, document.id) == document
 
 
 async def test_a_sqlite_write_lock_held_elsewhere_makes_key_writes_unavailable_and_spares_finds(
@@ -153,7 +153,7 @@ async def test_dynamodb_keys_share_the_documents_table_and_nothing_scans_it(moto
             await keys.add(make_key())
         key = make_key()
         await keys.add(key)
-        await repository.add(make_document())
+        await repository.add(make_document(owner=DEFAULT_OWNER))  # whose document item is DOC#<id>
         client.meta.events.register("before-call.dynamodb", record_call)
         operations = {
             "find": (keys.find(key.secret_hash), ["GetItem"]),

@@ -16,10 +16,14 @@ from docpipe.domain.errors import DocumentNotFound, DuplicateDocument, Precondit
 from docpipe.domain.model import Document, ListQuery, new_blob_key, new_document_id, utc_now
 from docpipe.domain.ports import DocumentRepository
 
+OWNER = "tenant-a"
+"""The owner of the documents these tests store; ``test_owners_are_isolated`` brings in others."""
+
 
 def make_document(
     filename: str = "report.pdf",
     *,
+    owner: str = OWNER,
     tags: tuple[str, ...] = (),
     content_type: str = "application/pdf",
     metadata: dict[str, str] | None = None,
@@ -27,7 +31,8 @@ def make_document(
     now = utc_now()
     return Document(
         id=new_document_id(),
-        blob_key=new_blob_key(),
+        owner=owner,
+        blob_key=new_blob_key(owner),
         filename=filename,
         content_type=content_type,
         size=42,
@@ -46,15 +51,15 @@ async def add_all(repository: DocumentRepository, documents: list[Document]) -> 
 
 
 async def list_ids(repository: DocumentRepository, query: ListQuery) -> list[str]:
-    return [document.id for document in (await repository.list(query)).documents]
+    return [document.id for document in (await repository.list(OWNER, query)).documents]
 
 
-async def follow(repository: DocumentRepository, query: ListQuery) -> list[str]:
-    """Every id a listing yields, following where each page says the next resumes until it says none
-    does; checks on the way that each page holds at most ``limit`` documents, newest first."""
+async def follow(repository: DocumentRepository, query: ListQuery, owner: str = OWNER) -> list[str]:
+    """Every id ``owner``'s listing yields, following where each page says the next resumes until it
+    says none does; checks on the way that each page holds at most ``limit`` documents, newest first."""
     seen: list[str] = []
     for _ in range(1000):
-        page = await repository.list(query)
+        page = await repository.list(owner, query)
         ids = [document.id for document in page.documents]
         assert len(ids) <= query.limit
         assert ids == sorted(ids, reverse=True)
@@ -81,18 +86,18 @@ async def test_add_then_get_returns_an_equal_document(repository: DocumentReposi
         "Q3 réport ☃.pdf", tags=("finance", "q3"), metadata={"project": "apollo", "ünï": "cödé"}
     )
     await repository.add(document)
-    assert await repository.get(document.id) == document
+    assert await repository.get(OWNER, document.id) == document
 
 
 async def test_a_document_keeps_its_blob_key_through_an_update(repository: DocumentRepository) -> None:
     document = make_document()
     await repository.add(document)
     await repository.update(
-        document.id, lambda current: msgspec.structs.replace(current, filename="b.pdf", version=2)
+        OWNER, document.id, lambda current: msgspec.structs.replace(current, filename="b.pdf", version=2)
     )
-    stored = await repository.get(document.id)
+    stored = await repository.get(OWNER, document.id)
     assert (stored.blob_key, stored.filename) == (document.blob_key, "b.pdf")
-    assert [listed.blob_key for listed in (await repository.list(ListQuery())).documents] == [
+    assert [listed.blob_key for listed in (await repository.list(OWNER, ListQuery())).documents] == [
         document.blob_key
     ]
 
@@ -100,14 +105,14 @@ async def test_a_document_keeps_its_blob_key_through_an_update(repository: Docum
 async def test_timestamps_keep_microseconds_and_utc(repository: DocumentRepository) -> None:
     document = make_document()
     await repository.add(document)
-    stored = await repository.get(document.id)
+    stored = await repository.get(OWNER, document.id)
     assert stored.created_at == document.created_at
     assert stored.created_at.utcoffset() == timedelta(0)
 
 
 async def test_get_of_an_unknown_id_raises_not_found(repository: DocumentRepository) -> None:
     with pytest.raises(DocumentNotFound):
-        await repository.get(new_document_id())
+        await repository.get(OWNER, new_document_id())
 
 
 async def test_adding_the_same_id_twice_is_refused(repository: DocumentRepository) -> None:
@@ -115,7 +120,7 @@ async def test_adding_the_same_id_twice_is_refused(repository: DocumentRepositor
     await repository.add(document)
     with pytest.raises(DuplicateDocument):
         await repository.add(msgspec.structs.replace(document, filename="other.pdf"))
-    assert (await repository.get(document.id)).filename == "report.pdf"
+    assert (await repository.get(OWNER, document.id)).filename == "report.pdf"
 
 
 async def test_list_is_newest_first(repository: DocumentRepository) -> None:
@@ -130,14 +135,14 @@ async def test_pages_cover_every_document_once(repository: DocumentRepository, b
 
 async def test_unfiltered_pages_are_full(repository: DocumentRepository, budget: str) -> None:
     documents = await add_all(repository, [make_document(f"{n}.txt") for n in range(7)])
-    page = await repository.list(ListQuery(limit=3))
+    page = await repository.list(OWNER, ListQuery(limit=3))
     assert [document.id for document in page.documents] == [d.id for d in reversed(documents)][:3]
     assert page.resume_after == documents[-3].id
 
 
 async def test_an_exactly_full_last_page_says_no_match_remains(repository: DocumentRepository) -> None:
     await add_all(repository, [make_document() for _ in range(3)])
-    page = await repository.list(ListQuery(limit=3))
+    page = await repository.list(OWNER, ListQuery(limit=3))
     assert len(page.documents) == 3
     assert page.resume_after is None
 
@@ -243,7 +248,7 @@ async def test_a_page_that_examined_its_budget_is_short_but_not_the_last(
         [make_document("rare.pdf", tags=("t",))] + [make_document(f"{n}.pdf", tags=("t",)) for n in range(4)],
     )
     query = ListQuery(limit=1, tag="t", prefix="rare")
-    page = await repository.list(query)
+    page = await repository.list(OWNER, query)
     assert page.documents == []
     assert page.resume_after is not None
     assert await follow(repository, query) == [wanted.id]
@@ -258,13 +263,13 @@ async def test_documents_deleted_mid_listing_end_neither_the_listing_nor_its_pag
         repository, [make_document(f"invoice-{n}.pdf", tags=("t",) if n % 3 else ()) for n in range(12)]
     )
     query = ListQuery(limit=2, prefix="invoice-", tag="t")
-    first = await repository.list(query)
+    first = await repository.list(OWNER, query)
     assert first.resume_after is not None
     listed = [document.id for document in first.documents]
     deleted = {first.resume_after, documents[-4].id, documents[-5].id, documents[1].id}
     for document_id in deleted:
         with contextlib.suppress(DocumentNotFound):
-            await repository.delete(document_id)
+            await repository.delete(OWNER, document_id)
     listed += await follow(repository, msgspec.structs.replace(query, after_id=first.resume_after))
     expected = [d.id for d in reversed(documents) if d.tags and (d.id in listed[:2] or d.id not in deleted)]
     assert listed == expected
@@ -286,9 +291,9 @@ async def test_update_stores_the_changed_document_and_its_entries(repository: Do
             current, filename="renamed.pdf", tags=("new",), metadata={"k": "v"}, version=2
         )
 
-    changed = await repository.update(document.id, change)
+    changed = await repository.update(OWNER, document.id, change)
     assert changed.version == 2
-    assert await repository.get(changed.id) == changed
+    assert await repository.get(OWNER, changed.id) == changed
     assert await list_ids(repository, ListQuery(tag="old")) == []
     assert await list_ids(repository, ListQuery(tag="new")) == [changed.id]
     assert await list_ids(repository, ListQuery(filename="renamed.pdf")) == [changed.id]
@@ -296,17 +301,19 @@ async def test_update_stores_the_changed_document_and_its_entries(repository: Do
 
 async def test_updates_apply_on_top_of_each_other(repository: DocumentRepository) -> None:
     (document,) = await add_all(repository, [make_document()])
-    await repository.update(document.id, renamed("a"))
-    updated = await repository.update(document.id, renamed("b"))
+    await repository.update(OWNER, document.id, renamed("a"))
+    updated = await repository.update(OWNER, document.id, renamed("b"))
     assert (updated.filename, updated.version) == ("b", 3)
-    assert await repository.get(document.id) == updated
+    assert await repository.get(OWNER, document.id) == updated
 
 
 async def test_concurrent_updates_all_apply(repository: DocumentRepository) -> None:
     (document,) = await add_all(repository, [make_document()])
-    results = await asyncio.gather(*(repository.update(document.id, renamed(f"{n}.pdf")) for n in range(8)))
+    results = await asyncio.gather(
+        *(repository.update(OWNER, document.id, renamed(f"{n}.pdf")) for n in range(8))
+    )
     assert sorted(result.version for result in results) == list(range(2, 10))
-    assert (await repository.get(document.id)).version == 9
+    assert (await repository.get(OWNER, document.id)).version == 9
 
 
 async def test_an_update_whose_change_raises_writes_nothing(repository: DocumentRepository) -> None:
@@ -316,27 +323,27 @@ async def test_an_update_whose_change_raises_writes_nothing(repository: Document
         raise PreconditionFailed
 
     with pytest.raises(PreconditionFailed):
-        await repository.update(document.id, refuse)
-    assert await repository.get(document.id) == document
+        await repository.update(OWNER, document.id, refuse)
+    assert await repository.get(OWNER, document.id) == document
 
 
 async def test_update_of_a_missing_document_raises_not_found(repository: DocumentRepository) -> None:
     with pytest.raises(DocumentNotFound):
-        await repository.update(new_document_id(), renamed("a"))
+        await repository.update(OWNER, new_document_id(), renamed("a"))
 
 
 async def test_delete_removes_from_get_and_every_listing(repository: DocumentRepository) -> None:
     (document,) = await add_all(repository, [make_document("gone.pdf", tags=("t",))])
-    await repository.delete(document.id)
+    await repository.delete(OWNER, document.id)
     with pytest.raises(DocumentNotFound):
-        await repository.get(document.id)
+        await repository.get(OWNER, document.id)
     for query in (ListQuery(), ListQuery(tag="t"), ListQuery(prefix="gone"), ListQuery(filename="gone.pdf")):
         assert await list_ids(repository, query) == []
 
 
 async def test_delete_of_an_unknown_id_raises_not_found(repository: DocumentRepository) -> None:
     with pytest.raises(DocumentNotFound):
-        await repository.delete(new_document_id())
+        await repository.delete(OWNER, new_document_id())
 
 
 async def test_check_passes_on_a_healthy_repository(repository: DocumentRepository) -> None:

@@ -19,7 +19,8 @@ from docpipe.adapters import sqlite
 from docpipe.adapters.sqlite import DATABASE_NAME, SqliteRepository, open_repository
 from docpipe.domain.errors import StorageFull, StoreMissing, StoreUnavailable
 from docpipe.domain.model import ListQuery
-from tests.contract.test_repository_contract import add_all, list_ids, make_document
+from tests.contract.test_repository_contract import OWNER, add_all, list_ids, make_document
+from tests.test_upgrade import SCHEMA_BEFORE_OWNERS
 
 opened_repository = contextlib.asynccontextmanager(open_repository)
 
@@ -43,12 +44,14 @@ _FILTER_SETS = [
 
 @pytest.mark.parametrize("filters", _FILTER_SETS, ids=lambda filters: "+".join(filters) or "none")
 @pytest.mark.parametrize("after", [False, True], ids=["first page", "cursor page"])
+@pytest.mark.parametrize("upgraded", [False, True], ids=["new file", "file from before owners"])
 async def test_every_listing_reads_an_index_in_id_order(
-    filters: dict[str, str], after: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    filters: dict[str, str], after: bool, upgraded: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No filter or combination sorts its matches (a temporary B-tree) or scans a table or index:
-    each step seeks into an index, so a page costs what it reads, not what matches. Only the first
-    page of the unfiltered listing walks the table itself, newest first, stopped by its LIMIT."""
+    each step seeks into an index, so a page costs what it reads, not what matches. Every listing,
+    the unfiltered one included, seeks to its owner's entries: other owners' documents cost nothing.
+    A file from before owners gets the same indexes at start-up."""
     statements: list[tuple[str, Sequence[Any]]] = []
     read = SqliteRepository._read
 
@@ -59,21 +62,22 @@ async def test_every_listing_reads_an_index_in_id_order(
         return await read(self, statement, parameters)
 
     monkeypatch.setattr(SqliteRepository, "_read", recording_read)
+    if upgraded:
+        with contextlib.closing(sqlite3.connect(tmp_path / DATABASE_NAME)) as db:
+            db.executescript(SCHEMA_BEFORE_OWNERS)
     async with opened_repository(tmp_path) as repository:
         documents = await add_all(
             repository,
             [make_document(f"invoice-2024-03-0{n}.pdf", tags=("finance", f"n{n}")) for n in range(1, 6)],
         )
         after_id = documents[-1].id if after else None
-        await repository.list(ListQuery(limit=2, after_id=after_id, **filters))
+        await repository.list(OWNER, ListQuery(limit=2, after_id=after_id, **filters))
     assert statements
     with contextlib.closing(sqlite3.connect(tmp_path / DATABASE_NAME)) as db:
         for statement, parameters in statements:
             plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)]
-            if not filters and not after:
-                assert plan == ["SCAN d"]
-            else:
-                assert all(_seeks(step) for step in plan), plan
+            assert all(_seeks(step) for step in plan), plan
+            assert any("owner=?" in step for step in plan), plan
 
 
 def _seeks(step: str) -> bool:
@@ -98,11 +102,11 @@ async def test_prefix_entries_follow_renames_and_deletes(tmp_path: Path) -> None
     async with opened_repository(tmp_path) as repository:
         (document,) = await add_all(repository, [make_document("ab.pdf")])
         await repository.update(
-            document.id, lambda current: msgspec.structs.replace(current, filename="c", version=2)
+            OWNER, document.id, lambda current: msgspec.structs.replace(current, filename="c", version=2)
         )
         with contextlib.closing(sqlite3.connect(tmp_path / DATABASE_NAME)) as db:
             assert db.execute("SELECT prefix, id FROM document_prefixes").fetchall() == [("c", document.id)]
-            await repository.delete(document.id)
+            await repository.delete(OWNER, document.id)
             assert db.execute("SELECT count(*) FROM document_prefixes").fetchone() == (0,)
 
 
@@ -125,10 +129,10 @@ async def test_a_write_lock_held_elsewhere_makes_writes_unavailable_and_spares_r
         with write_lock_held_elsewhere(tmp_path / DATABASE_NAME):
             with pytest.raises(StoreUnavailable, match="locked"):
                 await repository.add(make_document())
-            assert await repository.get(document.id) == document
+            assert await repository.get(OWNER, document.id) == document
         later = make_document()
         await repository.add(later)
-        assert await repository.get(later.id) == later
+        assert await repository.get(OWNER, later.id) == later
 
 
 @contextlib.asynccontextmanager
@@ -167,9 +171,9 @@ async def test_a_full_database_makes_writes_storage_full_and_leaves_no_transacti
         await writer.execute(f"PRAGMA max_page_count = {pages}")
         grown = msgspec.structs.replace(small, metadata=_big_metadata(), version=small.version + 1)
         with pytest.raises(StorageFull):
-            await repository.update(small.id, lambda _: grown)
+            await repository.update(OWNER, small.id, lambda _: grown)
         assert not writer.in_transaction
-        assert await repository.get(small.id) == small
+        assert await repository.get(OWNER, small.id) == small
 
 
 async def test_without_create_missing_a_folder_without_a_database_is_refused_and_left_alone(

@@ -20,6 +20,7 @@ import httpx
 
 from docpipe.config import load_settings
 from docpipe.container import Container, close
+from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.ports import DocumentRepository
 
 MIB = 1024 * 1024
@@ -217,7 +218,9 @@ def blob_keys_of(env: Mapping[str, str], document_ids: Iterable[str]) -> set[str
         container = Container(settings=load_settings(env))
         try:
             repository: DocumentRepository = await container.repository()
-            return {(await repository.get(document_id)).blob_key for document_id in document_ids}
+            return {
+                (await repository.get(DEFAULT_OWNER, document_id)).blob_key for document_id in document_ids
+            }
         finally:
             await close(container)
 
@@ -228,7 +231,9 @@ def blob_keys_of(env: Mapping[str, str], document_ids: Iterable[str]) -> set[str
 
 
 def blob_files(data_dir: Path) -> tuple[set[str], list[Path]]:
-    """Names of the complete blobs under ``<data_dir>/blobs``, and the paths of ``.partial`` files."""
+    """Keys of the complete blobs under ``<data_dir>/blobs`` (``<owner>/<name>`` from
+    ``<owner>/<fan-out>/<name>``, the bare name from ``<fan-out>/<name>``), and the paths of
+    ``.partial`` files."""
     blobs: set[str] = set()
     partials: list[Path] = []
     root = data_dir / "blobs"
@@ -240,7 +245,8 @@ def blob_files(data_dir: Path) -> tuple[set[str], list[Path]]:
         if path.name.endswith(PARTIAL_SUFFIX):
             partials.append(path)
         else:
-            blobs.add(path.name)
+            folders = path.relative_to(root).parts[:-2]
+            blobs.add("/".join([*folders, path.name]))
     return blobs, partials
 
 

@@ -19,6 +19,7 @@ import httpx
 import msgspec
 
 from docpipe.container import Container
+from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.service import DocumentService
 from tests.adapters_under_test import settings_for
 from tests.faults.support import MIB, aws_env, download_digest, pattern_chunks, pattern_sha256
@@ -119,7 +120,7 @@ async def test_a_read_finding_every_s3_connection_held_gets_503_and_readiness_st
             """Open a download and read none of it for ``HOLD_SECONDS``, in the app's own event loop
             (where its S3 client is)."""
             service: DocumentService = await container.service()  # type: ignore[misc]
-            chunks = await service.open_content(await service.get(document_id))
+            chunks = await service.open_content(await service.get(DEFAULT_OWNER, document_id))
 
             async def release_later() -> None:
                 try:

@@ -15,6 +15,7 @@ from litestar.testing import AsyncTestClient
 
 from docpipe.config import Settings
 from docpipe.container import Container
+from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.ports import DocumentRepository
 from docpipe.entrypoints.http.app import create_app
 from tests.http.helpers import Client, assert_problem, upload_ok
@@ -113,6 +114,7 @@ async def test_a_stored_type_that_does_not_parse_is_served_as_an_octet_stream_at
 
     async def store_legacy_type() -> None:
         await repository.update(
+            DEFAULT_OWNER,
             document_id,
             lambda current: msgspec.structs.replace(
                 current, content_type=stored, version=current.version + 1

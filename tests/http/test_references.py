@@ -10,6 +10,7 @@ from datetime import datetime
 from docpipe.config import Settings
 from docpipe.container import Container, close, open_service
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
+from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.model import Document, ListQuery, NewDocument, Page, new_document_id
 from docpipe.domain.ports import DocumentRepository
 from tests.http.helpers import Client, assert_problem, serve, stores_of, upload_ok, wrap_repository
@@ -26,21 +27,21 @@ class RecordingRepository:
         self.calls.append("add")
         await self._inner.add(document, claim)
 
-    async def get(self, document_id: str) -> Document:
+    async def get(self, owner: str, document_id: str) -> Document:
         self.calls.append("get")
-        return await self._inner.get(document_id)
+        return await self._inner.get(owner, document_id)
 
-    async def list(self, query: ListQuery) -> Page:
+    async def list(self, owner: str, query: ListQuery) -> Page:
         self.calls.append("list")
-        return await self._inner.list(query)
+        return await self._inner.list(owner, query)
 
-    async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+    async def update(self, owner: str, document_id: str, change: Callable[[Document], Document]) -> Document:
         self.calls.append("update")
-        return await self._inner.update(document_id, change)
+        return await self._inner.update(owner, document_id, change)
 
-    async def delete(self, document_id: str) -> None:
+    async def delete(self, owner: str, document_id: str) -> None:
         self.calls.append("delete")
-        await self._inner.delete(document_id)
+        await self._inner.delete(owner, document_id)
 
     async def claim(self, claim: IdempotencyClaim, now: datetime) -> CompletedUpload | None:
         self.calls.append("claim")
@@ -49,6 +50,11 @@ class RecordingRepository:
     async def release(self, claim: IdempotencyClaim) -> None:
         self.calls.append("release")
         await self._inner.release(claim)
+
+    async def owners(self) -> AsyncIterator[str]:
+        self.calls.append("owners")
+        async for owner in self._inner.owners():
+            yield owner
 
     async def check(self) -> None:
         await self._inner.check()
@@ -103,7 +109,7 @@ async def test_head_answers_what_get_answers_when_the_bytes_are_missing(
 ) -> None:
     document = await upload_ok(client, b"soon without content", "lost.txt")
     async with stores_of(settings, container) as (blobs, repository):
-        await blobs.delete((await repository.get(document["id"])).blob_key)
+        await blobs.delete((await repository.get(DEFAULT_OWNER, document["id"])).blob_key)
     for url in (f"/documents/{document['id']}/content", "/download/lost.txt"):
         assert_problem(await client.get(url), 404)
         head = await client.head(url)
@@ -117,12 +123,17 @@ async def test_the_upload_that_commits_last_is_listed_first(settings: Settings) 
     container = Container(settings=settings)
     try:
         service = await open_service(container)
-        async with service.new_upload() as slow:
+        async with service.new_upload(DEFAULT_OWNER) as slow:
             await slow.stage(chunks(b"started first, committed last"))
-            fast = await service.upload(chunks(b"started second"), NewDocument(filename="fast.txt"))
+            fast = await service.upload(
+                DEFAULT_OWNER, chunks(b"started second"), NewDocument(filename="fast.txt")
+            )
             late = await slow.commit(NewDocument(filename="slow.txt"))
-        assert [document.id for document in (await service.list()).documents] == [late.id, fast.id]
-        assert (await service.newest_named("slow.txt")).id == late.id
+        assert [document.id for document in (await service.list(DEFAULT_OWNER)).documents] == [
+            late.id,
+            fast.id,
+        ]
+        assert (await service.newest_named(DEFAULT_OWNER, "slow.txt")).id == late.id
         content = b"".join([chunk async for chunk in await service.open_content(late)])
         assert content == b"started first, committed last"
     finally:

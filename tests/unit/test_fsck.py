@@ -13,12 +13,22 @@ from docpipe.adapters.memory import MemoryBlobStore, MemoryRepository
 from docpipe.domain import fsck as fsck_module
 from docpipe.domain.errors import DocumentNotFound
 from docpipe.domain.fsck import DEFAULT_GRACE, FindingKind, Fsck, FsckReport
-from docpipe.domain.model import Document, ListQuery, NewDocument, Page, new_document_id, utc_now
+from docpipe.domain.identity import DEFAULT_OWNER
+from docpipe.domain.model import (
+    Document,
+    ListQuery,
+    NewDocument,
+    Page,
+    new_blob_key,
+    new_document_id,
+    utc_now,
+)
 from docpipe.domain.service import DocumentService
 
 ORPHAN, PARTIAL, MISSING = FindingKind.ORPHAN_BLOB, FindingKind.STALE_PARTIAL, FindingKind.MISSING_BLOB
 SIZE, DIGEST = FindingKind.SIZE_MISMATCH, FindingKind.DIGEST_MISMATCH
 PAST_GRACE = DEFAULT_GRACE + timedelta(seconds=1)
+OWNER = "tenant-a"
 
 
 class Clock:
@@ -39,8 +49,8 @@ class HookedRepository(MemoryRepository):
         super().__init__()
         self.after_list: Callable[[], Awaitable[None]] | None = None
 
-    async def list(self, query: ListQuery) -> Page:
-        page = await super().list(query)
+    async def list(self, owner: str, query: ListQuery) -> Page:
+        page = await super().list(owner, query)
         hook, self.after_list = self.after_list, None
         if hook is not None:
             await hook()
@@ -102,8 +112,8 @@ async def stall(blobs: MemoryBlobStore) -> AsyncIterator[Callable[[], Awaitable[
     await asyncio.gather(*puts, return_exceptions=True)
 
 
-async def upload(service: DocumentService, content: bytes = b"content") -> Document:
-    return await service.upload(stream(content), NewDocument(filename="a.txt"))
+async def upload(service: DocumentService, content: bytes = b"content", owner: str = OWNER) -> Document:
+    return await service.upload(owner, stream(content), NewDocument(filename="a.txt"))
 
 
 def found(report: FsckReport) -> dict[FindingKind, int]:
@@ -153,7 +163,7 @@ async def test_every_kind_of_damage_is_found_and_a_dry_run_changes_nothing(
     assert not any(finding.fixed for finding in report.findings)
     assert not report.clean
     assert blobs.keys() == keys_before
-    assert await repository.get(missing.id) == missing
+    assert await repository.get(OWNER, missing.id) == missing
 
 
 async def test_content_is_only_hashed_when_asked(
@@ -204,9 +214,9 @@ async def test_fix_repairs_leftovers_and_lost_documents_and_a_second_run_is_clea
     assert report.clean
     assert report.refusal is None
     with pytest.raises(DocumentNotFound):
-        await repository.get(missing.id)
+        await repository.get(OWNER, missing.id)
     assert [entry.key async for entry in blobs.inventory()] == [healthy.blob_key]
-    assert await repository.get(healthy.id) == healthy
+    assert await repository.get(OWNER, healthy.id) == healthy
     second = await fsck.run(verify_content=True)
     assert (second.findings, second.documents, second.entries) == ([], 1, 1)
 
@@ -247,18 +257,53 @@ async def test_nothing_is_deleted_when_the_stores_share_no_document(
     assert report.refusal is not None
     assert "nothing was deleted" in report.refusal
     for document in documents:
-        assert await repository.get(document.id) == document
+        assert await repository.get(OWNER, document.id) == document
     assert len(other_blobs.keys()) == 1
 
 
 async def test_keys_docpipe_never_issues_are_ignored(
     blobs: MemoryBlobStore, fsck: Fsck, clock: Clock
 ) -> None:
-    await blobs.put("backup-2024.tar", stream(b"not ours"))
+    foreign = {"backup-2024.tar", f"{OWNER}/backup-2024.tar", f"not an owner!/{new_document_id()}"}
+    for key in foreign:
+        await blobs.put(key, stream(b"not ours"))
     clock.advance()
     report = await fsck.run(fix=True)
-    assert (report.findings, report.ignored) == ([], 1)
-    assert blobs.keys() == {"backup-2024.tar"}
+    assert (report.findings, report.ignored) == ([], 3)
+    assert blobs.keys() == foreign
+
+
+async def test_every_owners_documents_and_blobs_are_checked_and_repaired(
+    service: DocumentService, blobs: MemoryBlobStore, repository: HookedRepository, fsck: Fsck, clock: Clock
+) -> None:
+    """Documents and blobs of several owners, and of keys of both forms: a document from before keys
+    carried their owner has its bare id as its key."""
+    mine = await upload(service)
+    theirs = await upload(service, owner="tenant-b")
+    legacy_id = new_document_id()
+    legacy = msgspec.structs.replace(mine, id=legacy_id, owner=DEFAULT_OWNER, blob_key=legacy_id)
+    await repository.add(legacy)
+    await blobs.put(legacy_id, stream(b"content"))
+    their_missing = await upload(service, owner="tenant-b")
+    await blobs.delete(their_missing.blob_key)
+    orphans = {new_blob_key("tenant-b"), new_document_id()}
+    for orphan in orphans:
+        await blobs.put(orphan, stream(b"no document"))
+    clock.advance()
+
+    report = await fsck.run(fix=True, verify_content=True)
+
+    assert {(finding.kind, finding.key, finding.fixed) for finding in report.findings} == {
+        (MISSING, their_missing.id, True),
+        *((ORPHAN, orphan, True) for orphan in orphans),
+    }
+    assert (report.documents, report.entries, report.ignored) == (4, 5, 0)
+    with pytest.raises(DocumentNotFound):
+        await repository.get("tenant-b", their_missing.id)
+    for document in (mine, theirs, legacy):
+        assert await repository.get(document.owner, document.id) == document
+    assert blobs.keys() == {mine.blob_key, theirs.blob_key, legacy_id}
+    assert (await fsck.run(verify_content=True)).findings == []
 
 
 async def test_an_upload_committing_during_the_check_is_no_orphan(
@@ -305,13 +350,13 @@ async def test_a_document_deleted_during_the_check_is_not_missing(
     clock.advance()
 
     async def delete() -> None:
-        await service.delete(deleted.id)
+        await service.delete(OWNER, deleted.id)
 
     repository.after_list = delete
     report = await fsck.run(fix=True)
     assert report.findings == []
     assert (report.documents, report.entries) == (2, 1)
-    assert await repository.get(kept.id) == kept
+    assert await repository.get(OWNER, kept.id) == kept
 
 
 async def test_metadata_is_read_page_after_page(

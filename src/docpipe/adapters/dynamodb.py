@@ -1,16 +1,20 @@
 """Document repository on one DynamoDB table, through one long-lived aioboto3 client.
 
-The table has a string partition key ``pk`` and a string sort key ``sk``, and holds three kinds of item::
+The table has a string partition key ``pk`` and a string sort key ``sk``. Every document partition
+belongs to one owner: ``<o>`` below is empty for owner ``default`` (so a table written before owners
+existed reads as ``default``'s, with no migration) and ``O#<owner>#`` for every other owner (owners
+contain no ``#``, and no unprefixed partition starts with ``O#``)::
 
-    pk                        sk     other attributes
-    DOC#<id>                  DOC    version (number), document (the Document as msgspec JSON)
-    ALL                       <id>   filename, content_type, tags (list): a listing entry
-    FILENAME#<filename>       <id>   the same
-    TYPE#<content type>       <id>   the same
-    TAG#<tag>                 <id>   the same, one per tag
-    PREFIX#<filename[:n]>     <id>   the same, for n = 1 .. PREFIX_ENTRY_LENGTH
-    KEY#<idempotency key>     KEY    token, lease_until, expires_at (the TTL attribute), and once
-                                     completed document_id and sha256: an upload's Idempotency-Key
+    pk                           sk        other attributes
+    <o>DOC#<id>                  DOC       version (number), document (the Document as msgspec JSON)
+    <o>ALL                       <id>      filename, content_type, tags (list): a listing entry
+    <o>FILENAME#<filename>       <id>      the same
+    <o>TYPE#<content type>       <id>      the same
+    <o>TAG#<tag>                 <id>      the same, one per tag
+    <o>PREFIX#<filename[:n]>     <id>      the same, for n = 1 .. PREFIX_ENTRY_LENGTH
+    <o>KEY#<idempotency key>     KEY       token, lease_until, expires_at (the TTL attribute), and once
+                                           completed document_id and sha256: an upload's Idempotency-Key
+    OWNERS                       <owner>   none: an owner other than ``default`` that added documents
 
 and the API keys, ``APIKEY#<secret hash>`` and ``APIKEYS`` items (see ``dynamodb_keys``).
 
@@ -31,8 +35,15 @@ a TransactWriteItems allows). Known limits:
 - Combined filters query the partition of the most selective-looking filter and filter the rest. A
   page reads at most ``examine_budget(limit)`` entries (``domain.listing``): a rare combination
   gives short pages, even empty ones, each with a cursor that resumes after the entries it read.
-- ``ALL`` (and a very common content type or first letter) is one partition key, which DynamoDB
-  serves at about 1000 writes per second: enough for uploads, and shardable should it not be.
+- Each owner's ``ALL`` (and a very common content type or first letter) is one partition key, which
+  DynamoDB serves at about 1000 writes per second: enough for one owner's uploads, and shardable
+  should it not be.
+
+The owners registry lets ``owners`` (for fsck) find every owner without a Scan. An owner is put there
+with a plain PutItem before its first add in each process (and again after a store failure, in case
+the table was lost), outside the add's transaction, which stays as small as it was; ``owners`` skips
+registered owners whose documents are all gone. A table deleted and recreated behind the back of a
+process that never saw it fail misses the registrations that process remembers.
 
 Idempotency records expire through the table's TTL on ``expires_at`` (enabled when docpipe creates
 the table); as TTL deletes up to days late, every condition on them also compares ``expires_at``.
@@ -44,7 +55,7 @@ import asyncio
 import contextlib
 import math
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
@@ -62,9 +73,11 @@ from docpipe.domain.errors import (
     DocumentNotFound,
     DuplicateDocument,
     IdempotencyKeyInUse,
+    StoreFailure,
     StoreRole,
 )
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
+from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.listing import PREFIX_ENTRY_LENGTH, examine_budget, matches, resume_point
 from docpipe.domain.model import Document, ListQuery, Page
 
@@ -89,7 +102,13 @@ TABLE_WAIT_SECONDS = 120
 _BATCH_GET_MAX = 100
 _SLICE_GROWTH = 4
 _UNPROCESSED_PAUSE = 0.05
+_OWNERS_PAGE = 1000
+"""Registered owners read per Query by ``owners``."""
+_REMEMBERED_OWNERS = 10_000
+"""Owners a process remembers having registered; past this many it forgets them all and registers anew."""
 
+_OWNER = "O#"
+_OWNERS = "OWNERS"
 _DOCUMENT = "DOC#"
 _ALL = "ALL"
 _FILENAME = "FILENAME#"
@@ -97,6 +116,8 @@ _CONTENT_TYPE = "TYPE#"
 _TAG = "TAG#"
 _PREFIX = "PREFIX#"
 _IDEMPOTENCY_KEY = "KEY#"
+_DOCUMENT_SORT_KEY = "DOC"
+_KEY_RECORD_SORT_KEY = "KEY"
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Document)
@@ -109,9 +130,11 @@ class DynamoDbRepository:
         self._client = client
         self._table = table
         self._update_turns = Turns()
+        self._registered_owners: set[str] = set()
         self._failures = _failures(table, self.create_table_if_missing if create_missing else None)
 
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
+        await self._register(document.owner)
         put: TransactWriteItemTypeDef = {
             "Put": {
                 "TableName": self._table,
@@ -125,18 +148,18 @@ class DynamoDbRepository:
         with self._unavailable_on_failure():
             if await self._transact(writes):
                 return
-            if claim is not None and await self._find(document.id) is None:
+            if claim is not None and await self._find(document.owner, document.id) is None:
                 raise IdempotencyKeyInUse
         raise DuplicateDocument(document.id)
 
-    async def get(self, document_id: str) -> Document:
+    async def get(self, owner: str, document_id: str) -> Document:
         with self._unavailable_on_failure():
-            document = await self._find(document_id)
+            document = await self._find(owner, document_id)
         if document is None:
             raise DocumentNotFound(document_id)
         return document
 
-    async def list(self, query: ListQuery) -> Page:
+    async def list(self, owner: str, query: ListQuery) -> Page:
         """Query slices of entries until ``limit + 1`` match, the partition ends or the page has
         examined its budget of entries; then read the page's documents.
 
@@ -146,7 +169,7 @@ class DynamoDbRepository:
         documents it returns: one deleted or changed between the Query and the BatchGetItem is
         left out, and the page is short rather than the last.
         """
-        request = _query_input(self._table, query)
+        request = _query_input(self._table, owner, query)
         budget = examine_budget(query.limit)
         slice_size = query.limit + 1
         examined = 0
@@ -164,11 +187,11 @@ class DynamoDbRepository:
                     break
                 request["ExclusiveStartKey"] = last_key
                 slice_size *= _SLICE_GROWTH
-            found = await self._documents(ids[: query.limit])
+            found = await self._documents(owner, ids[: query.limit])
         documents = [found[id_] for id_ in ids[: query.limit] if id_ in found and matches(found[id_], query)]
         return Page(documents, resume_point(ids, query.limit, last_examined))
 
-    async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+    async def update(self, owner: str, document_id: str, change: Callable[[Document], Document]) -> Document:
         """Optimistic: read, change, write on condition that the version did not move; when it did,
         pause (full jitter, growing exponentially) and start over, for at most ``UPDATE_BUDGET_SECONDS``.
 
@@ -178,19 +201,19 @@ class DynamoDbRepository:
         """
         deadline = asyncio.get_running_loop().time() + UPDATE_BUDGET_SECONDS
         try:
-            async with self._update_turns.turn(document_id, deadline):
-                return await self._update(document_id, change, deadline)
+            async with self._update_turns.turn(_owned(owner, document_id), deadline):
+                return await self._update(owner, document_id, change, deadline)
         except TimeoutError:
             # Only the wait for the turn: ``_update`` turns the stores' timeouts into StoreUnavailable.
             raise ConcurrentUpdate(document_id) from None
 
     async def _update(
-        self, document_id: str, change: Callable[[Document], Document], deadline: float
+        self, owner: str, document_id: str, change: Callable[[Document], Document], deadline: float
     ) -> Document:
         attempt = 0
         with self._unavailable_on_failure():
             while True:
-                current = await self._find(document_id)
+                current = await self._find(owner, document_id)
                 if current is None:
                     raise DocumentNotFound(document_id)
                 updated = change(current)
@@ -210,16 +233,16 @@ class DynamoDbRepository:
                 await asyncio.sleep(pause)
                 attempt += 1
 
-    async def delete(self, document_id: str) -> None:
+    async def delete(self, owner: str, document_id: str) -> None:
         with self._unavailable_on_failure():
             while True:
-                current = await self._find(document_id)
+                current = await self._find(owner, document_id)
                 if current is None:
                     raise DocumentNotFound(document_id)
                 delete: TransactWriteItemTypeDef = {
                     "Delete": {
                         "TableName": self._table,
-                        "Key": _document_key(document_id),
+                        "Key": _document_key(owner, document_id),
                         "ConditionExpression": "version = :version",
                         "ExpressionAttributeValues": {":version": {"N": str(current.version)}},
                     }
@@ -239,7 +262,7 @@ class DynamoDbRepository:
                 await self._client.put_item(
                     TableName=self._table,
                     Item={
-                        **_claim_key(claim.key),
+                        **_claim_key(claim),
                         "token": {"S": claim.token},
                         "lease_until": {"N": _epoch(claim.lease_until)},
                         "expires_at": {"N": _expiry(claim.expires_at)},
@@ -266,11 +289,37 @@ class DynamoDbRepository:
         ):
             await self._client.delete_item(
                 TableName=self._table,
-                Key=_claim_key(claim.key),
+                Key=_claim_key(claim),
                 ConditionExpression="#token = :token AND attribute_not_exists(document_id)",
                 ExpressionAttributeNames={"#token": "token"},
                 ExpressionAttributeValues={":token": {"S": claim.token}},
             )
+
+    async def owners(self) -> AsyncIterator[str]:
+        """``default``, whose documents are not registered (tables from before owners hold them), and
+        every registered owner, each if its ``ALL`` partition holds an entry: the registry a page at a
+        time, and one Query of one entry per owner."""
+        if await self._has_documents(DEFAULT_OWNER):
+            yield DEFAULT_OWNER
+        request: QueryInputTypeDef = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": _OWNERS}},
+            "ProjectionExpression": "sk",
+            "Limit": _OWNERS_PAGE,
+            "ConsistentRead": True,
+        }
+        while True:
+            with self._unavailable_on_failure():
+                response = await self._client.query(**request)
+            for item in response["Items"]:
+                owner = item["sk"]["S"]
+                if await self._has_documents(owner):
+                    yield owner
+            last_key = response.get("LastEvaluatedKey")
+            if last_key is None:
+                return
+            request["ExclusiveStartKey"] = last_key
 
     async def check(self) -> None:
         with self._unavailable_on_failure():
@@ -318,18 +367,53 @@ class DynamoDbRepository:
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
                 )
 
+    async def _register(self, owner: str) -> None:
+        """Put ``owner`` in the registry ``owners`` reads, unless this process already did (and has
+        not forgotten since, see ``_unavailable_on_failure``). A plain put: concurrent first adds of
+        one owner both succeed."""
+        if owner == DEFAULT_OWNER or owner in self._registered_owners:
+            return
+        with self._unavailable_on_failure():
+            await self._client.put_item(
+                TableName=self._table, Item={"pk": {"S": _OWNERS}, "sk": {"S": owner}}
+            )
+        if len(self._registered_owners) >= _REMEMBERED_OWNERS:
+            self._registered_owners.clear()
+        self._registered_owners.add(owner)
+
+    async def _has_documents(self, owner: str) -> bool:
+        with self._unavailable_on_failure():
+            response = await self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": _owned(owner, _ALL)}},
+                ProjectionExpression="sk",
+                Limit=1,
+                ConsistentRead=True,
+            )
+        return bool(response["Items"])
+
+    @contextlib.contextmanager
     def _unavailable_on_failure(
         self, *, in_a_transaction: Callable[[], DocpipeError] | None = None
-    ) -> contextlib.AbstractContextManager[None]:
-        """DynamoDB's failures as domain errors (see ``AwsFailures``); a failed condition passes through."""
-        return self._failures.converted(in_a_transaction=in_a_transaction)
+    ) -> Iterator[None]:
+        """DynamoDB's failures as domain errors (see ``AwsFailures``); a failed condition passes through.
 
-    async def _find(self, document_id: str) -> Document | None:
+        A store failure also forgets which owners this process registered: the table may have been
+        lost (and recreated, empty) with their registrations."""
+        try:
+            with self._failures.converted(in_a_transaction=in_a_transaction):
+                yield
+        except StoreFailure:
+            self._registered_owners.clear()
+            raise
+
+    async def _find(self, owner: str, document_id: str) -> Document | None:
         response = await self._client.get_item(
-            TableName=self._table, Key=_document_key(document_id), ConsistentRead=True
+            TableName=self._table, Key=_document_key(owner, document_id), ConsistentRead=True
         )
         item = response.get("Item")
-        return None if item is None else _decode(item)
+        return None if item is None else _decode(item, owner)
 
     async def _transact(self, writes: Sequence[TransactWriteItemTypeDef]) -> bool:
         """Apply ``writes`` atomically; False when a condition failed (the first write's, on the
@@ -364,13 +448,13 @@ class DynamoDbRepository:
             else:
                 return True
 
-    async def _documents(self, ids: Sequence[str]) -> dict[str, Document]:
-        """The documents of ``ids`` that still exist, by id.
+    async def _documents(self, owner: str, ids: Sequence[str]) -> dict[str, Document]:
+        """The documents of ``owner`` with ``ids`` that still exist, by id.
 
         BatchGetItem takes 100 keys at most and, when throttled, may leave some unprocessed; it fails
         instead when it can process none, so every round makes progress.
         """
-        keys = [_document_key(document_id) for document_id in ids]
+        keys = [_document_key(owner, document_id) for document_id in ids]
         documents: dict[str, Document] = {}
         while keys:
             batch, keys = keys[:_BATCH_GET_MAX], keys[_BATCH_GET_MAX:]
@@ -380,7 +464,7 @@ class DynamoDbRepository:
                 }
             )
             for item in response["Responses"].get(self._table, []):
-                document = _decode(item)
+                document = _decode(item, owner)
                 documents[document.id] = document
             unprocessed = response.get("UnprocessedKeys", {}).get(self._table)
             if unprocessed:
@@ -407,8 +491,8 @@ def _entry_writes(table: str, old: Document | None, new: Document | None) -> lis
     return writes
 
 
-def _query_input(table: str, query: ListQuery) -> QueryInputTypeDef:
-    """The Query of the entries of one page of ``query``, newest first.
+def _query_input(table: str, owner: str, query: ListQuery) -> QueryInputTypeDef:
+    """The Query of ``owner``'s entries of one page of ``query``, newest first.
 
     Its partition is the first set filter among exact filename, tag, prefix and content type
     (roughly most to least selective), else ``ALL``. Every set filter also goes into the
@@ -434,7 +518,7 @@ def _query_input(table: str, query: ListQuery) -> QueryInputTypeDef:
         partitions.append(_CONTENT_TYPE + query.content_type)
         conditions.append("content_type = :content_type")
         values[":content_type"] = {"S": query.content_type}
-    values[":pk"] = {"S": partitions[0] if partitions else _ALL}
+    values[":pk"] = {"S": _owned(owner, partitions[0] if partitions else _ALL)}
     key_condition = "pk = :pk"
     if query.after_id is not None:
         key_condition += " AND sk < :after"
@@ -463,11 +547,16 @@ def _writes_key_record(write: TransactWriteItemTypeDef) -> bool:
     if update is None:
         return False
     key = cast("Item", update["Key"])
-    return key["pk"].get("S", "").startswith(_IDEMPOTENCY_KEY)
+    return key["sk"].get("S") == _KEY_RECORD_SORT_KEY
 
 
-def _claim_key(key: str) -> Item:
-    return {"pk": {"S": _IDEMPOTENCY_KEY + key}, "sk": {"S": "KEY"}}
+def _owned(owner: str, partition: str) -> str:
+    """``owner``'s ``partition``: unprefixed for ``default``, as tables from before owners have it."""
+    return partition if owner == DEFAULT_OWNER else f"{_OWNER}{owner}#{partition}"
+
+
+def _claim_key(claim: IdempotencyClaim) -> Item:
+    return {"pk": {"S": _owned(claim.owner, _IDEMPOTENCY_KEY + claim.key)}, "sk": {"S": _KEY_RECORD_SORT_KEY}}
 
 
 def _completion(table: str, claim: IdempotencyClaim, document: Document) -> TransactWriteItemTypeDef:
@@ -475,7 +564,7 @@ def _completion(table: str, claim: IdempotencyClaim, document: Document) -> Tran
     return {
         "Update": {
             "TableName": table,
-            "Key": _claim_key(claim.key),
+            "Key": _claim_key(claim),
             "UpdateExpression": "SET document_id = :document, sha256 = :sha256, expires_at = :expires",
             "ConditionExpression": "#token = :token AND attribute_not_exists(document_id)",
             "ExpressionAttributeNames": {"#token": "token"},
@@ -498,28 +587,30 @@ def _expiry(moment: datetime) -> str:
     return str(math.ceil(moment.timestamp()))
 
 
-def _document_key(document_id: str) -> Item:
-    return {"pk": {"S": _DOCUMENT + document_id}, "sk": {"S": "DOC"}}
+def _document_key(owner: str, document_id: str) -> Item:
+    return {"pk": {"S": _owned(owner, _DOCUMENT + document_id)}, "sk": {"S": _DOCUMENT_SORT_KEY}}
 
 
 def _document_item(document: Document) -> Item:
     return {
-        **_document_key(document.id),
+        **_document_key(document.owner, document.id),
         "version": {"N": str(document.version)},
         "document": {"S": _encoder.encode(document).decode()},
     }
 
 
-def _decode(item: Item) -> Document:
+def _decode(item: Item, owner: str) -> Document:
+    """The document of ``item``, read from ``owner``'s partition. One written before documents had
+    owners is ``owner``'s (``default``'s: it is in an unprefixed partition); one written before they
+    had blob keys has its bytes under its id."""
     encoded = item["document"]["S"]
     try:
         return _decoder.decode(encoded)
     except msgspec.ValidationError:
-        # Written before documents had blob keys: its bytes are under its id.
         fields = msgspec.json.decode(encoded)
-        if not isinstance(fields, dict) or "blob_key" in fields:
+        if not isinstance(fields, dict) or ("owner" in fields and "blob_key" in fields):
             raise
-        return msgspec.convert({**fields, "blob_key": fields.get("id")}, Document)
+        return msgspec.convert({"owner": owner, "blob_key": fields.get("id"), **fields}, Document)
 
 
 def _entries(document: Document) -> dict[str, Item]:
@@ -530,7 +621,7 @@ def _entries(document: Document) -> dict[str, Item]:
     partitions.update(_PREFIX + filename[:n] for n in range(1, min(len(filename), PREFIX_ENTRY_LENGTH) + 1))
     return {
         partition: {
-            "pk": {"S": partition},
+            "pk": {"S": _owned(document.owner, partition)},
             "sk": {"S": document.id},
             "filename": {"S": filename},
             "content_type": {"S": document.content_type},

@@ -1,4 +1,12 @@
-"""Blobs as files under ``<data_dir>/blobs``, written to a temporary file and renamed into place."""
+"""Blobs as files under ``<data_dir>/blobs``, written to a temporary file and renamed into place.
+
+A key ``<owner>/<name>`` is the file ``<owner>/<fan-out>/<name>``, where the fan-out folder is the
+name's last two characters; a key without an owner (a document's from before keys carried their
+owner) is ``<fan-out>/<name>``. A top-level folder is thus a fan-out folder, whose files are blobs
+without an owner, or an owner's folder, whose folders are its fan-out folders; an owner whose name
+looks like a fan-out folder's has one folder that is both, which the inventory tells apart by what
+each entry is (a file or a folder).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +22,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from docpipe.adapters.disk import has_no_room
-from docpipe.domain.errors import BlobNotFound, StorageFull, StoreMissing, StoreRole, StoreUnavailable
+from docpipe.domain.errors import (
+    BlobNotFound,
+    InvalidInput,
+    StorageFull,
+    StoreMissing,
+    StoreRole,
+    StoreUnavailable,
+)
+from docpipe.domain.identity import clean_owner
 from docpipe.domain.model import BlobEntry, ByteRange
 from docpipe.domain.streams import CHUNK_SIZE
 
@@ -77,11 +93,13 @@ class FilesystemBlobStore:
         self.root = root
 
     def path_of(self, key: str) -> Path:
-        """Keys are minted by docpipe (``new_blob_key``), never taken from clients; a fan-out folder
-        per last two characters keeps directories small."""
-        if not key or "/" in key or "\\" in key or key.startswith("."):
+        """Keys are minted by docpipe (``new_blob_key``), never taken from clients, and checked all the
+        same: the owner is one ``clean_owner`` accepts (never ``.`` or ``..``), the name no path. A
+        fan-out folder per last two characters of the name keeps directories small."""
+        owner, slash, name = key.rpartition("/")
+        if not _is_name(name) or (slash and not _is_owner(owner)):
             raise ValueError(f"not a blob key: {key!r}")
-        return self.root / key[-2:] / key
+        return (self.root / owner if slash else self.root) / name[-2:] / name
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         with self._failures():
@@ -146,21 +164,44 @@ class FilesystemBlobStore:
             raise StorageFull(_ROLE, f"the file system of blob folder {self.root} has no room left")
 
     async def inventory(self) -> AsyncIterator[BlobEntry]:
-        """Blobs and ``.partial`` files, one fan-out folder at a time; the handle is the file name."""
+        """Blobs and ``.partial`` files, one folder at a time; the handle is the file name.
+
+        Each top-level folder's files are blobs without an owner; the folders of a top-level folder
+        named like an owner are that owner's fan-out folders."""
         for folder in await asyncio.to_thread(_folders, self.root):
-            for entry in await asyncio.to_thread(_entries, folder):
+            entries, subfolders = await asyncio.to_thread(_scan, folder, None)
+            for entry in entries:
                 yield entry
+            if not _is_owner(folder.name):
+                continue
+            for fan_out in subfolders:
+                entries, _ = await asyncio.to_thread(_scan, fan_out, folder.name)
+                for entry in entries:
+                    yield entry
 
     async def reclaim(self, entry: BlobEntry) -> None:
         final = self.path_of(entry.key)
-        if _parse(final.parent.name, entry.handle) != (entry.key, entry.complete):
+        if _parse(final.parent.name, entry.handle) != (final.name, entry.complete):
             raise ValueError(f"not a file of blob {entry.key!r}: {entry.handle!r}")
         await asyncio.to_thread(final.with_name(entry.handle).unlink, missing_ok=True)
 
 
+def _is_name(value: str) -> bool:
+    """Whether ``value`` can be the last part of a key: a file name, not hidden, not a path."""
+    return bool(value) and "/" not in value and "\\" not in value and not value.startswith(".")
+
+
+def _is_owner(value: str) -> bool:
+    try:
+        clean_owner(value)
+    except InvalidInput:
+        return False
+    return True
+
+
 def _parse(folder: str, name: str) -> tuple[str, bool] | None:
-    """The key of the file ``name`` in fan-out folder ``folder``, and whether it is a complete blob;
-    ``None`` when docpipe would not have written that file there."""
+    """The key's name part of the file ``name`` in fan-out folder ``folder``, and whether it is a
+    complete blob; ``None`` when docpipe would not have written that file there."""
     if not name.startswith("."):
         key, complete = name, True
     elif name.endswith(PARTIAL_SUFFIX):
@@ -175,10 +216,16 @@ def _folders(root: Path) -> list[Path]:
         return [Path(item.path) for item in found if item.is_dir(follow_symlinks=False)]
 
 
-def _entries(folder: Path) -> list[BlobEntry]:
+def _scan(folder: Path, owner: str | None) -> tuple[list[BlobEntry], list[Path]]:
+    """The blob entries of ``folder`` as a fan-out folder of ``owner``'s (or of keys without an owner),
+    and the folders in it."""
     entries: list[BlobEntry] = []
+    subfolders: list[Path] = []
     with os.scandir(folder) as found:
         for item in found:
+            if item.is_dir(follow_symlinks=False):
+                subfolders.append(Path(item.path))
+                continue
             parsed = _parse(folder.name, item.name)
             if parsed is None or not item.is_file(follow_symlinks=False):
                 continue
@@ -186,12 +233,17 @@ def _entries(folder: Path) -> list[BlobEntry]:
                 stat = item.stat(follow_symlinks=False)
             except FileNotFoundError:  # committed (renamed) or deleted since the folder was read
                 continue
-            key, complete = parsed
-            modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+            name, complete = parsed
             entries.append(
-                BlobEntry(key=key, size=stat.st_size, modified=modified, complete=complete, handle=item.name)
+                BlobEntry(
+                    key=name if owner is None else f"{owner}/{name}",
+                    size=stat.st_size,
+                    modified=datetime.fromtimestamp(stat.st_mtime, UTC),
+                    complete=complete,
+                    handle=item.name,
+                )
             )
-    return entries
+    return entries, subfolders
 
 
 class _BlobReader:

@@ -105,28 +105,35 @@ class MemoryRepository:
 
     def __init__(self) -> None:
         self._documents: dict[str, Document] = {}
-        self._keys: dict[str, _KeyRecord] = {}
+        self._keys: dict[tuple[str, str], _KeyRecord] = {}
+        """Idempotency records by (owner, key)."""
 
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         if document.id in self._documents:
             raise DuplicateDocument(document.id)
         if claim is not None:
-            record = self._keys.get(claim.key)
+            record = self._keys.get((claim.owner, claim.key))
             if record is None or record.claim.token != claim.token or record.completed is not None:
                 raise IdempotencyKeyInUse
-            self._keys[claim.key] = _KeyRecord(claim, CompletedUpload(document.id, document.sha256))
+            self._keys[claim.owner, claim.key] = _KeyRecord(
+                claim, CompletedUpload(document.id, document.sha256)
+            )
         self._documents[document.id] = document
 
-    async def get(self, document_id: str) -> Document:
-        try:
-            return self._documents[document_id]
-        except KeyError:
-            raise DocumentNotFound(document_id) from None
+    async def get(self, owner: str, document_id: str) -> Document:
+        document = self._documents.get(document_id)
+        if document is None or document.owner != owner:
+            raise DocumentNotFound(document_id)
+        return document
 
-    async def list(self, query: ListQuery) -> Page:
-        """Examines the documents newest first within the budget, as if every filter lay beyond an
-        index, so that callers meet short pages here too."""
-        below = [d for d in self._documents.values() if query.after_id is None or d.id < query.after_id]
+    async def list(self, owner: str, query: ListQuery) -> Page:
+        """Examines the owner's documents newest first within the budget, as if every filter lay beyond
+        an index, so that callers meet short pages here too."""
+        below = [
+            document
+            for document in self._documents.values()
+            if document.owner == owner and (query.after_id is None or document.id < query.after_id)
+        ]
         below.sort(key=lambda document: document.id, reverse=True)
         examined = below[: examine_budget(query.limit)]
         found = [document for document in examined if matches(document, query)]
@@ -134,35 +141,36 @@ class MemoryRepository:
         resume_after = resume_point([document.id for document in found], query.limit, last_examined)
         return Page(found[: query.limit], resume_after)
 
-    async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+    async def update(self, owner: str, document_id: str, change: Callable[[Document], Document]) -> Document:
         """Atomic as it is: nothing in here gives another task a turn."""
-        try:
-            current = self._documents[document_id]
-        except KeyError:
-            raise DocumentNotFound(document_id) from None
+        current = await self.get(owner, document_id)
         updated = self._documents[document_id] = change(current)
         return updated
 
-    async def delete(self, document_id: str) -> None:
-        if self._documents.pop(document_id, None) is None:
-            raise DocumentNotFound(document_id)
+    async def delete(self, owner: str, document_id: str) -> None:
+        await self.get(owner, document_id)
+        del self._documents[document_id]
 
     async def claim(self, claim: IdempotencyClaim, now: datetime) -> CompletedUpload | None:
         for key in [key for key, record in self._keys.items() if record.claim.expires_at <= now]:
             del self._keys[key]
-        record = self._keys.get(claim.key)
+        record = self._keys.get((claim.owner, claim.key))
         if record is not None:
             if record.completed is not None:
                 return record.completed
             if record.claim.token != claim.token and record.claim.lease_until > now:
                 raise IdempotencyKeyInUse
-        self._keys[claim.key] = _KeyRecord(claim)
+        self._keys[claim.owner, claim.key] = _KeyRecord(claim)
         return None
 
     async def release(self, claim: IdempotencyClaim) -> None:
-        record = self._keys.get(claim.key)
+        record = self._keys.get((claim.owner, claim.key))
         if record is not None and record.claim.token == claim.token and record.completed is None:
-            del self._keys[claim.key]
+            del self._keys[claim.owner, claim.key]
+
+    async def owners(self) -> AsyncIterator[str]:
+        for owner in {document.owner for document in self._documents.values()}:
+            yield owner
 
     async def check(self) -> None:
         return None

@@ -28,6 +28,7 @@ from docpipe.domain.errors import (
     StoreUnavailable,
 )
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
+from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.listing import PREFIX_ENTRY_LENGTH, examine_budget, resume_point
 from docpipe.domain.model import Document, ListQuery, Page
 
@@ -39,9 +40,30 @@ BUSY_TIMEOUT_MS = 5000
 DATABASE_NAME = "docpipe.sqlite3"
 _ROLE = StoreRole.REPOSITORY
 
-_SCHEMA = """
+_TAGS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
+    owner TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    id TEXT NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+    PRIMARY KEY (owner, tag, id)
+) WITHOUT ROWID"""
+_KEYS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
+    owner TEXT NOT NULL,
+    key TEXT NOT NULL,
+    token TEXT NOT NULL,
+    lease_until REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    document_id TEXT,
+    sha256 TEXT,
+    PRIMARY KEY (owner, key)
+) WITHOUT ROWID"""
+"""Idempotency records: a key is scoped to its owner."""
+
+# Every listing index leads with the owner: a listing reads one owner's entries in id order. Files
+# written before owners get the owner columns at start-up (see ``_prepare``), before the indexes.
+_TABLES = f"""
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL DEFAULT '{DEFAULT_OWNER}',
     filename TEXT NOT NULL,
     content_type TEXT NOT NULL,
     detected_content_type TEXT,
@@ -52,71 +74,73 @@ CREATE TABLE IF NOT EXISTS documents (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     version INTEGER NOT NULL,
-    blob_key TEXT  -- NULL: the id, for documents stored before blob keys (see _add_blob_keys)
+    blob_key TEXT  -- NULL: the id, for documents stored before blob keys (see _prepare)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS documents_by_filename ON documents (filename, id);
-CREATE INDEX IF NOT EXISTS documents_by_content_type ON documents (content_type, id);
-CREATE TABLE IF NOT EXISTS document_tags (
-    tag TEXT NOT NULL,
-    id TEXT NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
-    PRIMARY KEY (tag, id)
-) WITHOUT ROWID;
+{_TAGS_TABLE.format(name="document_tags")};
+{_KEYS_TABLE.format(name="idempotency_keys")};
+"""
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS documents_by_owner ON documents (owner, id);
+CREATE INDEX IF NOT EXISTS documents_by_filename ON documents (owner, filename, id);
+CREATE INDEX IF NOT EXISTS documents_by_content_type ON documents (owner, content_type, id);
 CREATE INDEX IF NOT EXISTS document_tags_by_id ON document_tags (id);
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    key TEXT PRIMARY KEY,
-    token TEXT NOT NULL,
-    lease_until REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    document_id TEXT,
-    sha256 TEXT
-) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_keys_by_expiry ON idempotency_keys (expires_at);
 """
+_SCHEMA = _TABLES + _INDEXES
+"""Every table and index but the prefix entries (``_PREFIX_SCHEMA``)."""
 PURGE_BATCH = 100
 """Expired idempotency records deleted per claim: purging is lazy, and bounded per request."""
 
 _LENGTHS = f"(VALUES {', '.join(f'({n})' for n in range(1, PREFIX_ENTRY_LENGTH + 1))})"
 
 
-def _prefix_entries(filename: str, document_id: str) -> str:
-    """The SELECT of the prefix entries of one filename, from a FROM that already names ``_LENGTHS``."""
-    return f"SELECT substr({filename}, 1, column1), {document_id}"
+def _prefix_entries(row: str) -> str:
+    """The SELECT of the prefix entries of one document row (``NEW``, ``OLD``, ``d``), from a FROM that
+    already names ``_LENGTHS``."""
+    return f"SELECT {row}.owner, substr({row}.filename, 1, column1), {row}.id"
 
 
 # One entry per document and filename prefix of 1 to PREFIX_ENTRY_LENGTH characters, so that a prefix
-# listing reads ids in order (the filename index yields them in name order, to be sorted). The
-# triggers keep it in step with ``documents``, as an index would be.
+# listing reads one owner's ids in order (the filename index yields them in name order, to be
+# sorted). The triggers keep it in step with ``documents``, as an index would be.
+_PREFIX_TRIGGERS = (
+    "document_prefixes_on_insert",
+    "document_prefixes_on_delete",
+    "document_prefixes_on_rename",
+)
 _PREFIX_SCHEMA = (
     """CREATE TABLE document_prefixes (
+        owner TEXT NOT NULL,
         prefix TEXT NOT NULL,
         id TEXT NOT NULL,
-        PRIMARY KEY (prefix, id)
+        PRIMARY KEY (owner, prefix, id)
     ) WITHOUT ROWID""",
     f"""CREATE TRIGGER document_prefixes_on_insert AFTER INSERT ON documents BEGIN
-        INSERT INTO document_prefixes (prefix, id) {_prefix_entries("NEW.filename", "NEW.id")}
+        INSERT INTO document_prefixes (owner, prefix, id) {_prefix_entries("NEW")}
         FROM {_LENGTHS} WHERE column1 <= length(NEW.filename);
     END""",
     f"""CREATE TRIGGER document_prefixes_on_delete AFTER DELETE ON documents BEGIN
-        DELETE FROM document_prefixes WHERE (prefix, id) IN (
-            {_prefix_entries("OLD.filename", "OLD.id")} FROM {_LENGTHS}
+        DELETE FROM document_prefixes WHERE (owner, prefix, id) IN (
+            {_prefix_entries("OLD")} FROM {_LENGTHS}
         );
     END""",  # noqa: S608
     f"""CREATE TRIGGER document_prefixes_on_rename AFTER UPDATE OF filename ON documents
     WHEN OLD.filename IS NOT NEW.filename BEGIN
-        DELETE FROM document_prefixes WHERE (prefix, id) IN (
-            {_prefix_entries("OLD.filename", "OLD.id")} FROM {_LENGTHS}
+        DELETE FROM document_prefixes WHERE (owner, prefix, id) IN (
+            {_prefix_entries("OLD")} FROM {_LENGTHS}
         );
-        INSERT INTO document_prefixes (prefix, id) {_prefix_entries("NEW.filename", "NEW.id")}
+        INSERT INTO document_prefixes (owner, prefix, id) {_prefix_entries("NEW")}
         FROM {_LENGTHS} WHERE column1 <= length(NEW.filename);
     END""",  # noqa: S608
 )
 _FILL_PREFIXES = (
-    f"INSERT INTO document_prefixes (prefix, id) {_prefix_entries('d.filename', 'd.id')} "
-    f"FROM documents AS d CROSS JOIN {_LENGTHS} WHERE column1 <= length(d.filename) ORDER BY 1, 2"
+    f"INSERT INTO document_prefixes (owner, prefix, id) {_prefix_entries('d')} "
+    f"FROM documents AS d CROSS JOIN {_LENGTHS} WHERE column1 <= length(d.filename) ORDER BY 1, 2, 3"
 )
 
 _COLUMN_NAMES = (
     "id",
+    "owner",
     "filename",
     "content_type",
     "detected_content_type",
@@ -133,8 +157,10 @@ _COLUMNS = ", ".join(_COLUMN_NAMES)
 _SELECT_FROM = f"SELECT {', '.join('d.' + name for name in _COLUMN_NAMES)} FROM"
 _SELECT = f"{_SELECT_FROM} documents AS d"
 _INSERT = f"INSERT INTO documents ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"  # noqa: S608
+_CHANGEABLE = _COLUMN_NAMES[2:]
+"""What an update writes: everything but the id and the owner, which a document keeps."""
 _UPDATE = (
-    f"UPDATE documents SET {', '.join(f'{name} = ?' for name in _COLUMN_NAMES[1:])} "  # noqa: S608
+    f"UPDATE documents SET {', '.join(f'{name} = ?' for name in _CHANGEABLE)} "  # noqa: S608
     "WHERE id = ?"
 )
 
@@ -142,6 +168,7 @@ _UPDATE = (
 def _row(document: Document) -> tuple[Any, ...]:
     return (
         document.id,
+        document.owner,
         document.filename,
         document.content_type,
         document.detected_content_type,
@@ -159,17 +186,18 @@ def _row(document: Document) -> tuple[Any, ...]:
 def _document(row: sqlite3.Row | tuple[Any, ...]) -> Document:
     return Document(
         id=row[0],
-        blob_key=row[11] or row[0],
-        filename=row[1],
-        content_type=row[2],
-        detected_content_type=row[3],
-        size=row[4],
-        sha256=row[5],
-        tags=tuple(msgspec.json.decode(row[6], type=list[str])),
-        metadata=msgspec.json.decode(row[7], type=dict[str, str]),
-        created_at=datetime.fromisoformat(row[8]),
-        updated_at=datetime.fromisoformat(row[9]),
-        version=row[10],
+        owner=row[1],
+        blob_key=row[12] or row[0],
+        filename=row[2],
+        content_type=row[3],
+        detected_content_type=row[4],
+        size=row[5],
+        sha256=row[6],
+        tags=tuple(msgspec.json.decode(row[7], type=list[str])),
+        metadata=msgspec.json.decode(row[8], type=dict[str, str]),
+        created_at=datetime.fromisoformat(row[9]),
+        updated_at=datetime.fromisoformat(row[10]),
+        version=row[11],
     )
 
 
@@ -177,7 +205,7 @@ class _Filter(NamedTuple):
     """One listing filter: how an index answers it in id order, and how a row is checked against it."""
 
     source: str
-    """A FROM clause whose rows, aliased ``e`` or ``d``, are the index's entries in id order."""
+    """A FROM clause whose rows, aliased ``e`` or ``d``, are the index's entries of one owner in id order."""
     key: str
     key_parameters: list[Any]
     check: str
@@ -206,7 +234,8 @@ def _filters(query: ListQuery) -> list[_Filter]:
                 "document_tags AS e",
                 "e.tag = ?",
                 [query.tag],
-                "EXISTS (SELECT 1 FROM document_tags AS t WHERE t.tag = ? AND t.id = d.id)",
+                "EXISTS (SELECT 1 FROM document_tags AS t "
+                "WHERE t.owner = d.owner AND t.tag = ? AND t.id = d.id)",
                 [query.tag],
                 exact=True,
             )
@@ -237,14 +266,15 @@ def _filters(query: ListQuery) -> list[_Filter]:
 
 
 class _Listing:
-    """The statements of one page: it reads the index of its first filter newest first, joins the
-    documents and checks the other filters on them. When anything is left to check, an edge
-    statement first finds the entry ``examine_budget`` entries down, and the page reads no further."""
+    """The statements of one page of an owner's documents: it reads the owner's entries in the index of
+    its first filter newest first, joins the documents and checks the other filters on them. When
+    anything is left to check, an edge statement first finds the entry ``examine_budget`` entries
+    down, and the page reads no further."""
 
-    def __init__(self, query: ListQuery) -> None:
+    def __init__(self, owner: str, query: ListQuery) -> None:
         self._query = query
         filters = _filters(query)
-        self._source, self._id = "documents AS d", "d.id"
+        self._source, self._id = "documents AS d INDEXED BY documents_by_owner", "d.id"
         self._keys: list[str] = []
         self._key_parameters: list[Any] = []
         self._checks: list[_Filter] = []
@@ -255,6 +285,8 @@ class _Listing:
             self._keys.append(first.key)
             self._key_parameters += first.key_parameters
             self._checks = others if first.exact else filters
+        self._keys.insert(0, f"{self._id.removesuffix('.id')}.owner = ?")
+        self._key_parameters.insert(0, owner)
         if query.after_id is not None:
             self._keys.append(f"{self._id} < ?")
             self._key_parameters.append(query.after_id)
@@ -294,6 +326,13 @@ class _Listing:
     @staticmethod
     def _where(conditions: list[str]) -> str:
         return f" WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
+async def _insert_tags(db: aiosqlite.Connection, owner: str, document_id: str, tags: Sequence[str]) -> None:
+    await db.executemany(
+        "INSERT INTO document_tags (owner, tag, id) VALUES (?, ?, ?)",
+        [(owner, tag, document_id) for tag in tags],
+    )
 
 
 def _claimable(row: sqlite3.Row, token: str, moment: float) -> bool:
@@ -347,29 +386,33 @@ class SqliteRepository:
                 await db.execute(_INSERT, _row(document))
             except sqlite3.IntegrityError:
                 raise DuplicateDocument(document.id) from None
-            await db.executemany(
-                "INSERT INTO document_tags (tag, id) VALUES (?, ?)",
-                [(tag, document.id) for tag in document.tags],
-            )
+            await _insert_tags(db, document.owner, document.id, document.tags)
             if claim is not None:
                 completion = await db.execute(
                     "UPDATE idempotency_keys SET document_id = ?, sha256 = ?, expires_at = ? "
-                    "WHERE key = ? AND token = ? AND document_id IS NULL",
-                    (document.id, document.sha256, claim.expires_at.timestamp(), claim.key, claim.token),
+                    "WHERE owner = ? AND key = ? AND token = ? AND document_id IS NULL",
+                    (
+                        document.id,
+                        document.sha256,
+                        claim.expires_at.timestamp(),
+                        claim.owner,
+                        claim.key,
+                        claim.token,
+                    ),
                 )
                 if completion.rowcount == 0:
                     raise IdempotencyKeyInUse
 
-    async def get(self, document_id: str) -> Document:
-        rows = await self._read(f"{_SELECT} WHERE d.id = ?", (document_id,))
+    async def get(self, owner: str, document_id: str) -> Document:
+        rows = await self._read(f"{_SELECT} WHERE d.id = ? AND d.owner = ?", (document_id, owner))
         if not rows:
             raise DocumentNotFound(document_id)
         return _document(rows[0])
 
-    async def list(self, query: ListQuery) -> Page:
+    async def list(self, owner: str, query: ListQuery) -> Page:
         """Where filters remain to be checked, the edge is read first and the page after: a write
         in between can only add entries to the window the page reads, never make it skip any."""
-        listing = _Listing(query)
+        listing = _Listing(owner, query)
         edge = None
         if listing.bounded:
             edges = await self._read(*listing.edge())
@@ -378,26 +421,27 @@ class SqliteRepository:
         documents = [_document(row) for row in rows[: query.limit]]
         return Page(documents, resume_point([row[0] for row in rows], query.limit, edge))
 
-    async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
+    async def update(self, owner: str, document_id: str, change: Callable[[Document], Document]) -> Document:
         """Read, change and write inside one write transaction: other writers wait their turn."""
         async with self._transaction() as db:
-            async with db.execute(f"{_SELECT} WHERE d.id = ?", (document_id,)) as cursor:
+            async with db.execute(
+                f"{_SELECT} WHERE d.id = ? AND d.owner = ?", (document_id, owner)
+            ) as cursor:
                 row = await cursor.fetchone()
             if row is None:
                 raise DocumentNotFound(document_id)
             current = _document(row)
             updated = change(current)
-            await db.execute(_UPDATE, (*_row(updated)[1:], document_id))
+            await db.execute(_UPDATE, (*_row(updated)[2:], document_id))
             await db.execute("DELETE FROM document_tags WHERE id = ?", (document_id,))
-            await db.executemany(
-                "INSERT INTO document_tags (tag, id) VALUES (?, ?)",
-                [(tag, document_id) for tag in updated.tags],
-            )
+            await _insert_tags(db, current.owner, document_id, updated.tags)
         return updated
 
-    async def delete(self, document_id: str) -> None:
+    async def delete(self, owner: str, document_id: str) -> None:
         async with self._transaction() as db:
-            cursor = await db.execute("DELETE FROM documents WHERE id = ?", (document_id,))
+            cursor = await db.execute(
+                "DELETE FROM documents WHERE id = ? AND owner = ?", (document_id, owner)
+            )
             if cursor.rowcount == 0:
                 raise DocumentNotFound(document_id)
 
@@ -405,21 +449,27 @@ class SqliteRepository:
         moment = now.timestamp()
         async with self._transaction() as db:
             await db.execute(
-                "DELETE FROM idempotency_keys WHERE key IN "
-                "(SELECT key FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)",
+                "DELETE FROM idempotency_keys WHERE (owner, key) IN "
+                "(SELECT owner, key FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)",
                 (moment, PURGE_BATCH),
             )
             async with db.execute(
                 "SELECT token, lease_until, document_id, sha256 FROM idempotency_keys "
-                "WHERE key = ? AND expires_at > ?",
-                (claim.key, moment),
+                "WHERE owner = ? AND key = ? AND expires_at > ?",
+                (claim.owner, claim.key, moment),
             ) as cursor:
                 row = await cursor.fetchone()
             if row is None or _claimable(row, claim.token, moment):
                 await db.execute(
-                    "INSERT OR REPLACE INTO idempotency_keys (key, token, lease_until, expires_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (claim.key, claim.token, claim.lease_until.timestamp(), claim.expires_at.timestamp()),
+                    "INSERT OR REPLACE INTO idempotency_keys (owner, key, token, lease_until, expires_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        claim.owner,
+                        claim.key,
+                        claim.token,
+                        claim.lease_until.timestamp(),
+                        claim.expires_at.timestamp(),
+                    ),
                 )
                 return None
         # Raised once the transaction has ended, so that its purge is kept.
@@ -431,9 +481,24 @@ class SqliteRepository:
     async def release(self, claim: IdempotencyClaim) -> None:
         async with self._transaction() as db:
             await db.execute(
-                "DELETE FROM idempotency_keys WHERE key = ? AND token = ? AND document_id IS NULL",
-                (claim.key, claim.token),
+                "DELETE FROM idempotency_keys "
+                "WHERE owner = ? AND key = ? AND token = ? AND document_id IS NULL",
+                (claim.owner, claim.key, claim.token),
             )
+
+    async def owners(self) -> AsyncIterator[str]:
+        """One seek into the owner index per owner, however many documents each has."""
+        owner = ""
+        while True:
+            rows = await self._read(
+                "SELECT owner FROM documents INDEXED BY documents_by_owner WHERE owner > ? "
+                "ORDER BY owner LIMIT 1",
+                (owner,),
+            )
+            if not rows:
+                return
+            owner = rows[0][0]
+            yield owner
 
     async def check(self) -> None:
         await self._read("SELECT 1", ())
@@ -499,34 +564,72 @@ async def _connect(path: Path) -> aiosqlite.Connection:
     return db
 
 
-async def _create_prefix_entries(db: aiosqlite.Connection) -> None:
-    """Create ``document_prefixes`` with its triggers, filled from the documents already stored: a
-    file from before it existed gets it at start-up. One transaction, so a crash leaves none of it
-    and concurrent start-ups create it once."""
-    async with _Transaction(db, asyncio.Lock()):
-        exists = await db.execute_fetchall(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'document_prefixes'"
-        )
-        if exists:
-            return
-        for statement in _PREFIX_SCHEMA:
-            await db.execute(statement)
-        filled = await db.execute(_FILL_PREFIXES)
-        if filled.rowcount:
-            logger.info("indexed the filename prefixes of the stored documents: %d entries", filled.rowcount)
-
-
 def database_file(data_dir: Path) -> Path:
     return data_dir / DATABASE_NAME
 
 
-async def _add_blob_keys(db: aiosqlite.Connection) -> None:
-    """A file from before blob keys gets the column, NULL (meaning "the id") for every document it
-    holds. One transaction, so concurrent start-ups add it once."""
+async def _prepare(db: aiosqlite.Connection) -> None:
+    """Bring the file to this schema in one transaction, so a crash leaves none of a change and
+    concurrent start-ups make each once. A file written by an earlier docpipe keeps its data: its
+    documents get a blob key column (NULL, meaning "the id"), and its documents, tag entries and
+    idempotency records an owner, ``DEFAULT_OWNER``, ahead of the indexes that lead with it."""
     async with _Transaction(db, asyncio.Lock()):
-        columns = {row[1] for row in await db.execute_fetchall("PRAGMA table_info(documents)")}
+        columns = await _columns(db, "documents")
         if "blob_key" not in columns:
             await db.execute("ALTER TABLE documents ADD COLUMN blob_key TEXT")
+        if "owner" not in columns:
+            await db.execute(
+                f"ALTER TABLE documents ADD COLUMN owner TEXT NOT NULL DEFAULT '{DEFAULT_OWNER}'"
+            )
+            for index in ("documents_by_filename", "documents_by_content_type"):
+                await db.execute(f"DROP INDEX IF EXISTS {index}")
+            logger.info("the stored documents belong to owner %r", DEFAULT_OWNER)
+        if "owner" not in await _columns(db, "document_tags"):
+            await _rebuild_with_owner(db, "document_tags", _TAGS_TABLE, "tag, id")
+        if "owner" not in await _columns(db, "idempotency_keys"):
+            await _rebuild_with_owner(
+                db,
+                "idempotency_keys",
+                _KEYS_TABLE,
+                "key, token, lease_until, expires_at, document_id, sha256",
+            )
+        for statement in _INDEXES.split(";"):
+            await db.execute(statement)
+        await _create_prefix_entries(db)
+
+
+async def _columns(db: aiosqlite.Connection, table: str) -> set[str]:
+    return {row[1] for row in await db.execute_fetchall(f"PRAGMA table_info({table})")}
+
+
+async def _rebuild_with_owner(db: aiosqlite.Connection, table: str, schema: str, columns: str) -> None:
+    """Copy ``table`` into its layout with an owner column, every row ``DEFAULT_OWNER``'s (a primary
+    key cannot gain a column in place)."""
+    await db.execute(schema.format(name=f"{table}_with_owner"))
+    await db.execute(
+        f"INSERT INTO {table}_with_owner (owner, {columns}) SELECT ?, {columns} FROM {table}",  # noqa: S608
+        (DEFAULT_OWNER,),
+    )
+    await db.execute(f"DROP TABLE {table}")
+    await db.execute(f"ALTER TABLE {table}_with_owner RENAME TO {table}")
+
+
+async def _create_prefix_entries(db: aiosqlite.Connection) -> None:
+    """Create ``document_prefixes`` with its triggers, filled from the documents already stored: a
+    file from before it existed, or from before owners, gets it at start-up."""
+    exists = await db.execute_fetchall(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'document_prefixes'"
+    )
+    if exists and "owner" in await _columns(db, "document_prefixes"):
+        return
+    for trigger in _PREFIX_TRIGGERS:
+        await db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    await db.execute("DROP TABLE IF EXISTS document_prefixes")
+    for statement in _PREFIX_SCHEMA:
+        await db.execute(statement)
+    filled = await db.execute(_FILL_PREFIXES)
+    if filled.rowcount:
+        logger.info("indexed the filename prefixes of the stored documents: %d entries", filled.rowcount)
 
 
 async def open_repository(data_dir: Path, *, create_missing: bool = True) -> AsyncIterator[SqliteRepository]:
@@ -542,10 +645,9 @@ async def open_repository(data_dir: Path, *, create_missing: bool = True) -> Asy
             writer = await _connect(path)
             connections.push_async_callback(writer.close)
             await writer.execute("PRAGMA journal_mode = WAL")
-            await writer.executescript(_SCHEMA)
+            await writer.executescript(_TABLES)
             await writer.executescript(KEY_SCHEMA)
-            await _add_blob_keys(writer)
-            await _create_prefix_entries(writer)
+            await _prepare(writer)
             readers = []
             for _ in range(READER_CONNECTIONS):
                 reader = await _connect(path)

@@ -6,10 +6,12 @@ crash leaves blobs nobody refers to (``orphan_blob``) and leftovers of unfinishe
 blob of the wrong size or sha-256 break the write protocol's invariant: the first is unrecoverable
 and a fix deletes the metadata, the others need a human and are only reported.
 
-Blobs are matched to documents by blob key (a document's bytes are staged under a fresh key before
-its id is minted; documents stored before blob keys existed have their id as their key).
+Every owner's documents are checked (``DocumentRepository.owners``). Blobs are matched to documents by
+blob key (a document's bytes are staged under a fresh key, ``<owner>/<uuid7>``, before its id is
+minted; documents stored before blob keys existed have their id as their key, and those stored before
+owners existed a key without the owner: ``is_blob_key`` accepts all three).
 
-Memory: the check holds the blob key, id and size of every document (about 250 bytes each in
+Memory: the check holds the blob key, owner, id and size of every document (about 250 bytes each in
 CPython, so some 250 MB per million documents) plus the problems it found, never blob contents.
 """
 
@@ -25,7 +27,7 @@ from enum import StrEnum
 import msgspec
 
 from docpipe.domain.errors import BlobNotFound, DocumentNotFound
-from docpipe.domain.model import BlobEntry, Document, ListQuery, first_id_at, is_document_id, utc_now
+from docpipe.domain.model import BlobEntry, Document, ListQuery, first_id_at, is_blob_key, utc_now
 from docpipe.domain.ports import BlobStore, DocumentRepository
 
 DEFAULT_GRACE = timedelta(minutes=15)
@@ -114,8 +116,8 @@ class Fsck:
         committed_since = await self._blob_keys_committed_since(started - self._grace)
         orphans = [entry for entry in scan.orphans if entry.key not in committed_since]
         missing: list[Document] = []
-        for document_id, _ in scan.unlisted.values():
-            document = await self._without_blob(document_id)
+        for owner, document_id, _ in scan.unlisted.values():
+            document = await self._without_blob(owner, document_id)
             if document is not None:
                 missing.append(document)
         delete = fix and scan.shared > 0
@@ -147,7 +149,7 @@ class Fsck:
     async def _missing(self, document: Document, fix: bool) -> Finding:
         if fix:
             with contextlib.suppress(DocumentNotFound):  # deleted meanwhile: just as good
-                await self._repository.delete(document.id)
+                await self._repository.delete(document.owner, document.id)
         detail = f"document {document.filename!r} of {document.size} bytes has no content in the blob store"
         return Finding(kind=FindingKind.MISSING_BLOB, key=document.id, detail=detail, fixed=fix)
 
@@ -160,23 +162,29 @@ class Fsck:
         """
         floor = first_id_at(moment)
         keys: set[str] = set()
-        query = ListQuery(limit=PAGE_SIZE)
-        while True:
-            page = await self._repository.list(query)
-            recent = [document for document in page.documents if document.id >= floor]
-            keys.update(document.blob_key for document in recent)
-            if len(recent) < len(page.documents) or page.resume_after is None or page.resume_after < floor:
-                return keys
-            query = ListQuery(limit=PAGE_SIZE, after_id=page.resume_after)
+        async for owner in self._repository.owners():
+            query = ListQuery(limit=PAGE_SIZE)
+            while True:
+                page = await self._repository.list(owner, query)
+                recent = [document for document in page.documents if document.id >= floor]
+                keys.update(document.blob_key for document in recent)
+                if (
+                    len(recent) < len(page.documents)
+                    or page.resume_after is None
+                    or page.resume_after < floor
+                ):
+                    break
+                query = ListQuery(limit=PAGE_SIZE, after_id=page.resume_after)
+        return keys
 
-    async def _without_blob(self, document_id: str) -> Document | None:
+    async def _without_blob(self, owner: str, document_id: str) -> Document | None:
         """The document, if it still exists and its blob cannot be opened.
 
         The inventory did not list the blob; opening it directly guards the destructive repair
         against a store whose listing lags behind its writes.
         """
         try:
-            document = await self._repository.get(document_id)
+            document = await self._repository.get(owner, document_id)
             chunks = await self._blobs.open(document.blob_key)
         except DocumentNotFound:
             return None
@@ -198,8 +206,8 @@ class _Scan:
         self._cutoff = cutoff
         self._verify_content = verify_content
         self.report = FsckReport()
-        self.unlisted: dict[str, tuple[str, int]] = {}
-        """Id and size by blob key of every document whose blob the inventory has not listed (yet)."""
+        self.unlisted: dict[str, tuple[str, str, int]] = {}
+        """Owner, id and size by blob key of every document whose blob the inventory has not listed (yet)."""
         self.shared = 0
         """Documents whose blob the inventory listed."""
         self.partials: list[BlobEntry] = []
@@ -208,21 +216,22 @@ class _Scan:
         self.mismatches: list[Finding] = []
 
     async def read_documents(self) -> None:
-        query = ListQuery(limit=PAGE_SIZE)
-        while True:
-            page = await self._repository.list(query)
-            self.unlisted.update(
-                (document.blob_key, (document.id, document.size)) for document in page.documents
-            )
-            if page.resume_after is None:
-                break
-            query = ListQuery(limit=PAGE_SIZE, after_id=page.resume_after)
+        async for owner in self._repository.owners():
+            query = ListQuery(limit=PAGE_SIZE)
+            while True:
+                page = await self._repository.list(owner, query)
+                self.unlisted.update(
+                    (document.blob_key, (owner, document.id, document.size)) for document in page.documents
+                )
+                if page.resume_after is None:
+                    break
+                query = ListQuery(limit=PAGE_SIZE, after_id=page.resume_after)
         self.report.documents = len(self.unlisted)
 
     async def read_inventory(self) -> None:
         async for entry in self._blobs.inventory():
             self.report.entries += 1
-            if not is_document_id(entry.key):
+            if not is_blob_key(entry.key):
                 self.report.ignored += 1
             elif entry.complete and entry.key in self.unlisted:
                 await self._compare(entry, *self.unlisted.pop(entry.key))
@@ -231,18 +240,18 @@ class _Scan:
             else:
                 (self.orphans if entry.complete else self.partials).append(entry)
 
-    async def _compare(self, entry: BlobEntry, document_id: str, size: int) -> None:
+    async def _compare(self, entry: BlobEntry, owner: str, document_id: str, size: int) -> None:
         """Mismatches are reported under the document's id: repairing one means restoring or deleting it."""
         self.shared += 1
         if entry.size != size:
             detail = f"the document says {size} bytes, the blob store holds {entry.size}"
             self.mismatches.append(Finding(kind=FindingKind.SIZE_MISMATCH, key=document_id, detail=detail))
         elif self._verify_content:
-            await self._compare_digest(entry.key, document_id, size)
+            await self._compare_digest(entry.key, owner, document_id, size)
 
-    async def _compare_digest(self, key: str, document_id: str, size: int) -> None:
+    async def _compare_digest(self, key: str, owner: str, document_id: str, size: int) -> None:
         try:
-            document = await self._repository.get(document_id)
+            document = await self._repository.get(owner, document_id)
         except DocumentNotFound:  # deleted since the listing
             return
         digest = hashlib.sha256()
@@ -250,7 +259,7 @@ class _Scan:
             async for chunk in await self._blobs.open(key):
                 digest.update(chunk)
         except BlobNotFound:  # deleted since the inventory: confirmed or dismissed with the missing ones
-            self.unlisted[key] = (document_id, size)
+            self.unlisted[key] = (owner, document_id, size)
             return
         actual = digest.hexdigest()
         if actual != document.sha256:

@@ -38,9 +38,10 @@ RENEWAL_INTERVAL = LEASE / 3
 
 
 class IdempotencyClaim(msgspec.Struct, frozen=True, kw_only=True):
-    """One upload's hold on ``key``. Identity comes later: then the owner joins the key here, and
-    every adapter keys its record on both."""
+    """One upload's hold on ``owner``'s ``key``: a key is scoped to its owner (two owners may use the
+    same key independently), so every adapter keys its record on both."""
 
+    owner: str
     key: str
     token: str
     lease_until: datetime
@@ -63,9 +64,9 @@ def clean_idempotency_key(value: str) -> str:
     return value
 
 
-def new_claim(key: str, now: datetime) -> IdempotencyClaim:
+def new_claim(owner: str, key: str, now: datetime) -> IdempotencyClaim:
     return IdempotencyClaim(
-        key=key, token=secrets.token_hex(16), lease_until=now + LEASE, expires_at=now + RETENTION
+        owner=owner, key=key, token=secrets.token_hex(16), lease_until=now + LEASE, expires_at=now + RETENTION
     )
 
 

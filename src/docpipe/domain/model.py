@@ -10,9 +10,12 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from docpipe.domain.errors import InvalidInput
+from docpipe.domain.identity import clean_owner
+
 
 class Document(msgspec.Struct, frozen=True, kw_only=True):
-    """A stored document: facts about bytes that live in the blob store under ``blob_key``.
+    """A stored document of ``owner``: facts about bytes that live in the blob store under ``blob_key``.
 
     The bytes are staged under a fresh ``blob_key`` before the document exists; ``id`` is minted
     when the upload commits, so ids (and listings) follow the order of commits. Documents stored
@@ -25,6 +28,7 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     id: str
+    owner: str
     blob_key: str
     filename: str
     content_type: str
@@ -118,9 +122,26 @@ def new_document_id() -> str:
     return _uuid7(time.time_ns(), int.from_bytes(os.urandom(8)) & ((1 << 62) - 1))
 
 
-def new_blob_key() -> str:
-    """A key for bytes about to be staged: the same form as ids, so fsck tells docpipe's keys from others."""
-    return new_document_id()
+def new_blob_key(owner: str) -> str:
+    """A key for bytes of ``owner`` about to be staged: ``<owner>/<uuid7>``, so a blob store can isolate
+    owners by prefix (an S3 IAM policy), and fsck tells docpipe's keys from others (``is_blob_key``).
+    ``owner`` is one ``clean_owner`` accepts: never empty, ``.`` or ``..``, never holding a ``/``."""
+    return f"{owner}/{new_document_id()}"
+
+
+def is_blob_key(value: str) -> bool:
+    """Whether ``value`` is a key docpipe issues: ``<owner>/<uuid7>``, or a bare id (the key of a document
+    stored before blob keys carried their owner)."""
+    owner, slash, key_id = value.rpartition("/")
+    if not is_document_id(key_id):
+        return False
+    if not slash:
+        return True
+    try:
+        clean_owner(owner)
+    except InvalidInput:
+        return False
+    return True
 
 
 def first_id_at(moment: datetime) -> str:

@@ -58,52 +58,55 @@ class BlobStore(Protocol):
 
 
 class DocumentRepository(Protocol):
-    """Document metadata, listed newest first (ids sort by the time their upload committed).
+    """Document metadata of every owner, listed newest first (ids sort by the time their upload committed).
 
-    A stored document keeps its ``blob_key``; one stored before documents had blob keys reads back
-    with its id as its blob key (its bytes are under its id).
+    Every read and write names the owner it acts for: another owner's document is answered exactly like a
+    missing one (``DocumentNotFound``), and listings hold only the owner's documents. A stored document
+    keeps its ``blob_key``; one stored before documents had blob keys reads back with its id as its blob
+    key (its bytes are under its id). Documents stored before owners existed belong to ``DEFAULT_OWNER``.
     """
 
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
-        """Insert a new document; raises ``DuplicateDocument`` when its id exists.
+        """Insert a new document of ``document.owner``; raises ``DuplicateDocument`` when its id exists.
 
-        With ``claim``, the same commit completes its key's record (``CompletedUpload`` of this
-        document, kept until ``claim.expires_at``), on condition that the record is still
-        ``claim``'s and not completed: otherwise nothing is written and ``IdempotencyKeyInUse``
-        is raised (the lease ran out and another request took the key over).
+        With ``claim`` (of the same owner), the same commit completes its key's record
+        (``CompletedUpload`` of this document, kept until ``claim.expires_at``), on condition that the
+        record is still ``claim``'s and not completed: otherwise nothing is written and
+        ``IdempotencyKeyInUse`` is raised (the lease ran out and another request took the key over).
         """
         ...
 
-    async def get(self, document_id: str) -> Document:
-        """Raises ``DocumentNotFound``."""
+    async def get(self, owner: str, document_id: str) -> Document:
+        """Raises ``DocumentNotFound``, also when the document is another owner's."""
         ...
 
-    async def list(self, query: ListQuery) -> Page:
-        """At most ``query.limit`` documents with ids below ``query.after_id``, newest first,
-        matching every filter that is set, and where the next page resumes (see ``Page``): every
+    async def list(self, owner: str, query: ListQuery) -> Page:
+        """At most ``query.limit`` of ``owner``'s documents with ids below ``query.after_id``, newest
+        first, matching every filter that is set, and where the next page resumes (see ``Page``): every
         match between ``resume_after`` and ``after_id`` is on this page."""
         ...
 
-    async def update(self, document_id: str, change: Callable[[Document], Document]) -> Document:
-        """Store ``change(current)`` over the current document and return it, atomically: no other
-        write lands between the read ``change`` is given and the write of what it returns, so
+    async def update(self, owner: str, document_id: str, change: Callable[[Document], Document]) -> Document:
+        """Store ``change(current)`` over ``owner``'s current document and return it, atomically: no
+        other write lands between the read ``change`` is given and the write of what it returns, so
         concurrent updates all apply, one after the other.
 
-        ``change`` must return the same id with the version one higher, and be a pure function: an
-        adapter that cannot hold the document while ``change`` runs calls it again on the fresh
-        document when another write got in first (retrying with jittered exponential backoff). An
-        exception from ``change`` aborts the update with nothing written. Raises ``DocumentNotFound``,
-        and ``ConcurrentUpdate`` when other writers kept getting in first for longer than the
-        adapter's time budget.
+        ``change`` must return the same id and owner with the version one higher, and be a pure
+        function: an adapter that cannot hold the document while ``change`` runs calls it again on the
+        fresh document when another write got in first (retrying with jittered exponential backoff). An
+        exception from ``change`` aborts the update with nothing written. Raises ``DocumentNotFound``
+        (also for another owner's document), and ``ConcurrentUpdate`` when other writers kept getting in
+        first for longer than the adapter's time budget.
         """
         ...
 
-    async def delete(self, document_id: str) -> None:
-        """Raises ``DocumentNotFound``."""
+    async def delete(self, owner: str, document_id: str) -> None:
+        """Raises ``DocumentNotFound``, also when the document is another owner's (which stays)."""
         ...
 
     async def claim(self, claim: IdempotencyClaim, now: datetime) -> CompletedUpload | None:
-        """Hold ``claim.key`` for the upload ``claim.token`` stands for, until ``claim.lease_until``.
+        """Hold ``claim.owner``'s ``claim.key`` for the upload ``claim.token`` stands for, until
+        ``claim.lease_until``. Another owner's record of the same key is another record.
 
         Returns ``None`` once the key is held: it had no record, or its record expired (at
         ``expires_at``), or it was a claim whose lease ran out, or one with the same token (a
@@ -114,7 +117,13 @@ class DocumentRepository(Protocol):
         ...
 
     async def release(self, claim: IdempotencyClaim) -> None:
-        """Free ``claim.key`` if ``claim.token`` holds it and it is not completed; else do nothing."""
+        """Free ``claim.owner``'s ``claim.key`` if ``claim.token`` holds it and it is not completed;
+        else do nothing."""
+        ...
+
+    def owners(self) -> AsyncIterator[str]:
+        """Every owner that has stored documents, each once, in any order (fsck checks every owner's),
+        holding about one page of the answer in memory at a time."""
         ...
 
     async def check(self) -> None:

@@ -83,11 +83,12 @@ def _no_detection(head: bytes, filename: str) -> str | None:
 class Upload:
     """One upload as a unit of work: ``stage`` its bytes, then ``commit`` what the client said of them.
 
-    Used as ``async with service.new_upload() as upload``. The bytes go to the blob store under a
-    fresh key no one else uses; the metadata insert in ``commit`` is the commit point, where the
-    document's id and ``created_at`` are minted, so ids follow the order of commits. Leaving the
-    block without a commit (an error, a cancellation, a client gone) deletes the staged bytes,
-    unless a commit was attempted and may have been recorded after all (see ``_discard``).
+    Used as ``async with service.new_upload(owner) as upload``; the document will be ``owner``'s.
+    The bytes go to the blob store under a fresh key no one else uses; the metadata insert in
+    ``commit`` is the commit point, where the document's id and ``created_at`` are minted, so ids
+    follow the order of commits. Leaving the block without a commit (an error, a cancellation, a
+    client gone) deletes the staged bytes, unless a commit was attempted and may have been recorded
+    after all (see ``_discard``).
 
     With an ``idempotency_key`` (see ``domain/idempotency.py``) the key is claimed before any byte
     is read, renewed while the bytes arrive, completed in the commit's own write and released
@@ -101,14 +102,18 @@ class Upload:
         repository: DocumentRepository,
         max_bytes: int,
         detect_content_type: ContentTypeDetector,
+        owner: str,
         idempotency_key: str | None,
     ) -> None:
+        self._owner = owner
         self._blobs = blobs
         self._repository = repository
         self._max_bytes = max_bytes
         self._detect_content_type = detect_content_type
         self._claim = (
-            None if idempotency_key is None else new_claim(clean_idempotency_key(idempotency_key), utc_now())
+            None
+            if idempotency_key is None
+            else new_claim(owner, clean_idempotency_key(idempotency_key), utc_now())
         )
         self._claimed = False
         self._earlier: CompletedUpload | None = None
@@ -146,7 +151,7 @@ class Upload:
             await self._check_retry(self._earlier, metered, expected_sha256)
             self._staged = metered
             return
-        self._blob_key = new_blob_key()
+        self._blob_key = new_blob_key(self._owner)
         async with renewing(self._repository, self._claim):
             stored = await self._blobs.put(self._blob_key, read_ahead(metered))
         if stored != metered.size:
@@ -165,7 +170,7 @@ class Upload:
         if self._earlier is not None:
             self._committed = True
             try:
-                return await self._repository.get(self._earlier.document_id)
+                return await self._repository.get(self._owner, self._earlier.document_id)
             except DocumentNotFound:
                 raise UploadGone(self._earlier.document_id) from None
         assert self._blob_key is not None
@@ -175,6 +180,7 @@ class Upload:
         now = utc_now()
         document = Document(
             id=new_document_id(),
+            owner=self._owner,
             blob_key=self._blob_key,
             filename=details.filename,
             content_type=content_type,
@@ -216,7 +222,7 @@ class Upload:
             await self._repository.add(document, claim)
         except (StoreUnavailable, DuplicateDocument) as unconfirmed:
             try:
-                stored = await self._repository.get(document.id)
+                stored = await self._repository.get(document.owner, document.id)
             except Exception:
                 raise unconfirmed from None
             if stored != document:
@@ -254,7 +260,8 @@ class Upload:
 
 
 class DocumentService:
-    """The use cases over the two ports. Values from clients are cleaned here (``domain/fields.py``), and
+    """The use cases over the two ports, each acting for the owner it is given first (another owner's
+    documents are as if missing). Values from clients are cleaned here (``domain/fields.py``), and
     values no document can have (an id docpipe never issues, a name longer than any stored one) are
     answered without asking a store."""
 
@@ -270,14 +277,21 @@ class DocumentService:
         self._detect_content_type = detect_content_type
         self.max_upload_bytes = max_upload_bytes
 
-    def new_upload(self, *, idempotency_key: str | None = None) -> Upload:
-        """A unit of work for one upload, done at most once per ``idempotency_key``: see ``Upload``."""
+    def new_upload(self, owner: str, *, idempotency_key: str | None = None) -> Upload:
+        """A unit of work for one upload of ``owner``'s, done at most once per ``idempotency_key`` of
+        ``owner``'s: see ``Upload``."""
         return Upload(
-            self._blobs, self._repository, self.max_upload_bytes, self._detect_content_type, idempotency_key
+            self._blobs,
+            self._repository,
+            self.max_upload_bytes,
+            self._detect_content_type,
+            owner,
+            idempotency_key,
         )
 
     async def upload(
         self,
+        owner: str,
         chunks: AsyncIterable[bytes],
         description: NewDocument,
         *,
@@ -287,16 +301,17 @@ class DocumentService:
         """Store an upload whose description is known before its bytes: a bad description is refused
         before any byte is stored."""
         cleaned = _cleaned_description(description)
-        async with self.new_upload(idempotency_key=idempotency_key) as upload:
+        async with self.new_upload(owner, idempotency_key=idempotency_key) as upload:
             await upload.stage(chunks, expected_sha256=expected_sha256)
             return await upload.commit(cleaned)
 
-    async def get(self, document_id: str) -> Document:
+    async def get(self, owner: str, document_id: str) -> Document:
         _refuse_impossible_id(document_id)
-        return await self._repository.get(document_id)
+        return await self._repository.get(owner, document_id)
 
     async def list(
         self,
+        owner: str,
         *,
         limit: int = 100,
         cursor: str | None = None,
@@ -313,18 +328,18 @@ class DocumentService:
             tag=tag,
             content_type=content_type,
         )
-        page = await self._repository.list(query)
+        page = await self._repository.list(owner, query)
         next_cursor = None if page.resume_after is None else encode_cursor(page.resume_after)
         return Listing(page.documents, next_cursor)
 
-    async def newest_named(self, filename: str) -> Document:
-        """The most recent document called ``filename`` (NFC-normalised, as stored names are)."""
+    async def newest_named(self, owner: str, filename: str) -> Document:
+        """``owner``'s most recent document called ``filename`` (NFC-normalised, as stored names are)."""
         name = unicodedata.normalize("NFC", filename)
         if _matches_nothing(filename=name):
             raise DocumentNotFound(filename)
         query = ListQuery(limit=1, filename=name)
         while True:
-            page = await self._repository.list(query)
+            page = await self._repository.list(owner, query)
             if page.documents:
                 return page.documents[0]
             if page.resume_after is None:
@@ -333,6 +348,7 @@ class DocumentService:
 
     async def update(
         self,
+        owner: str,
         document_id: str,
         changes: DocumentChanges,
         precondition: Callable[[Document], bool] | None = None,
@@ -356,17 +372,17 @@ class DocumentService:
                 version=current.version + 1,
             )
 
-        return await self._repository.update(document_id, change)
+        return await self._repository.update(owner, document_id, change)
 
-    async def delete(self, document_id: str) -> None:
+    async def delete(self, owner: str, document_id: str) -> None:
         """Metadata first, so the document vanishes from every route at once; then its bytes.
 
         Once the metadata is gone the delete has happened: a blob store that fails to remove the
         bytes leaves an orphan for fsck, and is logged rather than reported to the client. A
         document's blob key never changes, so the one read first is the one to delete.
         """
-        document = await self.get(document_id)
-        await self._repository.delete(document_id)
+        document = await self.get(owner, document_id)
+        await self._repository.delete(owner, document_id)
         try:
             await asyncio.shield(self._blobs.delete(document.blob_key))
         except Exception:
@@ -374,14 +390,14 @@ class DocumentService:
                 "the blob of deleted document %s was left for fsck to reclaim", document_id, exc_info=True
             )
 
-    async def delete_by_id_or_filename(self, reference: str) -> int:
-        """Delete the document with id ``reference`` when it is shaped like an id (and only then), or
-        else every document named ``reference`` (NFC-normalised, as stored names are).
+    async def delete_by_id_or_filename(self, owner: str, reference: str) -> int:
+        """Delete ``owner``'s document with id ``reference`` when it is shaped like an id (and only then),
+        or else every one of ``owner``'s documents named ``reference`` (NFC-normalised, as stored names are).
 
         Returns how many were deleted; raises ``DocumentNotFound`` when none matched.
         """
         if is_document_id(reference):
-            await self.delete(reference)
+            await self.delete(owner, reference)
             return 1
         name = unicodedata.normalize("NFC", reference)
         if _matches_nothing(filename=name):
@@ -389,10 +405,10 @@ class DocumentService:
         deleted = 0
         query = ListQuery(limit=100, filename=name)
         while True:
-            page = await self._repository.list(query)
+            page = await self._repository.list(owner, query)
             for document in page.documents:
                 try:
-                    await self.delete(document.id)
+                    await self.delete(owner, document.id)
                 except DocumentNotFound:
                     continue
                 deleted += 1

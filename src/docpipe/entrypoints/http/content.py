@@ -27,7 +27,7 @@ from docpipe.entrypoints.http.conditional import (
     not_modified_since,
     strong_etag,
 )
-from docpipe.entrypoints.http.dependencies import AnyRequest
+from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.disposition import content_disposition, disposition_for
 from docpipe.entrypoints.http.openapi import ContentOperation, problems
 from docpipe.entrypoints.http.ranges import content_range, parse_range
@@ -149,10 +149,13 @@ class ContentController(Controller):
         document_id: FromPath[str],
         request: AnyRequest,
         service: Service,
+        principal: CurrentPrincipal,
         disposition: Disposition = None,
         range_: RangeHeader = None,
     ) -> Response[bytes] | Stream:
-        return await serve_content(request, service, await service.get(document_id), disposition)
+        return await serve_content(
+            request, service, await service.get(principal.owner, document_id), disposition
+        )
 
     @_content_route(
         "/download/{filename:str}",
@@ -163,7 +166,9 @@ class ContentController(Controller):
         filename: FromPath[str],
         request: AnyRequest,
         service: Service,
+        principal: CurrentPrincipal,
         disposition: Disposition = None,
         range_: RangeHeader = None,
     ) -> Response[bytes] | Stream:
-        return await serve_content(request, service, await service.newest_named(filename), disposition)
+        document = await service.newest_named(principal.owner, filename)
+        return await serve_content(request, service, document, disposition)

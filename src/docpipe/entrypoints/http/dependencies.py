@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 
 from docpipe.domain.identity import AUTHENTICATION_OFF, Principal
 from docpipe.domain.service import DocumentService
@@ -16,6 +17,10 @@ AnyRequest = Request[Any, Any, State]
 def provide_service(state: State) -> DocumentService:
     service: DocumentService = state.service
     return service
+
+
+CurrentPrincipal = NamedDependency[Principal]
+"""How a handler takes the request's principal: ``principal: CurrentPrincipal``."""
 
 
 def provide_principal() -> Principal:

@@ -17,7 +17,7 @@ from docpipe.domain.errors import PreconditionFailed, UnsupportedMediaType
 from docpipe.domain.model import Document, DocumentChanges
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.conditional import if_match_hits
-from docpipe.entrypoints.http.dependencies import AnyRequest
+from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.openapi import UploadOperation, problems
 from docpipe.entrypoints.http.request_limits import UPLOAD_ROUTE
 from docpipe.entrypoints.http.schemas import DocumentListOut, DocumentOut, DocumentPatch, metadata_etag
@@ -97,8 +97,10 @@ class DocumentController(Controller):
             "`?filename=` or `Content-Disposition`. An optional `Content-Digest: sha-256=:…:` is verified."
         ),
     )
-    async def upload_document(self, request: AnyRequest, service: Service) -> Response[DocumentOut]:
-        return _created(await receive_upload(request, service))
+    async def upload_document(
+        self, request: AnyRequest, service: Service, principal: CurrentPrincipal
+    ) -> Response[DocumentOut]:
+        return _created(await receive_upload(request, service, principal.owner))
 
     @_upload_route(
         "/upload",
@@ -106,10 +108,12 @@ class DocumentController(Controller):
         summary="Upload a document (original route)",
         description="The same as a multipart `POST /documents`.",
     )
-    async def upload_form(self, request: AnyRequest, service: Service) -> Response[DocumentOut]:
+    async def upload_form(
+        self, request: AnyRequest, service: Service, principal: CurrentPrincipal
+    ) -> Response[DocumentOut]:
         if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             raise UnsupportedMediaType("POST /upload takes multipart/form-data with a part named 'file'")
-        return _created(await receive_upload(request, service))
+        return _created(await receive_upload(request, service, principal.owner))
 
     @get(
         "/documents",
@@ -125,6 +129,7 @@ class DocumentController(Controller):
     async def list_documents(
         self,
         service: Service,
+        principal: CurrentPrincipal,
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="page size, 1 to 1000")] = 100,
         cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
         prefix: Annotated[str | None, QueryParameter(description="filename prefix")] = None,
@@ -132,7 +137,7 @@ class DocumentController(Controller):
         content_type: FromQuery[str | None] = None,
     ) -> DocumentListOut:
         listing = await service.list(
-            limit=limit, cursor=cursor, prefix=prefix, tag=tag, content_type=content_type
+            principal.owner, limit=limit, cursor=cursor, prefix=prefix, tag=tag, content_type=content_type
         )
         return DocumentListOut.of(listing)
 
@@ -141,8 +146,10 @@ class DocumentController(Controller):
         summary="A document's metadata",
         responses=problems(HTTPStatus.NOT_FOUND),
     )
-    async def get_document(self, document_id: FromPath[str], service: Service) -> Response[DocumentOut]:
-        document = await service.get(document_id)
+    async def get_document(
+        self, document_id: FromPath[str], service: Service, principal: CurrentPrincipal
+    ) -> Response[DocumentOut]:
+        document = await service.get(principal.owner, document_id)
         return Response(DocumentOut.of(document), headers={"ETag": metadata_etag(document)})
 
     @patch(
@@ -159,7 +166,12 @@ class DocumentController(Controller):
         ),
     )
     async def update_document(
-        self, document_id: FromPath[str], data: JSONBody[DocumentPatch], request: AnyRequest, service: Service
+        self,
+        document_id: FromPath[str],
+        data: JSONBody[DocumentPatch],
+        request: AnyRequest,
+        service: Service,
+        principal: CurrentPrincipal,
     ) -> Response[DocumentOut]:
         media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media_type != "application/json" and not media_type.endswith("+json"):
@@ -170,7 +182,7 @@ class DocumentController(Controller):
             None if if_match is None else (lambda current: if_match_hits(if_match, metadata_etag(current)))
         )
         try:
-            document = await service.update(document_id, changes, precondition)
+            document = await service.update(principal.owner, document_id, changes, precondition)
         except PreconditionFailed:
             raise PreconditionFailed(
                 f"If-Match {if_match} does not match the document's current ETag"
@@ -187,9 +199,11 @@ class DocumentController(Controller):
         ),
         responses=problems(HTTPStatus.NOT_FOUND, HTTPStatus.INSUFFICIENT_STORAGE),
     )
-    async def delete_document(self, document_id: FromPath[str], service: Service) -> None:
+    async def delete_document(
+        self, document_id: FromPath[str], service: Service, principal: CurrentPrincipal
+    ) -> None:
         """``document_id`` may also be a filename, as in the original API.
 
         See ``DocumentService.delete_by_id_or_filename``.
         """
-        await service.delete_by_id_or_filename(document_id)
+        await service.delete_by_id_or_filename(principal.owner, document_id)

@@ -38,13 +38,14 @@ _SF_ESCAPE = re.compile(r'\\(["\\])')
 _EXTENDED_FILENAME = re.compile(r"filename\*\s*=\s*(utf-8|iso-8859-1)'[^']*'([^;\s]+)", re.IGNORECASE)
 
 
-async def receive_upload(request: AnyRequest, service: DocumentService) -> Document:
-    """Stream the request body into the service; multipart bodies go through ``MultipartForm``."""
+async def receive_upload(request: AnyRequest, service: DocumentService, owner: str) -> Document:
+    """Stream the request body into the service as an upload of ``owner``'s; multipart bodies go
+    through ``MultipartForm``."""
     media_type, options = multipart.parse_options_header(request.headers.get("content-type", ""))
     expected_sha256 = parse_content_digest(request.headers.get("content-digest"))
     idempotency_key = parse_idempotency_key(request.headers.get("idempotency-key"))
     if media_type == "multipart/form-data":
-        return await _receive_form(request, service, options, expected_sha256, idempotency_key)
+        return await _receive_form(request, service, owner, options, expected_sha256, idempotency_key)
     _refuse_oversized(request.content_length, service.max_upload_bytes, service)
     filename = request.query_params.get("filename") or filename_from_disposition(
         request.headers.get("content-disposition")
@@ -59,6 +60,7 @@ async def receive_upload(request: AnyRequest, service: DocumentService) -> Docum
         metadata=decode_metadata_field(request.query_params.get("metadata")),
     )
     return await service.upload(
+        owner,
         body_chunks(request, service.max_upload_bytes, service.max_upload_bytes),
         description,
         expected_sha256=expected_sha256,
@@ -69,6 +71,7 @@ async def receive_upload(request: AnyRequest, service: DocumentService) -> Docum
 async def _receive_form(
     request: AnyRequest,
     service: DocumentService,
+    owner: str,
     options: dict[str, str],
     expected_sha256: str | None,
     idempotency_key: str | None,
@@ -82,7 +85,7 @@ async def _receive_form(
     body_sha256 = hashlib.sha256()
     body = body_chunks(request, body_limit, service.max_upload_bytes)
     form = MultipartForm(body if expected_sha256 is None else _hashed(body, body_sha256), options["boundary"])
-    async with service.new_upload(idempotency_key=idempotency_key) as upload:
+    async with service.new_upload(owner, idempotency_key=idempotency_key) as upload:
         await upload.stage(form.file_chunks())
         if expected_sha256 is not None and expected_sha256 != body_sha256.hexdigest():
             raise ChecksumMismatch(expected_sha256, body_sha256.hexdigest())
