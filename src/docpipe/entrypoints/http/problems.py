@@ -32,6 +32,8 @@ STATUS_OF: dict[type[errors.DocpipeError], HTTPStatus] = {
     errors.IdempotencyKeyInUse: HTTPStatus.CONFLICT,
     errors.IdempotencyKeyReused: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.UploadGone: HTTPStatus.GONE,
+    errors.BadLinkToken: HTTPStatus.FORBIDDEN,
+    errors.LinkGone: HTTPStatus.GONE,
     errors.RangeNotSatisfiable: HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
     errors.StoreUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
     errors.StoreMissing: HTTPStatus.SERVICE_UNAVAILABLE,
