@@ -27,6 +27,8 @@ from enum import StrEnum
 import msgspec
 
 from docpipe.domain.errors import BadLinkToken, InvalidInput
+from docpipe.domain.idempotency import IdempotencyClaim, new_claim
+from docpipe.domain.model import NewDocument
 
 MIN_KEY_LENGTH = 32
 """Characters a signing key has at least: 32 random base64 characters are 192 bits."""
@@ -74,6 +76,25 @@ class UploadGrant(msgspec.Struct, frozen=True, array_like=True, tag=2):
     def allowed_bytes(self, server_limit: int) -> int:
         """The most this link may upload on a server that takes ``server_limit`` bytes."""
         return server_limit if self.max_bytes is None else min(self.max_bytes, server_limit)
+
+    def describe(self, description: NewDocument) -> NewDocument:
+        """What the uploader said, with the link's filename (when set) and the link's tags added.
+
+        Applying it again changes nothing, so it may be applied before a description is checked and
+        again when it is committed.
+        """
+        return msgspec.structs.replace(
+            description,
+            filename=self.filename or description.filename,
+            tags=tuple(dict.fromkeys((*self.tags, *description.tags))),
+        )
+
+    def claim(self, now: datetime) -> IdempotencyClaim:
+        """The claim that makes this link's upload happen once: keyed on the nonce, in a form no
+        Idempotency-Key header can take (those are printable ASCII), and kept as long as the link
+        works, so a used link stays used until it has expired anyway."""
+        claim = new_claim(self.owner, f"upload-link\N{MIDDLE DOT}{self.nonce}", now)
+        return msgspec.structs.replace(claim, expires_at=max(claim.expires_at, self.expires_at))
 
 
 Grant = DownloadGrant | UploadGrant
