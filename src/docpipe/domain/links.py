@@ -100,7 +100,7 @@ class UploadGrant(msgspec.Struct, frozen=True, array_like=True, tag=2):
 Grant = DownloadGrant | UploadGrant
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(Grant)
+_decoder: msgspec.msgpack.Decoder[Grant] = msgspec.msgpack.Decoder(Grant)
 
 
 class SigningKey:

@@ -57,6 +57,17 @@ class BlobStore(Protocol):
         ...
 
 
+class PresignedDownloads(Protocol):
+    """A blob store that lets clients fetch bytes from it directly, with URLs it signs (S3)."""
+
+    async def presigned_get(
+        self, key: str, *, content_type: str, content_disposition: str, expires_in: int
+    ) -> str:
+        """A URL that serves the blob under ``key`` for ``expires_in`` seconds to anyone who has it, with
+        these ``Content-Type`` and ``Content-Disposition`` headers."""
+        ...
+
+
 class DocumentRepository(Protocol):
     """Document metadata of every owner, listed newest first (ids sort by the time their upload committed).
 

@@ -34,7 +34,7 @@ def _answers_options(handler: BaseRouteHandler) -> bool:
     return isinstance(handler, HTTPRouteHandler) and HttpMethod.OPTIONS in handler.http_methods
 
 
-def _created(document: Document) -> Response[DocumentOut]:
+def created(document: Document) -> Response[DocumentOut]:
     return Response(
         DocumentOut.of(document),
         status_code=HTTP_201_CREATED,
@@ -42,7 +42,7 @@ def _created(document: Document) -> Response[DocumentOut]:
     )
 
 
-_upload_route = functools.partial(
+upload_route = functools.partial(
     post,
     status_code=HTTP_201_CREATED,
     request_max_body_size=None,  # RequestLimits and the service bound uploads instead
@@ -50,7 +50,7 @@ _upload_route = functools.partial(
     opt={UPLOAD_ROUTE: True},
 )
 """``@post`` for a route that receives an upload."""
-_UPLOAD_PROBLEMS = (
+UPLOAD_PROBLEMS = (
     HTTPStatus.REQUEST_TIMEOUT,
     HTTPStatus.CONFLICT,
     HTTPStatus.GONE,
@@ -87,9 +87,9 @@ class DocumentController(Controller):
         """Litestar's handlers in its own order (by name), but the OPTIONS handlers first."""
         return sorted(super().get_route_handlers(), key=lambda handler: not _answers_options(handler))
 
-    @_upload_route(
+    @upload_route(
         "/documents",
-        responses=problems(*_UPLOAD_PROBLEMS),
+        responses=problems(*UPLOAD_PROBLEMS),
         summary="Upload a document",
         description=(
             "Send `multipart/form-data` with one file part named `file` (optional fields `tags`, comma "
@@ -100,11 +100,11 @@ class DocumentController(Controller):
     async def upload_document(
         self, request: AnyRequest, service: Service, principal: CurrentPrincipal
     ) -> Response[DocumentOut]:
-        return _created(await receive_upload(request, service, principal.owner))
+        return created(await receive_upload(request, service, principal.owner))
 
-    @_upload_route(
+    @upload_route(
         "/upload",
-        responses=problems(*_UPLOAD_PROBLEMS, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
+        responses=problems(*UPLOAD_PROBLEMS, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
         summary="Upload a document (original route)",
         description="The same as a multipart `POST /documents`.",
     )
@@ -113,7 +113,7 @@ class DocumentController(Controller):
     ) -> Response[DocumentOut]:
         if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             raise UnsupportedMediaType("POST /upload takes multipart/form-data with a part named 'file'")
-        return _created(await receive_upload(request, service, principal.owner))
+        return created(await receive_upload(request, service, principal.owner))
 
     @get(
         "/documents",
