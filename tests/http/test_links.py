@@ -7,15 +7,18 @@ import hashlib
 import os
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import pytest
 from dependency_injector import providers
 
 from docpipe.config import Settings
 from docpipe.container import Container
 from docpipe.domain.model import utc_now
+from tests.adapters_under_test import settings_for
 from tests.http.helpers import Client, assert_problem, serve, upload_ok
 
 DATA = os.urandom(300_000)
@@ -247,3 +250,21 @@ async def test_a_bad_upload_link_request_is_refused(client: Client, body: dict[s
     response = await client.post("/links/upload", json=body)
     assert response.status_code in (400, 422), response.text
     assert_problem(response, response.status_code)
+
+
+async def test_options_lists_every_method_of_the_link_paths(client: Client) -> None:
+    missing = "0193f4d2-0000-7000-8000-000000000000"
+    assert (await client.options(f"/documents/{missing}/links")).headers["allow"] == "DELETE, OPTIONS, POST"
+    assert (await client.options("/l/anything")).headers["allow"] == "GET, HEAD, OPTIONS, POST"
+
+
+async def test_links_are_made_of_the_public_url_when_one_is_set(tmp_path: Path) -> None:
+    settings = msgspec.structs.replace(
+        settings_for(data_dir=tmp_path), public_url="https://docs.example.com/docpipe/"
+    )
+    async with serve(settings, Container(settings=settings)) as client:
+        document_id = await stored(client, b"behind a proxy")
+        response = await client.post(f"/documents/{document_id}/links", json={"expires_in": 60})
+        url = str(response.json()["url"])
+        assert url.startswith("https://docs.example.com/docpipe/l/")
+        assert (await client.get(urlsplit(url).path.removeprefix("/docpipe"))).content == b"behind a proxy"

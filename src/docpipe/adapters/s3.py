@@ -428,6 +428,8 @@ class _PoolWaitBoundedSession(AIOHTTPSession):
 def _config(settings: S3Settings, max_connections: int) -> AioConfig:
     return AioConfig(
         s3={"addressing_style": "path"} if settings.path_style else None,
+        # What botocore signs requests with anyway; presigned URLs would otherwise get the deprecated SigV2.
+        signature_version="s3v4",
         connect_timeout=5,
         read_timeout=60,
         retries={"mode": "standard", "max_attempts": 3},

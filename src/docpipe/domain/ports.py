@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.identity import Principal
@@ -57,6 +57,7 @@ class BlobStore(Protocol):
         ...
 
 
+@runtime_checkable  # Litestar checks the type of what a dependency provides
 class PresignedDownloads(Protocol):
     """A blob store that lets clients fetch bytes from it directly, with URLs it signs (S3)."""
 

@@ -9,13 +9,14 @@ from typing import Annotated
 from litestar import Controller, Response, delete, get, patch, post, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
-from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
+from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from docpipe.domain.errors import PreconditionFailed, UnsupportedMediaType
 from docpipe.domain.model import Document, DocumentChanges
 from docpipe.domain.service import DocumentService
+from docpipe.entrypoints.http.allow import allow, options_first
 from docpipe.entrypoints.http.conditional import if_match_hits
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.openapi import UploadOperation, problems
@@ -24,14 +25,6 @@ from docpipe.entrypoints.http.schemas import DocumentListOut, DocumentOut, Docum
 from docpipe.entrypoints.http.uploads import receive_upload
 
 Service = NamedDependency[DocumentService]
-
-
-def _allow(methods: str) -> Response[None]:
-    return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": methods})
-
-
-def _answers_options(handler: BaseRouteHandler) -> bool:
-    return isinstance(handler, HTTPRouteHandler) and HttpMethod.OPTIONS in handler.http_methods
 
 
 def created(document: Document) -> Response[DocumentOut]:
@@ -67,12 +60,10 @@ class DocumentController(Controller):
     ``/documents``. Both upload routes carry the ``UPLOAD_ROUTE`` mark that ``RequestLimits`` counts.
     """
 
-    # Litestar answers OPTIONS on a path from the handlers registered there before its first one, so the
-    # Allow header of a path served by several handlers would miss the later ones: these state it in
-    # full, and ``get_route_handlers`` registers them first.
+    # Paths served by several handlers state Allow in full (see ``allow``).
     @route("/documents", http_method=[HttpMethod.OPTIONS], include_in_schema=False, name="options /documents")
     async def allow_collection(self) -> Response[None]:
-        return _allow("GET, OPTIONS, POST")
+        return allow("GET, OPTIONS, POST")
 
     @route(
         "/documents/{document_id:str}",
@@ -81,11 +72,11 @@ class DocumentController(Controller):
         name="options /documents/{document_id:str}",
     )
     async def allow_document(self) -> Response[None]:
-        return _allow("DELETE, GET, OPTIONS, PATCH")
+        return allow("DELETE, GET, OPTIONS, PATCH")
 
     def get_route_handlers(self) -> list[BaseRouteHandler]:
         """Litestar's handlers in its own order (by name), but the OPTIONS handlers first."""
-        return sorted(super().get_route_handlers(), key=lambda handler: not _answers_options(handler))
+        return options_first(super().get_route_handlers())
 
     @upload_route(
         "/documents",

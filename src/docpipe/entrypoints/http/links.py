@@ -16,6 +16,7 @@ from litestar import Controller, Response, delete, post, route
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.enums import HttpMethod
+from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -27,6 +28,7 @@ from docpipe.domain.link_service import MAX_EXPIRES_IN, IssuedLink, LinkService
 from docpipe.domain.links import Disposition
 from docpipe.domain.ports import PresignedDownloads
 from docpipe.domain.service import DocumentService
+from docpipe.entrypoints.http.allow import allow, options_first
 from docpipe.entrypoints.http.content import RangeHeader, representation_headers, serve_content
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.documents import UPLOAD_PROBLEMS, created, upload_route
@@ -115,6 +117,28 @@ class LinkController(Controller):
         "links": Provide(provide_links, sync_to_thread=False),
         "presigned": Provide(provide_presigned, sync_to_thread=False),
     }
+
+    # Paths served by several handlers state Allow in full (see ``allow``).
+    @route(
+        "/documents/{document_id:str}/links",
+        http_method=[HttpMethod.OPTIONS],
+        include_in_schema=False,
+        name="options /documents/{document_id:str}/links",
+    )
+    async def allow_links(self) -> Response[None]:
+        return allow("DELETE, OPTIONS, POST")
+
+    @route(
+        f"{LINK_PREFIX}{{token:str}}",
+        http_method=[HttpMethod.OPTIONS],
+        include_in_schema=False,
+        name=f"options {LINK_PREFIX}{{token:str}}",
+    )
+    async def allow_link(self) -> Response[None]:
+        return allow("GET, HEAD, OPTIONS, POST")
+
+    def get_route_handlers(self) -> list[BaseRouteHandler]:
+        return options_first(super().get_route_handlers())
 
     @post(
         "/documents/{document_id:str}/links",
