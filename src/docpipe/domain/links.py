@@ -120,12 +120,6 @@ class SigningKey:
     def __repr__(self) -> str:
         return f"SigningKey(id={self.id.hex()!r})"
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SigningKey) and hmac.compare_digest(self._secret, other._secret)
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
 
 class LinkSigner:
     """Signs grants with the first of ``keys`` and reads tokens signed by any of them."""
