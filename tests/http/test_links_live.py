@@ -14,6 +14,8 @@ import pytest
 from tests.live_server import LiveServer, live_server
 
 DATA = os.urandom(200_000)
+ADMIN_KEY = "links-live-admin-key-0123456789"
+"""Making links needs credentials; using them (curl below) needs none."""
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 
 
@@ -24,6 +26,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         "DOCPIPE_BLOB_STORE": "filesystem",
         "DOCPIPE_REPOSITORY": "sqlite",
         "DOCPIPE_DATA_DIR": str(root / "data"),
+        "DOCPIPE_ADMIN_KEY": ADMIN_KEY,
     }
     with live_server(env, root / "server.log") as running:
         yield running
@@ -36,13 +39,18 @@ def curl(*arguments: str) -> bytes:
     ).stdout
 
 
-def test_curl_downloads_resumes_and_uploads_through_links(server: LiveServer, tmp_path: Path) -> None:
-    document = httpx.post(
-        f"{server.base_url}/documents", params={"filename": "report.bin"}, content=DATA
-    ).json()
-    shared = httpx.post(
-        f"{server.base_url}/documents/{document['id']}/links", json={"expires_in": 600}
-    ).json()
+@pytest.fixture
+def api(server: LiveServer) -> Iterator[httpx.Client]:
+    """A client with credentials, to make links."""
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
+        yield client
+
+
+def test_curl_downloads_resumes_and_uploads_through_links(
+    server: LiveServer, api: httpx.Client, tmp_path: Path
+) -> None:
+    document = api.post("/documents", params={"filename": "report.bin"}, content=DATA).json()
+    shared = api.post(f"/documents/{document['id']}/links", json={"expires_in": 600}).json()
     assert shared["url"].startswith(f"{server.base_url}/l/")
     target = tmp_path / "report.bin"
     curl("-o", str(target), shared["url"])
@@ -52,13 +60,11 @@ def test_curl_downloads_resumes_and_uploads_through_links(server: LiveServer, tm
     assert target.read_bytes() == DATA
     assert curl("-r", "0-9", shared["url"]) == DATA[:10]
 
-    invited = httpx.post(
-        f"{server.base_url}/links/upload", json={"expires_in": 600, "max_bytes": 1_000_000}
-    ).json()
+    invited = api.post("/links/upload", json={"expires_in": 600, "max_bytes": 1_000_000}).json()
     source = tmp_path / "scan.pdf"
     source.write_bytes(b"%PDF-1.4 scanned")
     curl("-F", f"file=@{source}", invited["url"])
-    names = [item["filename"] for item in httpx.get(f"{server.base_url}/documents").json()["documents"]]
+    names = [item["filename"] for item in api.get("/documents").json()["documents"]]
     assert names == ["scan.pdf", "report.bin"]
     refused = subprocess.run(
         ["curl", "-sS", "-o", os.devnull, "-w", "%{http_code}", "-F", f"file=@{source}", invited["url"]],
