@@ -17,9 +17,10 @@ from dependency_injector import providers
 
 from docpipe.config import Settings
 from docpipe.container import Container
-from docpipe.domain.model import utc_now
+from docpipe.domain.model import NewDocument, utc_now
+from docpipe.domain.service import DocumentService
 from tests.adapters_under_test import settings_for
-from tests.http.helpers import Client, assert_problem, serve, upload_ok
+from tests.http.helpers import Client, assert_problem, serve, stores_of, upload_ok
 
 DATA = os.urandom(300_000)
 
@@ -268,3 +269,20 @@ async def test_links_are_made_of_the_public_url_when_one_is_set(tmp_path: Path) 
         url = str(response.json()["url"])
         assert url.startswith("https://docs.example.com/docpipe/l/")
         assert (await client.get(urlsplit(url).path.removeprefix("/docpipe"))).content == b"behind a proxy"
+
+
+async def test_another_owners_document_gets_no_link(
+    client: Client, settings: Settings, container: Container
+) -> None:
+    async with stores_of(settings, container) as (blobs, repository):
+        alices = await DocumentService(blobs, repository, max_upload_bytes=1024).upload(
+            "alice", _once(b"alice's"), NewDocument(filename="private.txt")
+        )
+    assert_problem(await client.post(f"/documents/{alices.id}/links", json={"expires_in": 60}), 404)
+    assert_problem(await client.delete(f"/documents/{alices.id}/links"), 404)
+    async with stores_of(settings, container) as (_, repository):
+        assert (await repository.get("alice", alices.id)).links_epoch == 0
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
