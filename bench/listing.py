@@ -54,6 +54,7 @@ _COLUMNS = (
     "updated_at",
     "version",
     "blob_key",
+    "links_epoch",
 )
 _KINDS = (
     ("pdf", "application/pdf"),
@@ -120,6 +121,7 @@ def _rows(count: int, deep_index: int, found: list[str]) -> Iterator[tuple[tuple
             stamp,
             1,
             document_id,
+            0,
         )
         yield row, tags
 

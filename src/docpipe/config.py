@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from docpipe.domain.errors import InvalidInput
+from docpipe.domain.links import SigningKey
+
 GIB = 1024**3
 
 
@@ -76,6 +79,10 @@ class S3Settings(msgspec.Struct, frozen=True, kw_only=True):
     path_style: bool = False
     max_connections: int = 64
     """Pooled connections to S3: how many requests to it may be in flight at once."""
+    presigned_redirect: bool = False
+    """Download links answer with a redirect to a short-lived presigned GET, so bytes bypass docpipe."""
+    public_endpoint_url: str | None = None
+    """The endpoint clients reach S3 at, which presigned URLs are signed for (``endpoint_url`` when unset)."""
 
 
 class DynamoDbSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,6 +143,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
     oidc: OidcSettings | None = None
     """``None``: bearer tokens other than docpipe's keys are refused."""
+    signing_keys: tuple[SigningKey, ...] = ()
+    """Keys that sign links, the first signing, all verifying; none: one generated in ``data_dir``."""
+    public_url: str | None = None
+    """The URL clients reach docpipe at (behind a proxy), which links are made of; else each request's."""
 
 
 class SettingsError(ValueError):
@@ -153,7 +164,9 @@ _TOP_LEVEL = {
     "DOCPIPE_CREATE_MISSING": "create_missing",
     "DOCPIPE_AUTH": "auth",
     "DOCPIPE_ADMIN_KEY": "admin_key",
+    "DOCPIPE_PUBLIC_URL": "public_url",
 }
+_SIGNING_KEY = "DOCPIPE_SIGNING_KEY"
 _S3 = {
     "DOCPIPE_S3_BUCKET": "bucket",
     "DOCPIPE_S3_PREFIX": "prefix",
@@ -161,6 +174,8 @@ _S3 = {
     "DOCPIPE_S3_REGION": "region",
     "DOCPIPE_S3_PATH_STYLE": "path_style",
     "DOCPIPE_S3_MAX_CONNECTIONS": "max_connections",
+    "DOCPIPE_S3_PRESIGNED_REDIRECT": "presigned_redirect",
+    "DOCPIPE_S3_PUBLIC_ENDPOINT_URL": "public_endpoint_url",
 }
 _DYNAMODB = {
     "DOCPIPE_DYNAMODB_TABLE": "table",
@@ -184,7 +199,7 @@ _OIDC = {
     "DOCPIPE_OIDC_OWNER_CLAIM": "owner_claim",
 }
 
-KNOWN_VARIABLES = frozenset({*_TOP_LEVEL, *_S3, *_DYNAMODB, *_LIMITS, *_OIDC})
+KNOWN_VARIABLES = frozenset({*_TOP_LEVEL, _SIGNING_KEY, *_S3, *_DYNAMODB, *_LIMITS, *_OIDC})
 _AWS_REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
 """Where a store's region comes from when its ``DOCPIPE_*_REGION`` is unset, first one set wins; with
 none set the AWS profile's applies. Resolved here because the pinned botocore reads only the second."""
@@ -246,7 +261,17 @@ def _decode(kind: type, value: object) -> object:
         return Path(value)
     if kind is Secret and isinstance(value, str):
         return Secret(value)
+    if kind is SigningKey and isinstance(value, str):
+        try:
+            return SigningKey(value)
+        except InvalidInput as error:  # its message never holds the key
+            raise ValueError(error.detail) from None
     raise NotImplementedError
+
+
+def _signing_keys(environ: Mapping[str, str]) -> list[str]:
+    """``DOCPIPE_SIGNING_KEY``: keys separated by commas, spaces around them ignored."""
+    return [key.strip() for key in environ.get(_SIGNING_KEY, "").split(",") if key.strip()]
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -262,6 +287,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     raw["dynamodb"] = _with_region(_pick(env, _DYNAMODB), env)
     raw["limits"] = _pick(env, _LIMITS)
     raw["oidc"] = _oidc(env)
+    raw["signing_keys"] = _signing_keys(env)
     try:
         settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode)
     except msgspec.ValidationError as error:
@@ -285,6 +311,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("invalid configuration: DOCPIPE_S3_MAX_CONNECTIONS must be positive")
     if settings.admin_key is not None:
         _check_admin_key(settings.admin_key.reveal())
+    for name, url in (
+        ("DOCPIPE_PUBLIC_URL", settings.public_url),
+        ("DOCPIPE_S3_PUBLIC_ENDPOINT_URL", settings.s3.public_endpoint_url),
+    ):
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise SettingsError(f"invalid configuration: {name} must start with http:// or https://")
     return settings
 
 

@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 import aioboto3
 from dependency_injector import containers, providers
 
-from docpipe.adapters import dynamodb, filesystem, memory, oidc, s3, sniffing, sqlite
-from docpipe.config import Settings
+from docpipe.adapters import dynamodb, filesystem, memory, oidc, s3, signing_key, sniffing, sqlite
+from docpipe.config import BlobStoreKind, Settings
 from docpipe.domain.fsck import Fsck
 from docpipe.domain.key_service import KeyService
-from docpipe.domain.ports import TokenVerifier
+from docpipe.domain.link_service import LinkService
+from docpipe.domain.model import utc_now
+from docpipe.domain.ports import PresignedDownloads, TokenVerifier
 from docpipe.domain.service import DocumentService
 
 
@@ -101,6 +103,14 @@ class Container(containers.DeclarativeContainer):
         detect_content_type=providers.Object(sniffing.detect_content_type),
     )
 
+    link_clock = providers.Object(utc_now)
+    """What time links are issued and checked at (tests move it forward)."""
+
+    link_signer = providers.Singleton(signing_key.link_signer, settings)
+    """``DOCPIPE_SIGNING_KEY``, or the key kept in the data folder (made on first use)."""
+
+    links = providers.Singleton(LinkService, documents=service, signer=link_signer, clock=link_clock)
+
     fsck = providers.Factory(Fsck, blobs=blob_store, repository=repository)
     """Call with ``grace=``; awaiting the call opens the adapters."""
 
@@ -123,6 +133,16 @@ async def open_token_verifier(container: Container) -> TokenVerifier | None:
     provider: its keys are fetched in the background (see ``docpipe.adapters.oidc``)."""
     verifier: TokenVerifier | None = await container.token_verifier()
     return verifier
+
+
+async def presigned_downloads(container: Container) -> PresignedDownloads | None:
+    """The S3 blob store when download links redirect to presigned URLs (``DOCPIPE_S3_PRESIGNED_REDIRECT``),
+    else ``None``: links are then served through docpipe."""
+    settings: Settings = container.settings()
+    if settings.blob_store is BlobStoreKind.S3 and settings.s3.presigned_redirect:
+        store: s3.S3BlobStore = await container.blob_store()
+        return store
+    return None
 
 
 async def close(container: Container) -> None:

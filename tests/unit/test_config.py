@@ -59,6 +59,10 @@ def test_variables_are_parsed() -> None:
         {"DOCPIPE_MAX_CONNECTIONS": "-5"},
         {"DOCPIPE_BODY_MIN_RATE": "fast"},
         {"DOCPIPE_CREATE_MISSING": "sometimes"},
+        {"DOCPIPE_PUBLIC_URL": "docs.example.com"},
+        {"DOCPIPE_S3_PUBLIC_ENDPOINT_URL": "s3.example.com"},
+        {"DOCPIPE_S3_PRESIGNED_REDIRECT": "maybe"},
+        {"DOCPIPE_SIGNING_KEY": "short"},
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_error(environ: dict[str, str]) -> None:
@@ -151,3 +155,20 @@ def test_incomplete_or_unsafe_oidc_settings_are_refused(environ: dict[str, str],
     plain http from another machine could be anyone's."""
     with pytest.raises(SettingsError, match=named):
         load_settings(environ)
+
+
+def test_link_settings_are_parsed() -> None:
+    settings = load_settings(
+        {
+            "DOCPIPE_PUBLIC_URL": "https://docs.example.com/api",
+            "DOCPIPE_S3_PRESIGNED_REDIRECT": "true",
+            "DOCPIPE_S3_PUBLIC_ENDPOINT_URL": "https://s3.example.com",
+        }
+    )
+    assert settings.public_url == "https://docs.example.com/api"
+    assert (settings.s3.presigned_redirect, settings.s3.public_endpoint_url) == (
+        True,
+        "https://s3.example.com",
+    )
+    defaults = load_settings({})
+    assert (defaults.public_url, defaults.s3.presigned_redirect, defaults.signing_keys) == (None, False, ())

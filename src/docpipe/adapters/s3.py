@@ -67,8 +67,10 @@ class S3BlobStore:
         *,
         create_missing: bool = True,
         release_after: float = RELEASE_AFTER,
+        presigner: S3Client | None = None,
     ) -> None:
         self._client = client
+        self._presigner = presigner or client
         self._release_after = release_after
         self._checker = checker
         self._bucket = bucket
@@ -103,6 +105,22 @@ class S3BlobStore:
                     return False
                 raise
         return True
+
+    async def presigned_get(
+        self, key: str, *, content_type: str, content_disposition: str, expires_in: int
+    ) -> str:
+        """Signed locally, no request sent: with the endpoint clients reach S3 at, when it differs from
+        docpipe's (the host is part of the signature)."""
+        return await self._presigner.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self._bucket,
+                "Key": self._prefix + key,
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": content_disposition,
+            },
+            ExpiresIn=expires_in,
+        )
 
     async def delete(self, key: str) -> None:
         with self._unavailable_on_failure():
@@ -410,6 +428,8 @@ class _PoolWaitBoundedSession(AIOHTTPSession):
 def _config(settings: S3Settings, max_connections: int) -> AioConfig:
     return AioConfig(
         s3={"addressing_style": "path"} if settings.path_style else None,
+        # What botocore signs requests with anyway; presigned URLs would otherwise get the deprecated SigV2.
+        signature_version="s3v4",
         connect_timeout=5,
         read_timeout=60,
         retries={"mode": "standard", "max_attempts": 3},
@@ -437,15 +457,27 @@ async def open_blob_store(
     when settings name none (see ``docpipe.config``).
     """
 
-    def client(max_connections: int) -> contextlib.AbstractAsyncContextManager[S3Client]:
+    def client(
+        max_connections: int, endpoint_url: str | None = settings.endpoint_url
+    ) -> contextlib.AbstractAsyncContextManager[S3Client]:
         return session.client(
             "s3",
-            endpoint_url=settings.endpoint_url,
+            endpoint_url=endpoint_url,
             region_name=settings.region,
             config=_config(settings, max_connections),
         )
 
-    async with client(settings.max_connections) as transfers, client(CHECK_CONNECTIONS) as checker:
+    def presigning_client() -> contextlib.AbstractAsyncContextManager[S3Client | None]:
+        """A client of the endpoint clients reach, when it is another: it only presigns, sending nothing."""
+        if settings.public_endpoint_url is None:
+            return contextlib.nullcontext()
+        return client(1, settings.public_endpoint_url)
+
+    async with (
+        client(settings.max_connections) as transfers,
+        client(CHECK_CONNECTIONS) as checker,
+        presigning_client() as presigner,
+    ):
         store = S3BlobStore(
             transfers,
             checker,
@@ -453,6 +485,7 @@ async def open_blob_store(
             settings.prefix,
             create_missing=create_missing,
             release_after=release_after,
+            presigner=presigner,
         )
         try:
             if create_missing:

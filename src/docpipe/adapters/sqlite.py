@@ -74,7 +74,8 @@ CREATE TABLE IF NOT EXISTS documents (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     version INTEGER NOT NULL,
-    blob_key TEXT  -- NULL: the id, for documents stored before blob keys (see _prepare)
+    blob_key TEXT,  -- NULL: the id, for documents stored before blob keys (see _prepare)
+    links_epoch INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 {_TAGS_TABLE.format(name="document_tags")};
 {_KEYS_TABLE.format(name="idempotency_keys")};
@@ -152,6 +153,7 @@ _COLUMN_NAMES = (
     "updated_at",
     "version",
     "blob_key",
+    "links_epoch",
 )
 _COLUMNS = ", ".join(_COLUMN_NAMES)
 _SELECT_FROM = f"SELECT {', '.join('d.' + name for name in _COLUMN_NAMES)} FROM"
@@ -180,6 +182,7 @@ def _row(document: Document) -> tuple[Any, ...]:
         document.updated_at.isoformat(),
         document.version,
         document.blob_key,
+        document.links_epoch,
     )
 
 
@@ -198,6 +201,7 @@ def _document(row: sqlite3.Row | tuple[Any, ...]) -> Document:
         created_at=datetime.fromisoformat(row[9]),
         updated_at=datetime.fromisoformat(row[10]),
         version=row[11],
+        links_epoch=row[13],
     )
 
 
@@ -571,12 +575,15 @@ def database_file(data_dir: Path) -> Path:
 async def _prepare(db: aiosqlite.Connection) -> None:
     """Bring the file to this schema in one transaction, so a crash leaves none of a change and
     concurrent start-ups make each once. A file written by an earlier docpipe keeps its data: its
-    documents get a blob key column (NULL, meaning "the id"), and its documents, tag entries and
-    idempotency records an owner, ``DEFAULT_OWNER``, ahead of the indexes that lead with it."""
+    documents get a blob key column (NULL, meaning "the id") and a links epoch (0), and its
+    documents, tag entries and idempotency records an owner, ``DEFAULT_OWNER``, ahead of the indexes
+    that lead with it."""
     async with _Transaction(db, asyncio.Lock()):
         columns = await _columns(db, "documents")
         if "blob_key" not in columns:
             await db.execute("ALTER TABLE documents ADD COLUMN blob_key TEXT")
+        if "links_epoch" not in columns:
+            await db.execute("ALTER TABLE documents ADD COLUMN links_epoch INTEGER NOT NULL DEFAULT 0")
         if "owner" not in columns:
             await db.execute(
                 f"ALTER TABLE documents ADD COLUMN owner TEXT NOT NULL DEFAULT '{DEFAULT_OWNER}'"

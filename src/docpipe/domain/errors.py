@@ -46,6 +46,17 @@ class DuplicateKey(DocpipeError):
         super().__init__(f"a key with the id {key_id!r}, or with the same secret, already exists")
 
 
+class BadLinkToken(DocpipeError):
+    """A link whose token this service did not sign, or that was altered since (403)."""
+
+    def __init__(self) -> None:
+        super().__init__("the link is not one this service signed, or it was altered")
+
+
+class LinkGone(DocpipeError):
+    """A signed link that verified but no longer works: expired, revoked, or an upload link used (410)."""
+
+
 class BlobNotFound(DocpipeError):
     """The metadata exists but its bytes do not: a broken invariant that fsck reports."""
 

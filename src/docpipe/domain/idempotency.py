@@ -71,12 +71,17 @@ def new_claim(owner: str, key: str, now: datetime) -> IdempotencyClaim:
 
 
 def renewed(claim: IdempotencyClaim, now: datetime) -> IdempotencyClaim:
-    return msgspec.structs.replace(claim, lease_until=now + LEASE, expires_at=now + RETENTION)
+    return msgspec.structs.replace(claim, lease_until=now + LEASE, expires_at=_retained(claim, now))
 
 
 def completed(claim: IdempotencyClaim, now: datetime) -> IdempotencyClaim:
-    """The claim as its completion stores it: kept for ``RETENTION`` from now."""
-    return msgspec.structs.replace(claim, expires_at=now + RETENTION)
+    """The claim as its completion stores it: kept for ``RETENTION`` from now, or longer if it was
+    made to last longer (an upload link's claim lasts as long as the link)."""
+    return msgspec.structs.replace(claim, expires_at=_retained(claim, now))
+
+
+def _retained(claim: IdempotencyClaim, now: datetime) -> datetime:
+    return max(claim.expires_at, now + RETENTION)
 
 
 @contextlib.asynccontextmanager

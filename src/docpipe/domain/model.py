@@ -24,7 +24,8 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
     ``version`` starts at 1 and grows by one on every metadata update; repositories use it for
     compare-and-swap writes and the HTTP layer derives the metadata ETag from it.
     ``detected_content_type`` is what the first bytes look like, kept when it differs from ``content_type``
-    (which is what the client declared, or else the detected type).
+    (which is what the client declared, or else the detected type). ``links_epoch`` grows by one each
+    time the document's signed links are revoked: a link issued at a lower epoch no longer works.
     """
 
     id: str
@@ -40,6 +41,7 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: datetime
     version: int = 1
     detected_content_type: str | None = None
+    links_epoch: int = 0
 
 
 class NewDocument(msgspec.Struct, frozen=True, kw_only=True):

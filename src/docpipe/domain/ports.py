@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.identity import Principal
@@ -54,6 +54,18 @@ class BlobStore(Protocol):
 
     async def reclaim(self, entry: BlobEntry) -> None:
         """Remove what ``entry`` (from ``inventory``) stands for; removing it twice is not an error."""
+        ...
+
+
+@runtime_checkable  # Litestar checks the type of what a dependency provides
+class PresignedDownloads(Protocol):
+    """A blob store that lets clients fetch bytes from it directly, with URLs it signs (S3)."""
+
+    async def presigned_get(
+        self, key: str, *, content_type: str, content_disposition: str, expires_in: int
+    ) -> str:
+        """A URL that serves the blob under ``key`` for ``expires_in`` seconds to anyone who has it, with
+        these ``Content-Type`` and ``Content-Disposition`` headers."""
         ...
 
 

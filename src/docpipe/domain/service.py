@@ -19,6 +19,7 @@ from docpipe.domain.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InvalidInput,
+    LinkGone,
     PreconditionFailed,
     StorageFull,
     StoreFailure,
@@ -42,6 +43,7 @@ from docpipe.domain.idempotency import (
     new_claim,
     renewing,
 )
+from docpipe.domain.links import UploadGrant
 from docpipe.domain.media_types import clean_content_type
 from docpipe.domain.model import (
     ByteRange,
@@ -94,6 +96,10 @@ class Upload:
     is read, renewed while the bytes arrive, completed in the commit's own write and released
     when the upload fails. A retry of a completed upload stores nothing: ``stage`` only checks
     that its bytes have the same sha-256, and ``commit`` returns the first attempt's document.
+
+    With an upload ``link`` instead, the link's own claim (``UploadGrant.claim``) makes the upload
+    happen once: an upload that finds the link in use or used is ``LinkGone``, and one that fails
+    frees the link again. The link's filename and tags apply to the description.
     """
 
     def __init__(
@@ -104,17 +110,15 @@ class Upload:
         detect_content_type: ContentTypeDetector,
         owner: str,
         idempotency_key: str | None,
+        link: UploadGrant | None = None,
     ) -> None:
         self._owner = owner
         self._blobs = blobs
         self._repository = repository
-        self._max_bytes = max_bytes
+        self._max_bytes = max_bytes if link is None else link.allowed_bytes(max_bytes)
         self._detect_content_type = detect_content_type
-        self._claim = (
-            None
-            if idempotency_key is None
-            else new_claim(owner, clean_idempotency_key(idempotency_key), utc_now())
-        )
+        self._link = link
+        self._claim = _claim_for(owner, idempotency_key, link)
         self._claimed = False
         self._earlier: CompletedUpload | None = None
         """The upload this one retries, when its key's record says it completed."""
@@ -144,8 +148,13 @@ class Upload:
         if self._blob_key is not None or self._staged is not None:
             raise RuntimeError("an upload stages its bytes once")
         if self._claim is not None:
-            self._earlier = await self._repository.claim(self._claim, utc_now())
+            try:
+                self._earlier = await self._repository.claim(self._claim, utc_now())
+            except IdempotencyKeyInUse:
+                raise self._claim_refused("is in use by another upload") from None
             self._claimed = self._earlier is None
+            if self._earlier is not None and self._link is not None:
+                raise LinkGone("this upload link was used already")
         metered = MeteredStream(rechunk(chunks), self._max_bytes)
         if self._earlier is not None:
             await self._check_retry(self._earlier, metered, expected_sha256)
@@ -166,7 +175,9 @@ class Upload:
         """Clean ``description`` and record the document: from here on it is listed and served."""
         if self._staged is None or self._attempted is not None:
             raise RuntimeError("commit follows one successful stage")
-        details = _cleaned_description(description)
+        details = _cleaned_description(
+            description if self._link is None else self._link.describe(description)
+        )
         if self._earlier is not None:
             self._committed = True
             try:
@@ -195,11 +206,19 @@ class Upload:
         self._attempted = document.id
         try:
             await self._record(document, None if self._claim is None else completed(self._claim, utc_now()))
-        except (IdempotencyKeyInUse, StorageFull):
+        except IdempotencyKeyInUse:
             self._attempted = None  # the store refused the write: it is certainly not recorded
+            raise self._claim_refused("was taken over by another upload") from None
+        except StorageFull:
+            self._attempted = None
             raise
         self._committed = True
         return document
+
+    def _claim_refused(self, what: str) -> Exception:
+        """What a refused claim means: another request holds the Idempotency-Key (409), or the upload
+        link (410)."""
+        return IdempotencyKeyInUse() if self._link is None else LinkGone(f"this upload link {what}")
 
     async def _check_retry(
         self, earlier: CompletedUpload, metered: MeteredStream, expected_sha256: str | None
@@ -259,6 +278,15 @@ class Upload:
             )
 
 
+def _claim_for(owner: str, idempotency_key: str | None, link: UploadGrant | None) -> IdempotencyClaim | None:
+    """What makes an upload happen once, if anything: its upload link, or else its Idempotency-Key."""
+    if link is not None:
+        return link.claim(utc_now())
+    if idempotency_key is not None:
+        return new_claim(owner, clean_idempotency_key(idempotency_key), utc_now())
+    return None
+
+
 class DocumentService:
     """The use cases over the two ports, each acting for the owner it is given first (another owner's
     documents are as if missing). Values from clients are cleaned here (``domain/fields.py``), and
@@ -277,9 +305,12 @@ class DocumentService:
         self._detect_content_type = detect_content_type
         self.max_upload_bytes = max_upload_bytes
 
-    def new_upload(self, owner: str, *, idempotency_key: str | None = None) -> Upload:
+    def new_upload(
+        self, owner: str, *, idempotency_key: str | None = None, link: UploadGrant | None = None
+    ) -> Upload:
         """A unit of work for one upload of ``owner``'s, done at most once per ``idempotency_key`` of
-        ``owner``'s: see ``Upload``."""
+        ``owner``'s or per upload ``link`` of ``owner``'s (one that verified and has not expired): see
+        ``Upload``."""
         return Upload(
             self._blobs,
             self._repository,
@@ -287,6 +318,7 @@ class DocumentService:
             self._detect_content_type,
             owner,
             idempotency_key,
+            link,
         )
 
     async def upload(
@@ -297,11 +329,12 @@ class DocumentService:
         *,
         expected_sha256: str | None = None,
         idempotency_key: str | None = None,
+        link: UploadGrant | None = None,
     ) -> Document:
         """Store an upload whose description is known before its bytes: a bad description is refused
         before any byte is stored."""
-        cleaned = _cleaned_description(description)
-        async with self.new_upload(owner, idempotency_key=idempotency_key) as upload:
+        cleaned = _cleaned_description(description if link is None else link.describe(description))
+        async with self.new_upload(owner, idempotency_key=idempotency_key, link=link) as upload:
             await upload.stage(chunks, expected_sha256=expected_sha256)
             return await upload.commit(cleaned)
 
@@ -373,6 +406,18 @@ class DocumentService:
             )
 
         return await self._repository.update(owner, document_id, change)
+
+    async def revoke_links(self, owner: str, document_id: str) -> None:
+        """Stop every signed link issued for ``owner``'s document so far: they carry the links epoch they
+        were issued at, and this raises it."""
+        _refuse_impossible_id(document_id)
+
+        def change(current: Document) -> Document:
+            return msgspec.structs.replace(
+                current, links_epoch=current.links_epoch + 1, version=current.version + 1
+            )
+
+        await self._repository.update(owner, document_id, change)
 
     async def delete(self, owner: str, document_id: str) -> None:
         """Metadata first, so the document vanishes from every route at once; then its bytes.

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import logging
 import signal
 import sys
 from datetime import timedelta
+from typing import Any
 
 import msgspec
 import uvicorn
@@ -26,6 +28,7 @@ from docpipe.entrypoints import data_lock, keys_cli
 from docpipe.entrypoints.admin_key import ensure_admin_key
 from docpipe.entrypoints.http.app import create_app
 from docpipe.entrypoints.http.connections import ServerConfig
+from docpipe.entrypoints.http.link_paths import RedactLinkTokens
 
 logger = logging.getLogger("docpipe")
 
@@ -48,6 +51,7 @@ def server_config(
         factory=isinstance(app, str),
         loop="uvloop",
         log_level="info",
+        log_config=_uvicorn_logging(),
         lifespan="on",
         timeout_graceful_shutdown=30,
         # How long the supervisor of several workers waits for one to answer its ping. A worker answers
@@ -57,16 +61,27 @@ def server_config(
     )
 
 
+def _uvicorn_logging() -> dict[str, Any]:
+    """uvicorn's own logging configuration, with link tokens kept out of every line it writes."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["filters"] = {"link_tokens": {"()": f"{RedactLinkTokens.__module__}.{RedactLinkTokens.__name__}"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["link_tokens"]
+    return config
+
+
 async def open_or_explain(settings: Settings, container: Container) -> bool:
-    """Open the stores and make the first start's admin key (see ``admin_key``); a store that cannot
-    be reached, or an admin key file that cannot be written, stops start-up with one clear line, not
-    a lifespan traceback."""
+    """Open the stores, make the first start's admin key (see ``admin_key``) and read (or make) the link
+    signing key (see ``signing_key``); a store that cannot be reached, or a key file that cannot be
+    written or read, stops start-up with one clear line, not a lifespan traceback. Workers started
+    after this find the key files made."""
     try:
         await open_service(container)
         service: KeyService = await container.key_service()  # type: ignore[misc]
         keys: KeyRepository = await container.keys()
         await ensure_admin_key(settings, service, keys)
-    except StoreFailure as error:
+        container.link_signer()
+    except (StoreFailure, SettingsError) as error:
         logger.critical("cannot start: %s", error)
         await close(container)
         return False

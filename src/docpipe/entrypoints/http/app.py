@@ -7,18 +7,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
 from docpipe.config import Settings
-from docpipe.container import Container, close, open_service
+from docpipe.container import Container, close, open_service, presigned_downloads
 from docpipe.entrypoints import data_lock
 from docpipe.entrypoints.http.body_limits import MAX_PATCH_BODY_BYTES
 from docpipe.entrypoints.http.content import ContentController
 from docpipe.entrypoints.http.dependencies import provide_principal, provide_service
 from docpipe.entrypoints.http.documents import DocumentController
 from docpipe.entrypoints.http.health import HealthController
+from docpipe.entrypoints.http.links import LinkController
 from docpipe.entrypoints.http.problems import EXCEPTION_HANDLERS
 from docpipe.entrypoints.http.request_id import send_request_id
 from docpipe.entrypoints.http.request_limits import RequestLimits
@@ -35,6 +37,8 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         with data_lock.serving(settings):
             try:
                 app.state.service = await open_service(container)
+                app.state.links = await container.links()  # type: ignore[misc]
+                app.state.presigned = await presigned_downloads(container)
                 yield
             finally:
                 await close(container)
@@ -43,6 +47,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         route_handlers=[
             DocumentController,
             ContentController,
+            LinkController,
             HealthController,
         ],
         dependencies={
@@ -59,6 +64,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         ],
         before_send=[send_request_id],
         lifespan=[open_stores],
+        state=State({"public_url": settings.public_url}),
         # The only other bodies are uploads, whose routes lift this limit and enforce their own.
         request_max_body_size=MAX_PATCH_BODY_BYTES,
         openapi_config=OpenAPIConfig(title="docpipe", version="0.1.0", path="/schema"),

@@ -9,13 +9,14 @@ from typing import Annotated
 from litestar import Controller, Response, delete, get, patch, post, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
-from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
+from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from docpipe.domain.errors import PreconditionFailed, UnsupportedMediaType
 from docpipe.domain.model import Document, DocumentChanges
 from docpipe.domain.service import DocumentService
+from docpipe.entrypoints.http.allow import allow, options_first
 from docpipe.entrypoints.http.conditional import if_match_hits
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.openapi import UploadOperation, problems
@@ -26,15 +27,7 @@ from docpipe.entrypoints.http.uploads import receive_upload
 Service = NamedDependency[DocumentService]
 
 
-def _allow(methods: str) -> Response[None]:
-    return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": methods})
-
-
-def _answers_options(handler: BaseRouteHandler) -> bool:
-    return isinstance(handler, HTTPRouteHandler) and HttpMethod.OPTIONS in handler.http_methods
-
-
-def _created(document: Document) -> Response[DocumentOut]:
+def created(document: Document) -> Response[DocumentOut]:
     return Response(
         DocumentOut.of(document),
         status_code=HTTP_201_CREATED,
@@ -42,7 +35,7 @@ def _created(document: Document) -> Response[DocumentOut]:
     )
 
 
-_upload_route = functools.partial(
+upload_route = functools.partial(
     post,
     status_code=HTTP_201_CREATED,
     request_max_body_size=None,  # RequestLimits and the service bound uploads instead
@@ -50,7 +43,7 @@ _upload_route = functools.partial(
     opt={UPLOAD_ROUTE: True},
 )
 """``@post`` for a route that receives an upload."""
-_UPLOAD_PROBLEMS = (
+UPLOAD_PROBLEMS = (
     HTTPStatus.REQUEST_TIMEOUT,
     HTTPStatus.CONFLICT,
     HTTPStatus.GONE,
@@ -67,12 +60,10 @@ class DocumentController(Controller):
     ``/documents``. Both upload routes carry the ``UPLOAD_ROUTE`` mark that ``RequestLimits`` counts.
     """
 
-    # Litestar answers OPTIONS on a path from the handlers registered there before its first one, so the
-    # Allow header of a path served by several handlers would miss the later ones: these state it in
-    # full, and ``get_route_handlers`` registers them first.
+    # Paths served by several handlers state Allow in full (see ``allow``).
     @route("/documents", http_method=[HttpMethod.OPTIONS], include_in_schema=False, name="options /documents")
     async def allow_collection(self) -> Response[None]:
-        return _allow("GET, OPTIONS, POST")
+        return allow("GET, OPTIONS, POST")
 
     @route(
         "/documents/{document_id:str}",
@@ -81,15 +72,15 @@ class DocumentController(Controller):
         name="options /documents/{document_id:str}",
     )
     async def allow_document(self) -> Response[None]:
-        return _allow("DELETE, GET, OPTIONS, PATCH")
+        return allow("DELETE, GET, OPTIONS, PATCH")
 
     def get_route_handlers(self) -> list[BaseRouteHandler]:
         """Litestar's handlers in its own order (by name), but the OPTIONS handlers first."""
-        return sorted(super().get_route_handlers(), key=lambda handler: not _answers_options(handler))
+        return options_first(super().get_route_handlers())
 
-    @_upload_route(
+    @upload_route(
         "/documents",
-        responses=problems(*_UPLOAD_PROBLEMS),
+        responses=problems(*UPLOAD_PROBLEMS),
         summary="Upload a document",
         description=(
             "Send `multipart/form-data` with one file part named `file` (optional fields `tags`, comma "
@@ -100,11 +91,11 @@ class DocumentController(Controller):
     async def upload_document(
         self, request: AnyRequest, service: Service, principal: CurrentPrincipal
     ) -> Response[DocumentOut]:
-        return _created(await receive_upload(request, service, principal.owner))
+        return created(await receive_upload(request, service, principal.owner))
 
-    @_upload_route(
+    @upload_route(
         "/upload",
-        responses=problems(*_UPLOAD_PROBLEMS, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
+        responses=problems(*UPLOAD_PROBLEMS, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
         summary="Upload a document (original route)",
         description="The same as a multipart `POST /documents`.",
     )
@@ -113,7 +104,7 @@ class DocumentController(Controller):
     ) -> Response[DocumentOut]:
         if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             raise UnsupportedMediaType("POST /upload takes multipart/form-data with a part named 'file'")
-        return _created(await receive_upload(request, service, principal.owner))
+        return created(await receive_upload(request, service, principal.owner))
 
     @get(
         "/documents",

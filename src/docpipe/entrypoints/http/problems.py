@@ -12,6 +12,7 @@ from litestar.types import ExceptionHandlersMap
 
 from docpipe.domain import errors
 from docpipe.entrypoints.http.dependencies import AnyRequest
+from docpipe.entrypoints.http.link_paths import redacted
 from docpipe.entrypoints.http.request_id import request_id
 
 logger = logging.getLogger("docpipe.http")
@@ -32,6 +33,8 @@ STATUS_OF: dict[type[errors.DocpipeError], HTTPStatus] = {
     errors.IdempotencyKeyInUse: HTTPStatus.CONFLICT,
     errors.IdempotencyKeyReused: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.UploadGone: HTTPStatus.GONE,
+    errors.BadLinkToken: HTTPStatus.FORBIDDEN,
+    errors.LinkGone: HTTPStatus.GONE,
     errors.RangeNotSatisfiable: HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
     errors.StoreUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
     errors.StoreMissing: HTTPStatus.SERVICE_UNAVAILABLE,
@@ -126,7 +129,7 @@ def _unexpected_error(request: AnyRequest, error: Exception) -> Response[bytes]:
         "request %s: unhandled error on %s %s",
         request_id(request.scope),
         request.method,
-        request.url.path,
+        redacted(request.url.path),
         exc_info=error,
     )
     return problem_response(request, HTTPStatus.INTERNAL_SERVER_ERROR, _SERVER_FAILED)

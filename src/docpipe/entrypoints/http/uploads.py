@@ -24,6 +24,7 @@ from docpipe.domain.errors import (
     UploadTooLarge,
 )
 from docpipe.domain.idempotency import clean_idempotency_key
+from docpipe.domain.links import UploadGrant
 from docpipe.domain.model import Document, NewDocument
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.dependencies import AnyRequest
@@ -38,17 +39,30 @@ _SF_ESCAPE = re.compile(r'\\(["\\])')
 _EXTENDED_FILENAME = re.compile(r"filename\*\s*=\s*(utf-8|iso-8859-1)'[^']*'([^;\s]+)", re.IGNORECASE)
 
 
-async def receive_upload(request: AnyRequest, service: DocumentService, owner: str) -> Document:
+async def receive_upload(
+    request: AnyRequest, service: DocumentService, owner: str, link: UploadGrant | None = None
+) -> Document:
     """Stream the request body into the service as an upload of ``owner``'s; multipart bodies go
-    through ``MultipartForm``."""
+    through ``MultipartForm``.
+
+    Through an upload ``link`` (of ``owner``'s), the link caps the size and may name the file; an
+    Idempotency-Key is ignored, the link being single-use itself.
+    """
     media_type, options = multipart.parse_options_header(request.headers.get("content-type", ""))
     expected_sha256 = parse_content_digest(request.headers.get("content-digest"))
-    idempotency_key = parse_idempotency_key(request.headers.get("idempotency-key"))
+    idempotency_key = (
+        None if link is not None else parse_idempotency_key(request.headers.get("idempotency-key"))
+    )
+    upload_limit = service.max_upload_bytes if link is None else link.allowed_bytes(service.max_upload_bytes)
     if media_type == "multipart/form-data":
-        return await _receive_form(request, service, owner, options, expected_sha256, idempotency_key)
-    _refuse_oversized(request.content_length, service.max_upload_bytes, service)
-    filename = request.query_params.get("filename") or filename_from_disposition(
-        request.headers.get("content-disposition")
+        return await _receive_form(
+            request, service, owner, options, expected_sha256, idempotency_key, link, upload_limit
+        )
+    _refuse_oversized(request.content_length, upload_limit, upload_limit)
+    filename = (
+        (link and link.filename)
+        or request.query_params.get("filename")
+        or filename_from_disposition(request.headers.get("content-disposition"))
     )
     if not filename:
         raise InvalidInput("name the file with ?filename= or a Content-Disposition header")
@@ -61,10 +75,11 @@ async def receive_upload(request: AnyRequest, service: DocumentService, owner: s
     )
     return await service.upload(
         owner,
-        body_chunks(request, service.max_upload_bytes, service.max_upload_bytes),
+        body_chunks(request, upload_limit, upload_limit),
         description,
         expected_sha256=expected_sha256,
         idempotency_key=idempotency_key,
+        link=link,
     )
 
 
@@ -75,21 +90,23 @@ async def _receive_form(
     options: dict[str, str],
     expected_sha256: str | None,
     idempotency_key: str | None,
+    link: UploadGrant | None,
+    upload_limit: int,
 ) -> Document:
     """Stage the file part; the form fields and the body's digest are known once it has all arrived."""
-    body_limit = service.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
-    _refuse_oversized(request.content_length, body_limit, service)
+    body_limit = upload_limit + MULTIPART_OVERHEAD_BYTES
+    _refuse_oversized(request.content_length, body_limit, upload_limit)
     if "boundary" not in options:
         raise MalformedInput("multipart/form-data without a boundary parameter")
     # Content-Digest covers the content as sent (RFC 9530 §2): here the whole multipart body.
     body_sha256 = hashlib.sha256()
-    body = body_chunks(request, body_limit, service.max_upload_bytes)
+    body = body_chunks(request, body_limit, upload_limit)
     form = MultipartForm(body if expected_sha256 is None else _hashed(body, body_sha256), options["boundary"])
-    async with service.new_upload(owner, idempotency_key=idempotency_key) as upload:
+    async with service.new_upload(owner, idempotency_key=idempotency_key, link=link) as upload:
         await upload.stage(form.file_chunks())
         if expected_sha256 is not None and expected_sha256 != body_sha256.hexdigest():
             raise ChecksumMismatch(expected_sha256, body_sha256.hexdigest())
-        filename = form.filename or request.query_params.get("filename")
+        filename = (link and link.filename) or form.filename or request.query_params.get("filename")
         if not filename:
             raise InvalidInput("the file part carries no filename")
         return await upload.commit(
@@ -129,9 +146,9 @@ async def _hashed(chunks: AsyncIterator[bytes], sha256: hashlib._Hash) -> AsyncI
         yield chunk
 
 
-def _refuse_oversized(declared_length: int | None, allowed: int, service: DocumentService) -> None:
+def _refuse_oversized(declared_length: int | None, allowed: int, upload_limit: int) -> None:
     if declared_length is not None and declared_length > allowed:
-        raise UploadTooLarge(service.max_upload_bytes)
+        raise UploadTooLarge(upload_limit)
 
 
 def split_tags_field(raw: str | None) -> list[str]:
