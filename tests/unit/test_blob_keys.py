@@ -26,19 +26,23 @@ def test_a_bare_id_is_a_key_of_an_older_document() -> None:
     assert is_blob_key(new_document_id())
 
 
+AN_ID = "0193f4d2-7a00-7b3c-8f00-5e1d2c3b4a59"
+"""A fixed id: parameters must be the same in every pytest-xdist worker that collects them."""
+
+
 @pytest.mark.parametrize(
     "key",
     [
         "",
         "backup-2024.tar",
         "tenant-a/backup-2024.tar",
-        f"/{new_document_id()}",
-        f"./{new_document_id()}",
-        f"../{new_document_id()}",
-        f"a/b/{new_document_id()}",
-        f"not an owner!/{new_document_id()}",
-        f"{'o' * 65}/{new_document_id()}",
-        f"tenant-a/{new_document_id().upper()}",
+        f"/{AN_ID}",
+        f"./{AN_ID}",
+        f"../{AN_ID}",
+        f"a/b/{AN_ID}",
+        f"not an owner!/{AN_ID}",
+        f"{'o' * 65}/{AN_ID}",
+        f"tenant-a/{AN_ID.upper()}",
         "tenant-a/0193f4d2-0000-4000-8000-000000000000",
     ],
 )
