@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.credentials import ADMIN_HEADERS
 from tests.faults.raw_http import RawResponse, assert_raw_problem, read_response
 from tests.faults.support import MIB, blob_files, blob_keys_of, filesystem_env, list_all, wait_for
 from tests.live_server import LiveServer, live_server
@@ -38,7 +39,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     env = filesystem_env(folder / "data", DOCPIPE_MAX_UPLOAD_BYTES=str(MAX_UPLOAD_BYTES))
     with (
         live_server(env, folder / "docpipe.log") as server,
-        httpx.Client(base_url=server.base_url, timeout=SOCKET_TIMEOUT) as client,
+        httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=SOCKET_TIMEOUT) as client,
     ):
         yield Service(server, folder / "data", client)
 
@@ -91,7 +92,7 @@ def _request(method: str, target: str, headers: dict[str, str]) -> str:
         f"{method} {target} HTTP/1.1",
         "Host: 127.0.0.1",
         "Connection: close",  # so that a response without a body length ends with the connection
-        *(f"{k}: {v}" for k, v in headers.items()),
+        *(f"{k}: {v}" for k, v in {**ADMIN_HEADERS, **headers}.items()),
     ]
     return "\r\n".join(lines)
 
