@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -16,6 +17,13 @@ from typing import TypeVar
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 T = TypeVar("T")
+
+ADMIN_KEY = secrets.token_urlsafe(32)
+"""``DOCPIPE_ADMIN_KEY`` of every docpipe the bench starts. Every request presents it, to the baselines
+too (which ignore it), so that the servers of a row answer the same requests."""
+AUTHORIZATION = {"Authorization": f"Bearer {ADMIN_KEY}"}
+AUTHORIZATION_LINE = "".join(f"{name}: {value}" for name, value in AUTHORIZATION.items())
+"""``AUTHORIZATION`` as curl, wrk and hey take it."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,16 @@ _WRITE_OUT = "\n%{http_code} %{size_download} %{size_upload} %{time_total}"
 def curl(*arguments: str, timeout: float = 600) -> CurlResult:
     """Run curl once; the time is curl's own ``time_total`` (connect to last byte, no process start-up)."""
     completed = subprocess.run(
-        ["curl", "--silent", "--show-error", "--write-out", _WRITE_OUT, *arguments],
+        [
+            "curl",
+            "--silent",
+            "--show-error",
+            "--header",
+            AUTHORIZATION_LINE,
+            "--write-out",
+            _WRITE_OUT,
+            *arguments,
+        ],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -27,7 +27,7 @@ import httpx
 import msgspec
 
 from bench import servers
-from bench.common import MIB, Options, Workspace, median, percentile
+from bench.common import AUTHORIZATION, MIB, Options, Workspace, median, percentile
 from bench.report import Report, Row, Target
 from docpipe.adapters.sqlite import open_repository
 from docpipe.domain.cursor import encode_cursor
@@ -242,7 +242,9 @@ def run(options: Options, workspace: Workspace, report: Report) -> None:
     http: dict[int, dict[str, list[float]]] = {count: {"first": [], "deep": []} for count in collections}
     with servers.running(*docpipes.values()), contextlib.ExitStack() as stack:
         clients = {
-            count: stack.enter_context(httpx.Client(base_url=server.base_url, timeout=30))
+            count: stack.enter_context(
+                httpx.Client(base_url=server.base_url, headers=AUTHORIZATION, timeout=30)
+            )
             for count, server in docpipes.items()
         }
         paths = {

@@ -24,7 +24,7 @@ from typing import Literal
 import httpx
 
 from bench import servers
-from bench.common import Options, Workspace, median, rotated
+from bench.common import AUTHORIZATION, AUTHORIZATION_LINE, Options, Workspace, median, rotated
 from bench.report import Report, Row, Target
 
 CONNECTIONS = 32
@@ -59,7 +59,16 @@ _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 def _wrk(url: str, duration_s: int) -> Load:
     completed = subprocess.run(
-        ["wrk", f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", f"-d{duration_s}s", "--latency", url],
+        [
+            "wrk",
+            f"-t{WRK_THREADS}",
+            f"-c{CONNECTIONS}",
+            f"-d{duration_s}s",
+            "--latency",
+            "-H",
+            AUTHORIZATION_LINE,
+            url,
+        ],
         capture_output=True,
         text=True,
         timeout=duration_s + 60,
@@ -79,7 +88,7 @@ def _wrk(url: str, duration_s: int) -> Load:
 
 def _hey(url: str, duration_s: int, method: Method) -> Load:
     completed = subprocess.run(
-        ["hey", "-z", f"{duration_s}s", "-c", str(CONNECTIONS), "-m", method, url],
+        ["hey", "-z", f"{duration_s}s", "-c", str(CONNECTIONS), "-m", method, "-H", AUTHORIZATION_LINE, url],
         capture_output=True,
         text=True,
         timeout=duration_s + 60,
@@ -102,7 +111,7 @@ async def _python_load(url: str, duration_s: int, method: Method) -> Load:
     latencies: list[float] = []
     deadline = time.perf_counter() + duration_s
     limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    async with httpx.AsyncClient(limits=limits, headers=AUTHORIZATION, timeout=30) as client:
 
         async def worker() -> None:
             while (start := time.perf_counter()) < deadline:
@@ -134,7 +143,7 @@ def _load(case: Case, duration_s: int) -> Load:
 def _store(base_url: str, files: dict[str, Path]) -> dict[str, str]:
     """Upload each file to docpipe (as a client would, metadata included); its document id by label."""
     ids: dict[str, str] = {}
-    with httpx.Client(base_url=base_url, timeout=30) as client:
+    with httpx.Client(base_url=base_url, headers=AUTHORIZATION, timeout=30) as client:
         for label, path in files.items():
             created = client.post(
                 "/documents",

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import ADMIN_KEY
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 120.0
 """Generous: several workers each import docpipe, slowly on a busy machine."""
@@ -125,6 +127,7 @@ def docpipe(data_dir: Path, log_dir: Path, env: Mapping[str, str] | None = None)
         "DOCPIPE_DATA_DIR": str(data_dir),
         "DOCPIPE_HOST": "127.0.0.1",
         "DOCPIPE_PORT": str(port),
+        "DOCPIPE_ADMIN_KEY": ADMIN_KEY,
         **(env or {}),
     }
     return ChildServer(

@@ -15,7 +15,19 @@ from pathlib import Path
 import httpx
 
 from bench import servers
-from bench.common import GIB, MIB, CurlResult, Options, Workspace, curl, expect, median, rotated, size_label
+from bench.common import (
+    AUTHORIZATION,
+    GIB,
+    MIB,
+    CurlResult,
+    Options,
+    Workspace,
+    curl,
+    expect,
+    median,
+    rotated,
+    size_label,
+)
 from bench.report import Report, Row, Target
 
 UPLOAD_TARGET = Target(">=", 0.8)
@@ -42,7 +54,9 @@ def run(options: Options, workspace: Workspace, report: Report) -> None:
                 raise RuntimeError(f"docpipe stored other bytes than the payload: {document}")
 
             def delete() -> None:
-                httpx.delete(f"{docpipe.base_url}/documents/{document['id']}", timeout=60).raise_for_status()
+                httpx.delete(
+                    f"{docpipe.base_url}/documents/{document['id']}", headers=AUTHORIZATION, timeout=60
+                ).raise_for_status()
 
             return result, delete
 

@@ -11,8 +11,10 @@ from docpipe.config import (
     DynamoDbSettings,
     RepositoryKind,
     S3Settings,
+    Secret,
     Settings,
 )
+from tests.credentials import ADMIN_KEY
 
 BLOB_STORES = [kind.value for kind in BlobStoreKind]
 REPOSITORIES = [kind.value for kind in RepositoryKind]
@@ -35,6 +37,7 @@ def settings_for(
         s3=S3Settings(bucket=f"docpipe-test-{unique}", endpoint_url=aws_endpoint_url, path_style=True),
         dynamodb=DynamoDbSettings(table=f"docpipe-test-{unique}", endpoint_url=aws_endpoint_url),
         max_upload_bytes=max_upload_bytes,
+        admin_key=Secret(ADMIN_KEY),
     )
 
 

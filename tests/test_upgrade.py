@@ -14,7 +14,6 @@ from pathlib import Path
 import aioboto3
 import msgspec
 import pytest
-from litestar.testing import AsyncTestClient
 
 from docpipe.config import Settings
 from docpipe.container import Container, close
@@ -24,8 +23,8 @@ from docpipe.domain.idempotency import CompletedUpload, new_claim
 from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.model import Document, ListQuery, new_document_id, utc_now
 from docpipe.domain.ports import BlobStore, DocumentRepository
-from docpipe.entrypoints.http.app import create_app
 from tests.adapters_under_test import settings_for
+from tests.http.helpers import serve
 from tests.moto_server import MotoServer
 
 CONTENT = b"stored by an earlier docpipe\n"
@@ -195,7 +194,7 @@ async def assert_fsck_clean(settings: Settings) -> None:
 async def assert_lists_serves_and_deletes(settings: Settings, document: Document) -> None:
     """Through the API, on a fresh app over the old store; fsck is clean before and after the delete."""
     await assert_fsck_clean(settings)
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with serve(settings) as client:
         listed = (await client.get("/documents", params={"tag": "old"})).json()["documents"]
         assert [item["id"] for item in listed] == [document.id]
         assert (await client.get(f"/documents/{document.id}/content")).content == CONTENT
@@ -211,7 +210,7 @@ async def assert_lists_serves_and_deletes(settings: Settings, document: Document
             document.id,
         ]
     await assert_fsck_clean(settings)
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with serve(settings) as client:
         assert (await client.delete(f"/documents/{document.id}")).status_code == 204
     async with opened(settings) as (blobs, _, _):
         assert not await blobs.exists(document.id)
@@ -293,7 +292,7 @@ async def test_a_sqlite_and_filesystem_store_from_before_owners(tmp_path: Path) 
         assert await repository.claim(new_claim("tenant-b", "upload-1", now), now) is None
 
     newest_first = [with_blob_key.id, from_before_blob_keys.id]
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with serve(settings) as client:
         for params in ({}, {"tag": "old"}, {"prefix": "old"}, {"content_type": "text/plain"}):
             listed = (await client.get("/documents", params=params)).json()["documents"]
             assert [item["id"] for item in listed] == newest_first, params
@@ -315,7 +314,7 @@ async def test_a_sqlite_and_filesystem_store_from_before_owners(tmp_path: Path) 
         tmp_path / "blobs" / DEFAULT_OWNER / stored.blob_key[-2:] / stored.blob_key.split("/")[1]
     ).is_file()
     await assert_fsck_clean(settings)
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with serve(settings) as client:
         for document in documents:
             assert (await client.delete(f"/documents/{document.id}")).status_code == 204
         assert [item["id"] for item in (await client.get("/documents")).json()["documents"]] == [stored.id]

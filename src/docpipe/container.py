@@ -9,11 +9,12 @@ from dependency_injector import containers, providers
 
 from docpipe.adapters import dynamodb, filesystem, memory, oidc, s3, signing_key, sniffing, sqlite
 from docpipe.config import BlobStoreKind, Settings
+from docpipe.domain.authentication import Authenticator
 from docpipe.domain.fsck import Fsck
 from docpipe.domain.key_service import KeyService
 from docpipe.domain.link_service import LinkService
 from docpipe.domain.model import utc_now
-from docpipe.domain.ports import PresignedDownloads, TokenVerifier
+from docpipe.domain.ports import KeyRepository, PresignedDownloads, TokenVerifier
 from docpipe.domain.service import DocumentService
 
 
@@ -31,6 +32,17 @@ def _oidc_state(settings: Settings) -> str:
 
 async def _no_token_verifier() -> AsyncIterator[None]:
     yield None
+
+
+async def _open_authenticator(
+    keys: KeyRepository, settings: Settings, verifier: TokenVerifier | None
+) -> AsyncIterator[Authenticator]:
+    is_admin_key = None if settings.admin_key is None else settings.admin_key.matches
+    authenticator = Authenticator(keys, is_admin_key=is_admin_key, verifier=verifier)
+    try:
+        yield authenticator
+    finally:
+        await authenticator.close()
 
 
 class Container(containers.DeclarativeContainer):
@@ -62,19 +74,22 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Resource(memory.open_blob_store),
     )
 
+    sqlite_repository = providers.Resource(
+        sqlite.open_repository,
+        settings.provided.data_dir,
+        create_missing=settings.provided.create_missing,
+    )
+    dynamodb_repository = providers.Resource(
+        dynamodb.open_repository,
+        aws_session,
+        settings.provided.dynamodb,
+        create_missing=settings.provided.create_missing,
+    )
+
     repository = providers.Selector(
         providers.Callable(_repository_kind, settings),
-        sqlite=providers.Resource(
-            sqlite.open_repository,
-            settings.provided.data_dir,
-            create_missing=settings.provided.create_missing,
-        ),
-        dynamodb=providers.Resource(
-            dynamodb.open_repository,
-            aws_session,
-            settings.provided.dynamodb,
-            create_missing=settings.provided.create_missing,
-        ),
+        sqlite=sqlite_repository,
+        dynamodb=dynamodb_repository,
         memory=providers.Resource(memory.open_repository),
     )
 
@@ -87,13 +102,18 @@ class Container(containers.DeclarativeContainer):
 
     keys = providers.Selector(
         providers.Callable(_repository_kind, settings),
-        sqlite=providers.Singleton(sqlite.SqliteRepository.api_keys, repository),
-        dynamodb=providers.Singleton(dynamodb.DynamoDbRepository.api_keys, repository),
+        sqlite=providers.Singleton(sqlite.SqliteRepository.api_keys, sqlite_repository),
+        dynamodb=providers.Singleton(dynamodb.DynamoDbRepository.api_keys, dynamodb_repository),
         memory=providers.Resource(memory.open_key_repository),
     )
-    """The API keys, kept beside the documents' metadata: awaiting it opens the repository."""
+    """The API keys, kept beside the documents' metadata: awaiting it opens the repository. Built on the
+    selected repository itself, not on ``repository``, so that a test wrapping the documents' repository
+    (a spy, a failing wrapper) leaves keys alone."""
 
     key_service = providers.Singleton(KeyService, keys=keys)
+
+    authenticator = providers.Resource(_open_authenticator, keys, settings, token_verifier)
+    """Who a request's credential stands for; opening it opens ``keys`` and ``token_verifier``."""
 
     service = providers.Singleton(
         DocumentService,
@@ -145,6 +165,16 @@ async def presigned_downloads(container: Container) -> PresignedDownloads | None
     return None
 
 
+async def open_authenticator(container: Container) -> Authenticator:
+    """Open the key repository and return the authenticator over it."""
+    authenticator: Authenticator = await container.authenticator()  # type: ignore[misc]
+    return authenticator
+
+
 async def close(container: Container) -> None:
-    """Close every adapter that was opened; safe to call more than once."""
+    """Close every adapter that was opened; safe to call more than once. The authenticator goes first:
+    it waits for its recordings of key use, which need the repository."""
+    closing = container.authenticator.shutdown()
+    if closing is not None:
+        await closing
     await container.shutdown_resources()  # type: ignore[misc]

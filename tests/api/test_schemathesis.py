@@ -6,7 +6,8 @@ Two checks are left out. ``positive_data_acceptance``: docpipe's rules on file n
 schema-valid values may rightly get 422. ``negative_data_rejection``: for multipart bodies Schemathesis
 counts a "wrong-typed" field it then leaves out of the encoded form (an empty array) as a violation the
 server should have rejected. Every other check runs (no 5xx, documented statuses, content types, headers
-and response schemas), with a fixed seed so that CI runs are reproducible.
+and response schemas, and ``ignored_auth``: each operation that declares the bearer scheme refuses a
+request without it), with a fixed seed so that CI runs are reproducible. Requests carry the admin key.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.credentials import ADMIN_ENV, ADMIN_HEADERS
 from tests.live_server import live_server
 
 SEED = "20261125"
@@ -28,6 +30,7 @@ def test_the_api_honours_its_schema(tmp_path: Path) -> None:
         "DOCPIPE_BLOB_STORE": "filesystem",
         "DOCPIPE_REPOSITORY": "sqlite",
         "DOCPIPE_DATA_DIR": str(tmp_path),
+        **ADMIN_ENV,
     }
     with live_server(env, tmp_path / "server.log") as server:
         result = subprocess.run(
@@ -39,6 +42,7 @@ def test_the_api_honours_its_schema(tmp_path: Path) -> None:
                 f"--seed={SEED}",
                 "--exclude-checks=positive_data_acceptance,negative_data_rejection",
                 "--workers=1",
+                *(f"--header={name}: {value}" for name, value in ADMIN_HEADERS.items()),
             ],
             capture_output=True,
             text=True,

@@ -22,6 +22,7 @@ from docpipe.config import load_settings
 from docpipe.container import Container, close
 from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.ports import DocumentRepository
+from tests.credentials import ADMIN_ENV
 
 MIB = 1024 * 1024
 _BLOCK = random.Random(20240601).randbytes(MIB)
@@ -36,6 +37,7 @@ def filesystem_env(data_dir: Path, **extra: str) -> dict[str, str]:
         "DOCPIPE_BLOB_STORE": "filesystem",
         "DOCPIPE_REPOSITORY": "sqlite",
         "DOCPIPE_DATA_DIR": str(data_dir),
+        **ADMIN_ENV,
         **extra,
     }
 
@@ -52,6 +54,7 @@ def aws_env(s3_endpoint: str, dynamodb_endpoint: str, data_dir: Path) -> dict[st
         "DOCPIPE_S3_BUCKET": f"docpipe-faults-{unique}",
         "DOCPIPE_DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
         "DOCPIPE_DYNAMODB_TABLE": f"docpipe-faults-{unique}",
+        **ADMIN_ENV,
     }
 
 
@@ -69,6 +72,7 @@ def pair_env(pair: tuple[str, str], data_dir: Path, aws_endpoint: str | None = N
         "DOCPIPE_BLOB_STORE": blob_store,
         "DOCPIPE_REPOSITORY": repository,
         "DOCPIPE_DATA_DIR": str(data_dir),
+        **ADMIN_ENV,
     }
 
 

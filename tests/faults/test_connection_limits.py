@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.credentials import ADMIN_HEADERS, RAW_ADMIN_HEADERS
 from tests.faults.raw_http import RawResponse, assert_raw_problem, read_response
 from tests.faults.support import MIB, aws_env, blob_files, filesystem_env, wait_for
 from tests.live_server import LiveServer, live_server, rss_and_peak_kib
@@ -135,7 +136,9 @@ def test_a_body_that_trickles_or_stalls_is_refused(
     """One byte every 0.5 s passes the idle timeout but not the minimum rate; a body that stops
     passes neither. Either way: 408 problem+json, the connection closed, nothing left behind."""
     with _connect(server) as sock:
-        sock.sendall(f"{head}\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n".encode())
+        sock.sendall(
+            f"{head}\r\n{RAW_ADMIN_HEADERS}Host: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n".encode()
+        )
         response = _send_slowly(sock, first, pause)
         assert_raw_problem(response, 408)
         assert response.headers.get("connection") == "close"
@@ -182,11 +185,13 @@ def test_memory_of_stalled_s3_uploads_is_bounded(tmp_path: Path, moto_server: Mo
         "DOCPIPE_BODY_RATE_WINDOW": "600",
     }
     head = (
-        "POST /documents?filename=stalled.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"POST /documents?filename=stalled.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n{RAW_ADMIN_HEADERS}"
         f"Content-Type: application/octet-stream\r\nContent-Length: {4 * SENT_BEFORE_STALLING}\r\n\r\n"
     ).encode()
     with live_server(env, tmp_path / "docpipe.log") as server, ExitStack() as stack:
-        client = stack.enter_context(httpx.Client(base_url=server.base_url, timeout=GIVE_UP))
+        client = stack.enter_context(
+            httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=GIVE_UP)
+        )
         warm = client.post("/documents", params={"filename": "warm.bin"}, content=b"w" * MIB)
         assert warm.status_code == 201, warm.text
         baseline_kib, _ = rss_and_peak_kib(server.pid)
@@ -234,7 +239,8 @@ def test_an_upload_refused_for_want_of_a_slot_says_why_and_is_no_server_error(tm
 
         def trickle() -> None:  # one upload that keeps its slot: a byte every 0.5 s
             holder.sendall(
-                b"POST /documents?filename=a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
+                f"POST /documents?filename=a.txt HTTP/1.1\r\nHost: x\r\n{RAW_ADMIN_HEADERS}"
+                "Content-Length: 1000\r\n\r\n".encode()
             )
             while not stop.wait(0.5):
                 holder.sendall(b"a")
@@ -245,7 +251,8 @@ def test_an_upload_refused_for_want_of_a_slot_says_why_and_is_no_server_error(tm
             time.sleep(1)
             with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
                 sock.sendall(
-                    b"POST /documents?filename=b.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nb"
+                    f"POST /documents?filename=b.txt HTTP/1.1\r\nHost: x\r\n{RAW_ADMIN_HEADERS}"
+                    "Content-Length: 1\r\n\r\nb".encode()
                 )
                 refused = read_response(sock)
         finally:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.credentials import ADMIN_HEADERS
 from tests.faults.support import ADAPTER_PAIRS, pair_env
 from tests.live_server import live_server
 
@@ -35,7 +36,9 @@ async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     env = {**pair_env(pair, tmp_path / "data", endpoint), "DOCPIPE_WORKERS": str(workers)}
     limits = httpx.Limits(max_connections=WRITERS)
     with live_server(env, tmp_path / "docpipe.log") as server:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=CLIENT_TIMEOUT, limits=limits) as http:
+        async with httpx.AsyncClient(
+            base_url=server.base_url, headers=ADMIN_HEADERS, timeout=CLIENT_TIMEOUT, limits=limits
+        ) as http:
             yield http
 
 

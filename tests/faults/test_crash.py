@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.credentials import ADMIN_HEADERS
 from tests.faults.support import (
     MIB,
     GatedBody,
@@ -99,7 +100,7 @@ class Crash:
 def _chatter(base_url: str, number: int, ledger: Ledger, stop: threading.Event) -> None:
     """Small uploads, one after another, until told to stop or the server is gone."""
     rng = random.Random(number)
-    with httpx.Client(base_url=base_url, timeout=CLIENT_TIMEOUT) as client:
+    with httpx.Client(base_url=base_url, headers=ADMIN_HEADERS, timeout=CLIENT_TIMEOUT) as client:
         index = 0
         while not stop.is_set():
             body = rng.randbytes(rng.randrange(1, 256 * 1024))
@@ -115,7 +116,7 @@ def _chatter(base_url: str, number: int, ledger: Ledger, stop: threading.Event) 
 
 def _large(base_url: str, number: int, body: GatedBody, ledger: Ledger) -> None:
     ledger.attempt(body.sha256)
-    with httpx.Client(base_url=base_url, timeout=CLIENT_TIMEOUT) as client:
+    with httpx.Client(base_url=base_url, headers=ADMIN_HEADERS, timeout=CLIENT_TIMEOUT) as client:
         try:
             response = client.post(
                 "/documents",
@@ -154,7 +155,7 @@ def crash(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     try:
         ledger = Ledger()
         rng = random.Random(kind)
-        with httpx.Client(base_url=server.base_url, timeout=CLIENT_TIMEOUT) as client:
+        with httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=CLIENT_TIMEOUT) as client:
             for index in range(5):
                 body = rng.randbytes(rng.randrange(1, 64 * 1024))
                 ledger.attempt(hashlib.sha256(body).hexdigest())
@@ -191,7 +192,7 @@ def crash(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         assert not any(thread.is_alive() for thread in threads)
 
         server.start()
-        with httpx.Client(base_url=server.base_url, timeout=CLIENT_TIMEOUT) as client:
+        with httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=CLIENT_TIMEOUT) as client:
             yield Crash(kind, env, data_dir, server, client, ledger, large, moto_url)
     finally:
         server.stop()

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.credentials import ADMIN_HEADERS, ADMIN_KEY
 from tests.faults.raw_http import RawResponse, assert_raw_problem, read_response
 from tests.faults.support import MIB, blob_files, blob_keys_of, filesystem_env, list_all, wait_for
 from tests.live_server import LiveServer, live_server
@@ -38,7 +39,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     env = filesystem_env(folder / "data", DOCPIPE_MAX_UPLOAD_BYTES=str(MAX_UPLOAD_BYTES))
     with (
         live_server(env, folder / "docpipe.log") as server,
-        httpx.Client(base_url=server.base_url, timeout=SOCKET_TIMEOUT) as client,
+        httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=SOCKET_TIMEOUT) as client,
     ):
         yield Service(server, folder / "data", client)
 
@@ -91,7 +92,7 @@ def _request(method: str, target: str, headers: dict[str, str]) -> str:
         f"{method} {target} HTTP/1.1",
         "Host: 127.0.0.1",
         "Connection: close",  # so that a response without a body length ends with the connection
-        *(f"{k}: {v}" for k, v in headers.items()),
+        *(f"{k}: {v}" for k, v in {**ADMIN_HEADERS, **headers}.items()),
     ]
     return "\r\n".join(lines)
 
@@ -258,6 +259,31 @@ def test_eight_kilobyte_if_match_on_patch(service: Service, document: dict[str, 
         {"Content-Type": "application/json", "Content-Length": str(len(body)), "If-Match": header},
     )
     assert_raw_problem(_exchange(service, head, [body]), 412)
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer " + "x" * 8192,
+        "Bearer dp_" + "\xe9" * 36,
+        "Bearer " + "\xff\xfe" * 20,
+        "Basic Zm9vOmJhcg==",
+        "Bearer",
+        "Bearer a b c",
+        "Bearer " + ADMIN_KEY + ", Bearer " + ADMIN_KEY,
+    ],
+    ids=["8-kib", "latin-1", "binary", "basic", "bare-scheme", "spaces", "two-in-one"],
+)
+def test_hostile_authorization_headers_get_401_and_are_never_logged(
+    service: Service, authorization: str
+) -> None:
+    response = _exchange(service, _request("GET", "/documents", {"Authorization": authorization}))
+    assert_raw_problem(response, 401)
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    credential = authorization.partition(" ")[2]
+    if credential:
+        assert credential.encode("latin-1") not in response.body
+        assert credential not in service.server.log()
 
 
 def test_server_logged_no_unhandled_error(service: Service) -> None:

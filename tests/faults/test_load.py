@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.credentials import ADMIN_HEADERS
 from tests.faults.support import filesystem_env
 from tests.live_server import LiveServer, live_server
 
@@ -246,7 +247,9 @@ async def test_ten_thousand_mixed_requests_without_a_server_error(server: LiveSe
     async with contextlib.AsyncExitStack() as stack:
         clients = [
             await stack.enter_async_context(
-                httpx.AsyncClient(base_url=server.base_url, limits=one_connection, timeout=60)
+                httpx.AsyncClient(
+                    base_url=server.base_url, headers=ADMIN_HEADERS, limits=one_connection, timeout=60
+                )
             )
             for _ in range(CONCURRENCY)
         ]
@@ -270,7 +273,12 @@ async def test_ten_thousand_mixed_requests_without_a_server_error(server: LiveSe
 
         survivors = {owned.id: owned for worker in workers for owned in worker.owned.values()}
         checker = await stack.enter_async_context(
-            httpx.AsyncClient(base_url=server.base_url, timeout=60, limits=httpx.Limits(max_connections=8))
+            httpx.AsyncClient(
+                base_url=server.base_url,
+                headers=ADMIN_HEADERS,
+                timeout=60,
+                limits=httpx.Limits(max_connections=8),
+            )
         )
         listed = await _listed(checker)
         missing = sorted(set(survivors) - set(listed))
@@ -299,13 +307,13 @@ async def test_read_your_writes(server: LiveServer) -> None:
     pairs = itertools.count()
 
     async def keep_listing() -> None:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=60) as client:
             while not stop.is_set():
                 response = await client.get("/documents", params={"limit": 200})
                 assert response.status_code == 200, response.text
 
     async def write_then_read(number: int) -> None:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=60) as client:
             while not stop.is_set() and next(pairs) < READ_YOUR_WRITES_PAIRS:
                 created = await client.post("/documents", params={"filename": f"ryw-{number}"}, content=b"x")
                 assert created.status_code == 201, created.text

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.credentials import ADMIN_HEADERS
 from tests.faults.proxy import FaultProxy
 from tests.faults.support import ADAPTER_PAIRS, list_all, pair_env
 from tests.live_server import live_server
@@ -42,14 +43,14 @@ def upload(client: httpx.Client) -> httpx.Response:
 def test_the_retry_of_a_lost_reply_gets_the_same_document(proxied_server: tuple[FaultProxy, str]) -> None:
     proxy, direct_url = proxied_server
     proxy.drop_responses_to(KEY.encode())
-    with httpx.Client(base_url=proxy.url, timeout=30) as client:
+    with httpx.Client(base_url=proxy.url, headers=ADMIN_HEADERS, timeout=30) as client:
         with pytest.raises(httpx.TransportError):
             upload(client)
         assert proxy.lost_responses == 1
         proxy.restore()
         retry = upload(client)
     assert retry.status_code == 201, retry.text
-    with httpx.Client(base_url=direct_url, timeout=30) as direct:
+    with httpx.Client(base_url=direct_url, headers=ADMIN_HEADERS, timeout=30) as direct:
         documents = list_all(direct)
     assert [document["id"] for document in documents] == [retry.json()["id"]]
     assert documents[0]["size"] == len(BODY)

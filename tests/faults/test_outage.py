@@ -29,6 +29,7 @@ import pytest
 from docpipe.adapters.aws_errors import RECREATE_INTERVAL_SECONDS
 from docpipe.config import load_settings
 from docpipe.container import Container, close, open_service
+from tests.credentials import ADMIN_HEADERS
 from tests.faults.proxy import Direction, Fault, FaultProxy
 from tests.faults.support import (
     MIB,
@@ -76,7 +77,7 @@ def stack(moto_server: MotoServer, tmp_path: Path) -> Iterator[AwsStack]:
         env = aws_env(s3.url, dynamodb.url, tmp_path / "data")
         with (
             live_server(env, tmp_path / "docpipe.log") as server,
-            httpx.Client(base_url=server.base_url, timeout=CLIENT_TIMEOUT) as client,
+            httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=CLIENT_TIMEOUT) as client,
         ):
             yield AwsStack(
                 server, client, s3, dynamodb, moto_server.endpoint_url, env["DOCPIPE_S3_BUCKET"], env
@@ -382,7 +383,7 @@ def _restart_moto(folder: Path, *, create_missing: bool) -> Iterator[MotoRestart
         _create_stores(env)
         with (
             live_server(env, folder / "docpipe.log") as server,
-            httpx.Client(base_url=server.base_url, timeout=CLIENT_TIMEOUT) as client,
+            httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=CLIENT_TIMEOUT) as client,
         ):
             document = _upload(client, "before.txt")
             moto.stop()
@@ -533,7 +534,7 @@ def unwritable_blob_folder(tmp_path: Path) -> Iterator[tuple[httpx.Client, dict[
     data_dir = tmp_path / "data"
     with (
         live_server(filesystem_env(data_dir), tmp_path / "docpipe.log") as server,
-        httpx.Client(base_url=server.base_url, timeout=CLIENT_TIMEOUT) as client,
+        httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=CLIENT_TIMEOUT) as client,
     ):
         document = _upload(client, "before.txt")
         folders = [data_dir / "blobs", *(path for path in (data_dir / "blobs").iterdir() if path.is_dir())]

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.credentials import ADMIN_HEADERS
 from tests.faults.support import (
     MIB,
     GatedBody,
@@ -47,7 +48,9 @@ class Upload:
 
     def _run(self, base_url: str) -> None:
         try:
-            with httpx.Client(base_url=base_url, timeout=EXIT_BOUND_SECONDS + 30) as client:
+            with httpx.Client(
+                base_url=base_url, headers=ADMIN_HEADERS, timeout=EXIT_BOUND_SECONDS + 30
+            ) as client:
                 self.response = client.post(
                     "/documents",
                     params={"filename": "in-flight.bin"},
@@ -110,7 +113,7 @@ def test_sigterm_lets_the_upload_in_flight_finish(server: LiveServer, tmp_path: 
     assert "Traceback" not in server.log()
 
     server.start()
-    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+    with httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=60) as client:
         assert [listed["id"] for listed in list_all(client)] == [document["id"]]
         assert download_digest(client, document["id"]) == (200, UPLOAD_SIZE, upload.body.sha256)
 
@@ -137,5 +140,5 @@ def test_sigterm_with_a_stalled_upload_exits_after_the_graceful_timeout(
     assert not blobs, f"the cancelled upload left blobs {blobs}"
 
     server.start()
-    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+    with httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=60) as client:
         assert list_all(client) == []

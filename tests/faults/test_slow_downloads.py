@@ -22,6 +22,7 @@ from docpipe.container import Container
 from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.service import DocumentService
 from tests.adapters_under_test import settings_for
+from tests.credentials import ADMIN_HEADERS, RAW_ADMIN_HEADERS
 from tests.faults.support import MIB, aws_env, download_digest, pattern_chunks, pattern_sha256
 from tests.http.helpers import serve
 from tests.live_server import LiveServer, live_server
@@ -43,7 +44,8 @@ def stalled_download(server: LiveServer, document_id: str) -> Iterator[socket.so
     sock.settimeout(CLIENT_TIMEOUT.read)
     with sock:
         sock.connect(("127.0.0.1", server.port))
-        sock.sendall(f"GET /documents/{document_id}/content HTTP/1.1\r\nHost: docpipe\r\n\r\n".encode())
+        head = f"GET /documents/{document_id}/content HTTP/1.1\r\nHost: docpipe\r\n{RAW_ADMIN_HEADERS}\r\n"
+        sock.sendall(head.encode())
         received = b""
         while len(received) < 100:
             chunk = sock.recv(100 - len(received))
@@ -60,7 +62,7 @@ def test_clients_that_stop_reading_leave_s3_usable(moto_server: MotoServer, tmp_
     }
     with (
         live_server(env, tmp_path / "docpipe.log") as server,
-        httpx.Client(base_url=server.base_url, timeout=CLIENT_TIMEOUT) as client,
+        httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=CLIENT_TIMEOUT) as client,
         contextlib.ExitStack() as stalled,
     ):
         uploaded = client.post(

@@ -17,14 +17,18 @@ from docpipe.config import Settings
 from docpipe.container import Container, close
 from docpipe.domain.ports import BlobStore, DocumentRepository
 from docpipe.entrypoints.http.app import create_app
+from tests.credentials import bearer
 
 Client = AsyncTestClient[Litestar]
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: Settings, container: Container) -> AsyncIterator[Client]:
-    """A client of an app running on ``container`` (override its providers before)."""
+async def serve(settings: Settings, container: Container | None = None) -> AsyncIterator[Client]:
+    """A client of an app running on ``container`` (override its providers before), sending the admin
+    key of ``settings`` with every request unless a request sends an ``Authorization`` of its own."""
     async with AsyncTestClient(app=create_app(settings, container)) as client:
+        if settings.admin_key is not None:
+            client.headers.update(bearer(settings.admin_key.reveal()))
         yield client
 
 

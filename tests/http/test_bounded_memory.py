@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.credentials import ADMIN_ENV, ADMIN_HEADERS
 from tests.live_server import live_server, rss_and_peak_kib
 
 MIB = 1024 * 1024
@@ -41,10 +42,11 @@ def test_large_upload_and_download_keep_server_memory_flat(tmp_path: Path, shape
         "DOCPIPE_BLOB_STORE": "filesystem",
         "DOCPIPE_REPOSITORY": "sqlite",
         "DOCPIPE_DATA_DIR": str(tmp_path),
+        **ADMIN_ENV,
     }
     with (
         live_server(env, tmp_path / "server.log") as server,
-        httpx.Client(base_url=server.base_url, timeout=120) as client,
+        httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=120) as client,
     ):
         client.get("/documents")  # warm up imports and connections before the baseline
         baseline_kib, _ = rss_and_peak_kib(server.pid)

@@ -11,14 +11,12 @@ from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
-from litestar.testing import AsyncTestClient
 
 from docpipe.config import Settings
 from docpipe.container import Container
 from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.ports import DocumentRepository
-from docpipe.entrypoints.http.app import create_app
-from tests.http.helpers import Client, assert_problem, upload_ok
+from tests.http.helpers import Client, assert_problem, serve, upload_ok
 
 HTML = b"<script>alert(document.domain)</script>"
 NOT_ONE_MEDIA_TYPE = [
@@ -99,7 +97,7 @@ async def client_and_repository(
     settings: Settings,
 ) -> AsyncIterator[tuple[Client, DocumentRepository]]:
     container = Container(settings=settings)
-    async with AsyncTestClient(app=create_app(settings, container)) as test_client:
+    async with serve(settings, container) as test_client:
         repository: DocumentRepository = await container.repository()
         yield test_client, repository
 

@@ -22,6 +22,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.credentials import ADMIN_ENV, ADMIN_HEADERS
 from tests.live_server import LiveServer, live_server
 
 MIB = 1024 * 1024
@@ -77,10 +78,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "DOCPIPE_BLOB_STORE": "filesystem",
         "DOCPIPE_REPOSITORY": "sqlite",
         "DOCPIPE_DATA_DIR": str(root / "data"),
+        **ADMIN_ENV,
     }
     with live_server(env, root / "server.log") as server:
         response = httpx.post(
-            f"{server.base_url}/documents", params={"filename": "random.bin"}, content=data, timeout=TIMEOUT
+            f"{server.base_url}/documents",
+            params={"filename": "random.bin"},
+            content=data,
+            headers=ADMIN_HEADERS,
+            timeout=TIMEOUT,
         )
         assert response.status_code == 201, response.text
         document = response.json()
@@ -167,13 +173,17 @@ def assert_resumed_from(served: Served, dump: Path, offset: int) -> None:
     assert headers["etag"] == f'"{served.sha256}"'
 
 
+_AUTHORIZATION = "".join(f"{name}: {value}" for name, value in ADMIN_HEADERS.items())
+"""The header line each program sends, as a user's script would."""
+
+
 def curl(*args: str) -> list[str]:
     # -q first: no ~/.curlrc
-    return [require("curl"), "-q", "-sS", *args]
+    return [require("curl"), "-q", "-sS", "-H", _AUTHORIZATION, *args]
 
 
 def wget(*args: str) -> list[str]:
-    return [require("wget"), "--no-config", "--no-hsts", "-q", *args]
+    return [require("wget"), "--no-config", "--no-hsts", "-q", f"--header={_AUTHORIZATION}", *args]
 
 
 def aria2c(*args: str) -> list[str]:
@@ -183,6 +193,7 @@ def aria2c(*args: str) -> list[str]:
         "--quiet=true",
         "--allow-overwrite=true",
         "--auto-file-renaming=false",
+        f"--header={_AUTHORIZATION}",
         *args,
     ]
 
@@ -341,6 +352,7 @@ def named(served: Served) -> dict[str, Named]:
             f"{served.server.base_url}/documents",
             params={"filename": uploaded},
             content=data,
+            headers=ADMIN_HEADERS,
             timeout=TIMEOUT,
         )
         assert response.status_code == 201, response.text

@@ -10,13 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
 from docpipe.adapters.sqlite import DATABASE_NAME
-from docpipe.entrypoints.http.app import create_app
 from tests.adapters_under_test import settings_for
 from tests.contract.test_sqlite_specifics import write_lock_held_elsewhere
-from tests.http.helpers import Client, assert_problem, upload, upload_ok
+from tests.http.helpers import Client, assert_problem, serve, upload, upload_ok
 from tests.small_disk import fill, small_disk
 
 
@@ -33,7 +31,7 @@ def data_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 async def client(data_dir: Path) -> AsyncIterator[Client]:
     settings = settings_for(blob_store="filesystem", repository="sqlite", data_dir=data_dir)
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
+    async with serve(settings) as test_client:
         yield test_client
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.credentials import ADMIN_ENV, ADMIN_HEADERS
 from tests.live_server import live_server
 
 LIMIT = 1024 * 1024
@@ -22,10 +23,10 @@ def test_a_multipart_body_over_the_limit_after_its_file_part_is_refused(tmp_path
         for _ in range(3 * LIMIT // 65536):
             yield b"x" * 65536
 
-    env = {"DOCPIPE_DATA_DIR": str(tmp_path), "DOCPIPE_MAX_UPLOAD_BYTES": str(LIMIT)}
+    env = {"DOCPIPE_DATA_DIR": str(tmp_path), "DOCPIPE_MAX_UPLOAD_BYTES": str(LIMIT), **ADMIN_ENV}
     with (
         live_server(env, tmp_path / "server.log") as server,
-        httpx.Client(base_url=server.base_url) as client,
+        httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS) as client,
     ):
         response = client.post(
             "/documents",

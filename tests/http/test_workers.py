@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.credentials import ADMIN_HEADERS
 from tests.faults.support import filesystem_env
 from tests.live_server import LiveServer
 from tests.moto_server import free_port
@@ -35,12 +36,15 @@ def test_workers_share_one_collection_and_stop_together(tmp_path: Path) -> None:
         workers = _worker_pids(server)
         assert len(workers) == WORKERS, server.log()
         created = httpx.post(
-            f"{server.base_url}/documents", params={"filename": "shared.txt"}, content=b"one collection\n"
+            f"{server.base_url}/documents",
+            params={"filename": "shared.txt"},
+            content=b"one collection\n",
+            headers=ADMIN_HEADERS,
         )
         assert created.status_code == 201, created.text
         document_id = created.json()["id"]
         for _ in range(FRESH_CONNECTIONS):  # a new connection each: the kernel spreads them over workers
-            content = httpx.get(f"{server.base_url}/documents/{document_id}/content")
+            content = httpx.get(f"{server.base_url}/documents/{document_id}/content", headers=ADMIN_HEADERS)
             assert (content.status_code, content.content) == (200, b"one collection\n")
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)

@@ -25,6 +25,7 @@ KEY_PREFIX = "dp_"
 KEY_ID_PREFIX = "key_"
 _KEY_ID = re.compile(KEY_ID_PREFIX + "[0-9a-f]{32}")
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_IN_ALPHABET = frozenset(_ALPHABET)
 _RANDOM_LENGTH = 30
 _CHECKSUM_LENGTH = 6
 
@@ -70,7 +71,7 @@ def well_formed(secret: str) -> bool:
     return (
         len(secret) == len(KEY_PREFIX) + _RANDOM_LENGTH + _CHECKSUM_LENGTH
         and secret.startswith(KEY_PREFIX)
-        and all(character in _ALPHABET for character in secret[len(KEY_PREFIX) :])
+        and _IN_ALPHABET.issuperset(secret[len(KEY_PREFIX) :])
         and secrets.compare_digest(_checksum(body), secret[-_CHECKSUM_LENGTH:])
     )
 

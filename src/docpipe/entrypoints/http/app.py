@@ -3,27 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
-from docpipe.config import Settings
-from docpipe.container import Container, close, open_service, presigned_downloads
+from docpipe.config import AuthMode, Settings
+from docpipe.container import Container, close, open_authenticator, open_service, presigned_downloads
 from docpipe.entrypoints import data_lock
+from docpipe.entrypoints.http.authentication import (
+    AUTHENTICATE,
+    PUBLIC,
+    Authentication,
+    authentication_off,
+)
 from docpipe.entrypoints.http.body_limits import MAX_PATCH_BODY_BYTES
 from docpipe.entrypoints.http.content import ContentController
-from docpipe.entrypoints.http.dependencies import provide_principal, provide_service
+from docpipe.entrypoints.http.dependencies import provide_key_service, provide_principal, provide_service
 from docpipe.entrypoints.http.documents import DocumentController
 from docpipe.entrypoints.http.health import HealthController
+from docpipe.entrypoints.http.keys import KeyController
 from docpipe.entrypoints.http.links import LinkController
+from docpipe.entrypoints.http.openapi import SECURITY_COMPONENTS
 from docpipe.entrypoints.http.problems import EXCEPTION_HANDLERS
 from docpipe.entrypoints.http.request_id import send_request_id
 from docpipe.entrypoints.http.request_limits import RequestLimits
+
+logger = logging.getLogger("docpipe.http")
+
+_AUTHENTICATION_OFF = (
+    "DOCPIPE_AUTH=none: authentication is off, every request acts as owner 'default' with every scope"
+)
 
 
 def create_app(settings: Settings, container: Container | None = None) -> Litestar:
@@ -39,6 +54,12 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
                 app.state.service = await open_service(container)
                 app.state.links = await container.links()  # type: ignore[misc]
                 app.state.presigned = await presigned_downloads(container)
+                app.state.key_service = await container.key_service()  # type: ignore[misc]
+                authenticator = await open_authenticator(container)
+                app.state[AUTHENTICATE] = authenticator.authenticate
+                if settings.auth is AuthMode.NONE:
+                    logger.warning(_AUTHENTICATION_OFF)
+                    app.state[AUTHENTICATE] = authentication_off
                 yield
             finally:
                 await close(container)
@@ -49,23 +70,31 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             ContentController,
             LinkController,
             HealthController,
+            KeyController,
         ],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),
+            "key_service": Provide(provide_key_service, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
+            DefineMiddleware(Authentication),
             DefineMiddleware(
                 RequestLimits,
                 limits=settings.limits,
                 upload_slots=asyncio.Semaphore(settings.limits.max_concurrent_uploads),
-            )
+            ),
         ],
         before_send=[send_request_id],
         lifespan=[open_stores],
         state=State({"public_url": settings.public_url}),
         # The only other bodies are uploads, whose routes lift this limit and enforce their own.
         request_max_body_size=MAX_PATCH_BODY_BYTES,
-        openapi_config=OpenAPIConfig(title="docpipe", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="docpipe",
+            version="0.1.0",
+            openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={PUBLIC: True}),
+            components=SECURITY_COMPONENTS,
+        ),
     )

@@ -14,6 +14,7 @@ from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import Stream
 
 from docpipe.domain.errors import InvalidInput, PreconditionFailed
+from docpipe.domain.identity import Scope
 from docpipe.domain.media_types import MediaType, parse_media_type
 from docpipe.domain.model import Document
 from docpipe.domain.service import DEFAULT_CONTENT_TYPE, DocumentService
@@ -29,7 +30,7 @@ from docpipe.entrypoints.http.conditional import (
 )
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.disposition import content_disposition, disposition_for
-from docpipe.entrypoints.http.openapi import ContentOperation, problems
+from docpipe.entrypoints.http.openapi import ContentOperation, requires
 from docpipe.entrypoints.http.ranges import content_range, parse_range
 
 Service = NamedDependency[DocumentService]
@@ -127,11 +128,14 @@ _content_route = functools.partial(
     route,
     http_method=[HttpMethod.GET, HttpMethod.HEAD],
     operation_class=ContentOperation,
-    responses=problems(
-        HTTPStatus.NOT_FOUND, HTTPStatus.PRECONDITION_FAILED, HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
-    ),
 )
-"""``@route`` for a route that streams a document's bytes."""
+"""``@route`` for a route that streams a document's bytes, with ``**_READ_CONTENT``."""
+_READ_CONTENT = requires(
+    Scope.READ,
+    HTTPStatus.NOT_FOUND,
+    HTTPStatus.PRECONDITION_FAILED,
+    HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+)
 
 
 class ContentController(Controller):
@@ -143,6 +147,7 @@ class ContentController(Controller):
     @_content_route(
         "/documents/{document_id:str}/content",
         summary="Stream a document's bytes (Range, If-None-Match, If-Range supported)",
+        **_READ_CONTENT,
     )
     async def document_content(
         self,
@@ -160,6 +165,7 @@ class ContentController(Controller):
     @_content_route(
         "/download/{filename:str}",
         summary="Stream the newest document with this filename (original route)",
+        **_READ_CONTENT,
     )
     async def download_by_filename(
         self,

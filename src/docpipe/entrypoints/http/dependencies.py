@@ -1,4 +1,4 @@
-"""How handlers reach the service the container built at start-up, and the principal a request acts as."""
+"""How handlers reach the services the container built at start-up, and the principal a request acts as."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from docpipe.domain.identity import AUTHENTICATION_OFF, Principal
+from docpipe.domain.identity import Principal
+from docpipe.domain.key_service import KeyService
 from docpipe.domain.service import DocumentService
+from docpipe.entrypoints.http.authentication import principal_of
 
 AnyRequest = Request[Any, Any, State]
 
@@ -19,10 +21,15 @@ def provide_service(state: State) -> DocumentService:
     return service
 
 
+def provide_key_service(state: State) -> KeyService:
+    key_service: KeyService = state.key_service
+    return key_service
+
+
 CurrentPrincipal = NamedDependency[Principal]
 """How a handler takes the request's principal: ``principal: CurrentPrincipal``."""
 
 
-def provide_principal() -> Principal:
-    """The principal the request acts as; until authentication lands, every request is ``default``'s."""
-    return AUTHENTICATION_OFF
+def provide_principal(request: AnyRequest) -> Principal:
+    """The principal the request acts as, found by the ``Authentication`` middleware."""
+    return principal_of(request.scope)

@@ -14,12 +14,13 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from docpipe.domain.errors import PreconditionFailed, UnsupportedMediaType
+from docpipe.domain.identity import Scope
 from docpipe.domain.model import Document, DocumentChanges
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.allow import allow, options_first
 from docpipe.entrypoints.http.conditional import if_match_hits
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
-from docpipe.entrypoints.http.openapi import UploadOperation, problems
+from docpipe.entrypoints.http.openapi import UploadOperation, requires
 from docpipe.entrypoints.http.request_limits import UPLOAD_ROUTE
 from docpipe.entrypoints.http.schemas import DocumentListOut, DocumentOut, DocumentPatch, metadata_etag
 from docpipe.entrypoints.http.uploads import receive_upload
@@ -80,7 +81,7 @@ class DocumentController(Controller):
 
     @upload_route(
         "/documents",
-        responses=problems(*UPLOAD_PROBLEMS),
+        **requires(Scope.WRITE, *UPLOAD_PROBLEMS),
         summary="Upload a document",
         description=(
             "Send `multipart/form-data` with one file part named `file` (optional fields `tags`, comma "
@@ -95,7 +96,7 @@ class DocumentController(Controller):
 
     @upload_route(
         "/upload",
-        responses=problems(*UPLOAD_PROBLEMS, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
+        **requires(Scope.WRITE, *UPLOAD_PROBLEMS, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
         summary="Upload a document (original route)",
         description="The same as a multipart `POST /documents`.",
     )
@@ -115,7 +116,7 @@ class DocumentController(Controller):
             " examines a bounded number of entries and then stops, its `next_cursor` resuming where it"
             " stopped. Only a null `next_cursor` means that no match remains."
         ),
-        responses=problems(),
+        **requires(Scope.READ),
     )
     async def list_documents(
         self,
@@ -135,7 +136,7 @@ class DocumentController(Controller):
     @get(
         "/documents/{document_id:str}",
         summary="A document's metadata",
-        responses=problems(HTTPStatus.NOT_FOUND),
+        **requires(Scope.READ, HTTPStatus.NOT_FOUND),
     )
     async def get_document(
         self, document_id: FromPath[str], service: Service, principal: CurrentPrincipal
@@ -146,7 +147,8 @@ class DocumentController(Controller):
     @patch(
         "/documents/{document_id:str}",
         summary="Change filename, tags or metadata",
-        responses=problems(
+        **requires(
+            Scope.WRITE,
             HTTPStatus.NOT_FOUND,
             HTTPStatus.REQUEST_TIMEOUT,
             HTTPStatus.CONFLICT,
@@ -188,7 +190,7 @@ class DocumentController(Controller):
             "A value shaped like a document id is only ever an id (404 when no such document exists); "
             "any other value deletes every document with that filename (NFC-normalised)."
         ),
-        responses=problems(HTTPStatus.NOT_FOUND, HTTPStatus.INSUFFICIENT_STORAGE),
+        **requires(Scope.DELETE, HTTPStatus.NOT_FOUND, HTTPStatus.INSUFFICIENT_STORAGE),
     )
     async def delete_document(
         self, document_id: FromPath[str], service: Service, principal: CurrentPrincipal

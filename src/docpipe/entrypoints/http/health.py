@@ -11,6 +11,7 @@ from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from docpipe.domain.service import DocumentService
+from docpipe.entrypoints.http.authentication import PUBLIC
 from docpipe.entrypoints.http.dependencies import AnyRequest
 from docpipe.entrypoints.http.problems import retry_after
 from docpipe.entrypoints.http.request_id import request_id
@@ -26,7 +27,10 @@ class Health(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class HealthController(Controller):
-    """Probes for an orchestrator: live while the process answers, ready while both stores answer."""
+    """Probes for an orchestrator: live while the process answers, ready while both stores answer.
+    Open to anyone: they tell nothing about documents or keys."""
+
+    opt = {PUBLIC: True}  # noqa: RUF012 - Litestar's own attribute, a mutable dict by its type
 
     @get("/health/live", summary="The process is up")
     async def live(self) -> Health:

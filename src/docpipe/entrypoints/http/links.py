@@ -1,6 +1,6 @@
 """Signed links: issue and revoke them, and serve ``/l/{token}`` to anyone holding one, no credentials.
 
-Everything under ``LINK_PREFIX`` is exempt from authentication: the token is the credential. Tokens
+Routes under ``LINK_PREFIX`` are ``PUBLIC`` (no authentication): the token is the credential. Tokens
 never reach a log line (``link_paths``); link responses tell browsers not to pass them on in a Referer.
 """
 
@@ -21,19 +21,19 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from docpipe.domain.errors import MissingScope
 from docpipe.domain.fields import MAX_TAGS
-from docpipe.domain.identity import Principal, Scope
+from docpipe.domain.identity import Scope
 from docpipe.domain.link_service import MAX_EXPIRES_IN, IssuedLink, LinkService
 from docpipe.domain.links import Disposition
 from docpipe.domain.ports import PresignedDownloads
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.allow import allow, options_first
+from docpipe.entrypoints.http.authentication import PUBLIC, PUBLIC_ROUTE
 from docpipe.entrypoints.http.content import RangeHeader, representation_headers, serve_content
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.documents import UPLOAD_PROBLEMS, created, upload_route
 from docpipe.entrypoints.http.link_paths import LINK_PREFIX
-from docpipe.entrypoints.http.openapi import ContentOperation, problems
+from docpipe.entrypoints.http.openapi import ContentOperation, problems, requires
 from docpipe.entrypoints.http.schemas import DocumentOut
 from docpipe.entrypoints.http.uploads import receive_upload
 
@@ -80,13 +80,6 @@ def provide_presigned(state: State) -> PresignedDownloads | None:
     return presigned
 
 
-def require(principal: Principal, *scopes: Scope) -> None:
-    """``MissingScope`` unless the principal has every one of ``scopes``."""
-    for scope in scopes:
-        if not principal.allows(scope):
-            raise MissingScope(scope)
-
-
 def link_out(request: AnyRequest, issued: IssuedLink) -> LinkOut:
     """The link as an absolute URL: on ``DOCPIPE_PUBLIC_URL`` when set (behind a proxy), else on the
     URL this request was sent to."""
@@ -107,6 +100,7 @@ _link_route = functools.partial(
         HTTPStatus.PRECONDITION_FAILED,
         HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
     ),
+    opt={PUBLIC: True},
 )
 
 
@@ -133,6 +127,7 @@ class LinkController(Controller):
         http_method=[HttpMethod.OPTIONS],
         include_in_schema=False,
         name=f"options {LINK_PREFIX}{{token:str}}",
+        opt={PUBLIC: True},
     )
     async def allow_link(self) -> Response[None]:
         return allow("GET, HEAD, OPTIONS, POST")
@@ -144,7 +139,7 @@ class LinkController(Controller):
         "/documents/{document_id:str}/links",
         status_code=HTTP_201_CREATED,
         summary="A link to the document's content, usable with no credentials until it expires",
-        responses=problems(HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND, HTTPStatus.UNPROCESSABLE_ENTITY),
+        **requires(Scope.SHARE, HTTPStatus.NOT_FOUND, HTTPStatus.UNPROCESSABLE_ENTITY),
     )
     async def share(
         self,
@@ -154,7 +149,6 @@ class LinkController(Controller):
         links: Links,
         principal: CurrentPrincipal,
     ) -> LinkOut:
-        require(principal, Scope.SHARE)
         issued = await links.share(principal.owner, document_id, data.expires_in, data.disposition)
         return link_out(request, issued)
 
@@ -162,10 +156,9 @@ class LinkController(Controller):
         "/documents/{document_id:str}/links",
         status_code=HTTP_204_NO_CONTENT,
         summary="Revoke every link to the document issued so far",
-        responses=problems(HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+        **requires(Scope.SHARE, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
     )
     async def revoke(self, document_id: FromPath[str], links: Links, principal: CurrentPrincipal) -> None:
-        require(principal, Scope.SHARE)
         await links.revoke(principal.owner, document_id)
 
     @post(
@@ -173,7 +166,7 @@ class LinkController(Controller):
         status_code=HTTP_201_CREATED,
         summary="A link for one upload by anyone holding it, into the caller's documents",
         description="`POST` the document to the link's `url` as to `POST /documents` (raw or multipart).",
-        responses=problems(HTTPStatus.FORBIDDEN, HTTPStatus.UNPROCESSABLE_ENTITY),
+        **requires((Scope.WRITE, Scope.SHARE), HTTPStatus.UNPROCESSABLE_ENTITY),
     )
     async def invite_upload(
         self,
@@ -182,7 +175,6 @@ class LinkController(Controller):
         links: Links,
         principal: CurrentPrincipal,
     ) -> LinkOut:
-        require(principal, Scope.WRITE, Scope.SHARE)
         issued = links.invite_upload(
             principal.owner,
             data.expires_in,
@@ -224,6 +216,7 @@ class LinkController(Controller):
         f"{LINK_PREFIX}{{token:str}}",
         responses=problems(*UPLOAD_PROBLEMS, HTTPStatus.FORBIDDEN),
         summary="Upload through an upload link, as `POST /documents` does; the link is then used",
+        **PUBLIC_ROUTE,
     )
     async def upload(
         self, token: FromPath[str], request: AnyRequest, service: Service, links: Links

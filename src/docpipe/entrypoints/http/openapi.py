@@ -1,13 +1,15 @@
-"""OpenAPI descriptions of the binary bodies Litestar cannot infer from handler signatures."""
+"""OpenAPI descriptions Litestar cannot infer from handler signatures: binary bodies, problems, access."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 
 from litestar.enums import ParamType
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import (
+    Components,
     OpenAPIFormat,
     OpenAPIHeader,
     OpenAPIMediaType,
@@ -17,11 +19,28 @@ from litestar.openapi.spec import (
     Reference,
     RequestBody,
     Schema,
+    SecurityScheme,
 )
 from litestar.openapi.spec.enums import OpenAPIType
 
 from docpipe.domain.idempotency import MAX_KEY_LENGTH
+from docpipe.domain.identity import Scope
+from docpipe.entrypoints.http.authentication import REQUIRED_SCOPES
 from docpipe.entrypoints.http.problems import PROBLEM_JSON, Problem
+
+_BEARER = "bearer"
+SECURITY_COMPONENTS = Components(
+    security_schemes={
+        _BEARER: SecurityScheme(
+            type="http",
+            scheme="bearer",
+            description=(
+                "An API key (`dp_…`), or an OIDC access token where configured. Each operation lists the "
+                "scope it needs: read, write, delete, share or admin."
+            ),
+        )
+    }
+)
 
 _BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
 _FORM = Schema(
@@ -103,4 +122,18 @@ def problems(*statuses: HTTPStatus) -> dict[int, ResponseSpec]:
     return {
         status.value: ResponseSpec(data_container=Problem, media_type=PROBLEM_JSON, description=status.phrase)
         for status in (HTTPStatus.BAD_REQUEST, HTTPStatus.SERVICE_UNAVAILABLE, *sorted(statuses))
+    }
+
+
+def requires(scopes: Scope | tuple[Scope, ...], *statuses: HTTPStatus) -> dict[str, Any]:
+    """The keyword arguments of a route that needs ``scopes`` (one, or all of several), for
+    ``@get(..., **requires(...))``: the mark ``Authentication`` checks (Litestar puts unknown keywords in
+    ``opt``), the security requirement, and the route's problems: ``statuses``, 401 and 403, besides
+    those of ``problems``."""
+    needed = (scopes,) if isinstance(scopes, Scope) else scopes
+    ordered = tuple(scope for scope in Scope if scope in needed)
+    return {
+        REQUIRED_SCOPES: ordered,
+        "security": [{_BEARER: [scope.value for scope in ordered]}],
+        "responses": problems(HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN, *statuses),
     }

@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException
 from litestar.types import ExceptionHandlersMap
 
 from docpipe.domain import errors
+from docpipe.entrypoints.http.authentication import bearer_credential
 from docpipe.entrypoints.http.dependencies import AnyRequest
 from docpipe.entrypoints.http.link_paths import redacted
 from docpipe.entrypoints.http.request_id import request_id
@@ -22,6 +23,9 @@ RETRY_AFTER_SECONDS = 5
 _SERVER_FAILED = "the server failed to complete the request"
 
 STATUS_OF: dict[type[errors.DocpipeError], HTTPStatus] = {
+    errors.Unauthenticated: HTTPStatus.UNAUTHORIZED,
+    errors.MissingScope: HTTPStatus.FORBIDDEN,
+    errors.KeyNotFound: HTTPStatus.NOT_FOUND,
     errors.DocumentNotFound: HTTPStatus.NOT_FOUND,
     errors.BlobNotFound: HTTPStatus.NOT_FOUND,
     errors.InvalidInput: HTTPStatus.UNPROCESSABLE_ENTITY,
@@ -85,6 +89,14 @@ def retry_after(*failures: errors.DocpipeError) -> dict[str, str]:
     return {}
 
 
+def _bearer_challenge(request: AnyRequest) -> str:
+    """``WWW-Authenticate`` of a 401 (RFC 6750 §3): ``invalid_token`` when a bearer credential was sent,
+    no error code when none was (no header, or another scheme)."""
+    if bearer_credential(request.scope) is None:
+        return "Bearer"
+    return 'Bearer error="invalid_token"'
+
+
 def _domain_error(request: AnyRequest, error: errors.DocpipeError) -> Response[bytes]:
     """The client learns what kind of failure it was (a store's role, never its endpoint, bucket or
     keys); the log line, under the same request id, holds the store's own account."""
@@ -93,6 +105,8 @@ def _domain_error(request: AnyRequest, error: errors.DocpipeError) -> Response[b
     rid = request_id(request.scope)
     if isinstance(error, errors.RangeNotSatisfiable):
         headers["Content-Range"] = f"bytes */{error.size}"
+    if isinstance(error, errors.Unauthenticated):
+        headers["WWW-Authenticate"] = _bearer_challenge(request)
     if isinstance(error, errors.IncompleteBody):
         logger.info("request %s: upload abandoned by the client: %s", rid, error)
     if isinstance(error, errors.StoreFailure):

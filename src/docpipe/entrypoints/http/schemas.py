@@ -62,3 +62,12 @@ class DocumentPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 def metadata_etag(document: Document) -> str:
     """The ETag of the metadata representation: changes with every update (its version)."""
     return f'"{document.sha256[:16]}.v{document.version}"'
+
+
+class KeyIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``POST /keys``: ``expires_in`` in seconds from now; absent, the key never expires."""
+
+    owner: str
+    scopes: list[str]
+    name: str = ""
+    expires_in: int | None = None
