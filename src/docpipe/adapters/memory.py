@@ -104,7 +104,12 @@ class MemoryBlobStore:
         del self._unfinished(key).data[offset:]
 
     async def read(self, key: str, end: int) -> AsyncIterator[bytes]:
-        async for chunk in _slices(bytes(self._unfinished(key).data), 0, end):
+        """From the unfinished bytes, or from the blob once finished (a completion taken up again)."""
+        partial = self._partials.get(_unfinished(key)) or self._blobs.get(key)
+        if partial is None:
+            raise BlobNotFound(key)
+        data = bytes(partial.data)
+        async for chunk in _slices(data, 0, min(end, len(data))):
             yield chunk
 
     async def finish(self, key: str) -> None:
