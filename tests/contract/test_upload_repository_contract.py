@@ -119,7 +119,8 @@ async def test_a_completed_upload_keeps_its_document_and_takes_no_lease(
     await upload_repository.complete("alice", session.id, lease.token, "doc-1", NOW + timedelta(hours=2))
     stored = await upload_repository.get("alice", session.id)
     assert (stored.offset, stored.document_id, stored.lease_token) == (1000, "doc-1", None)
-    assert stored.complete and stored.expires_at == NOW + timedelta(hours=2)
+    assert stored.complete
+    assert stored.expires_at == NOW + timedelta(hours=2)
     with pytest.raises(OffsetMismatch):
         await upload_repository.take_lease("alice", session.id, 1000, new_lease(NOW), NOW)
     with pytest.raises(UploadBusy):
