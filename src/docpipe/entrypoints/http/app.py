@@ -17,13 +17,15 @@ from docpipe.container import Container, close, open_service, presigned_download
 from docpipe.entrypoints import data_lock
 from docpipe.entrypoints.http.body_limits import MAX_PATCH_BODY_BYTES
 from docpipe.entrypoints.http.content import ContentController
-from docpipe.entrypoints.http.dependencies import provide_principal, provide_service
+from docpipe.entrypoints.http.dependencies import provide_principal, provide_service, provide_uploads
 from docpipe.entrypoints.http.documents import DocumentController
 from docpipe.entrypoints.http.health import HealthController
 from docpipe.entrypoints.http.links import LinkController
 from docpipe.entrypoints.http.problems import EXCEPTION_HANDLERS
 from docpipe.entrypoints.http.request_id import send_request_id
 from docpipe.entrypoints.http.request_limits import RequestLimits
+from docpipe.entrypoints.http.tus import UploadController
+from docpipe.entrypoints.sweeper import sweeping
 
 
 def create_app(settings: Settings, container: Container | None = None) -> Litestar:
@@ -39,7 +41,9 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
                 app.state.service = await open_service(container)
                 app.state.links = await container.links()  # type: ignore[misc]
                 app.state.presigned = await presigned_downloads(container)
-                yield
+                app.state.resumable = await container.resumable()  # type: ignore[misc]
+                async with sweeping(app.state.resumable):
+                    yield
             finally:
                 await close(container)
 
@@ -48,11 +52,13 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             DocumentController,
             ContentController,
             LinkController,
+            UploadController,
             HealthController,
         ],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
+            "uploads": Provide(provide_uploads, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[

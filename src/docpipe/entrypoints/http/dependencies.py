@@ -8,8 +8,10 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
+from docpipe.domain.errors import NotConfigured
 from docpipe.domain.identity import AUTHENTICATION_OFF, Principal
 from docpipe.domain.service import DocumentService
+from docpipe.domain.uploads.service import ResumableUploads
 
 AnyRequest = Request[Any, Any, State]
 
@@ -17,6 +19,16 @@ AnyRequest = Request[Any, Any, State]
 def provide_service(state: State) -> DocumentService:
     service: DocumentService = state.service
     return service
+
+
+def provide_uploads(state: State) -> ResumableUploads:
+    """Resumable uploads, or 501 where the configured stores do not offer them."""
+    uploads: ResumableUploads | None = state.resumable
+    if uploads is None:
+        raise NotConfigured(
+            "resumable uploads are not available with the configured stores yet (S3, DynamoDB)"
+        )
+    return uploads
 
 
 CurrentPrincipal = NamedDependency[Principal]

@@ -21,7 +21,7 @@ from litestar.openapi.spec import (
 from litestar.openapi.spec.enums import OpenAPIType
 
 from docpipe.domain.idempotency import MAX_KEY_LENGTH
-from docpipe.entrypoints.http.problems import PROBLEM_JSON, Problem
+from docpipe.entrypoints.http.problems import PROBLEM_JSON, Problem, phrase
 
 _BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
 _FORM = Schema(
@@ -98,9 +98,9 @@ class ContentOperation(Operation):
         }
 
 
-def problems(*statuses: HTTPStatus) -> dict[int, ResponseSpec]:
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
     """problem+json responses a route may give, besides 400 (malformed request) and 503 (a store is down)."""
     return {
-        status.value: ResponseSpec(data_container=Problem, media_type=PROBLEM_JSON, description=status.phrase)
+        int(status): ResponseSpec(data_container=Problem, media_type=PROBLEM_JSON, description=phrase(status))
         for status in (HTTPStatus.BAD_REQUEST, HTTPStatus.SERVICE_UNAVAILABLE, *sorted(statuses))
     }
