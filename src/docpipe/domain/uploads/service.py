@@ -364,16 +364,16 @@ class _Holder:
         self._offset, self._expires_at, self._until = offset, expires_at, until
 
     async def release(self, offset: int, expires_at: datetime) -> None:
-        self._held = False
         await self._sessions.advance(
             self._session.owner, self._session.id, self._token, offset, None, expires_at
         )
+        self._held = False
 
     async def complete(self, document_id: str, expires_at: datetime) -> None:
-        self._held = False
         await self._sessions.complete(
             self._session.owner, self._session.id, self._token, document_id, expires_at
         )
+        self._held = False
 
     async def _release_quietly(self) -> None:
         try:
