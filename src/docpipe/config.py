@@ -132,6 +132,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8000
     workers: int = 1
     max_upload_bytes: int = 5 * GIB
+    upload_expiry_hours: float = 24
+    """How long a resumable upload lives after its last write (and a completed one answers HEADs)."""
     create_missing: bool = True
     """Create a missing bucket, table, folder or database, at start-up and when one goes missing."""
     auth: AuthMode = AuthMode.KEYS
@@ -161,6 +163,7 @@ _TOP_LEVEL = {
     "DOCPIPE_PORT": "port",
     "DOCPIPE_WORKERS": "workers",
     "DOCPIPE_MAX_UPLOAD_BYTES": "max_upload_bytes",
+    "DOCPIPE_UPLOAD_EXPIRY_HOURS": "upload_expiry_hours",
     "DOCPIPE_CREATE_MISSING": "create_missing",
     "DOCPIPE_AUTH": "auth",
     "DOCPIPE_ADMIN_KEY": "admin_key",
@@ -307,6 +310,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             )
     if settings.max_upload_bytes <= 0:
         raise SettingsError("invalid configuration: DOCPIPE_MAX_UPLOAD_BYTES must be positive")
+    if settings.upload_expiry_hours <= 0:
+        raise SettingsError("invalid configuration: DOCPIPE_UPLOAD_EXPIRY_HOURS must be positive")
     if settings.s3.max_connections <= 0:
         raise SettingsError("invalid configuration: DOCPIPE_S3_MAX_CONNECTIONS must be positive")
     if settings.admin_key is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import aioboto3
 from dependency_injector import containers, providers
@@ -14,8 +15,15 @@ from docpipe.domain.fsck import Fsck
 from docpipe.domain.key_service import KeyService
 from docpipe.domain.link_service import LinkService
 from docpipe.domain.model import utc_now
-from docpipe.domain.ports import KeyRepository, PresignedDownloads, TokenVerifier
+from docpipe.domain.ports import (
+    KeyRepository,
+    PresignedDownloads,
+    ResumableBlobs,
+    TokenVerifier,
+    UploadRepository,
+)
 from docpipe.domain.service import DocumentService
+from docpipe.domain.uploads.service import ResumableUploads
 
 
 def _blob_store_kind(settings: Settings) -> str:
@@ -43,6 +51,23 @@ async def _open_authenticator(
         yield authenticator
     finally:
         await authenticator.close()
+
+
+async def _not_offered() -> AsyncIterator[None]:
+    """What a Selector yields for a port the chosen adapter does not implement (yet)."""
+    yield None
+
+
+def _resumable_uploads(
+    documents: DocumentService,
+    sessions: UploadRepository | None,
+    blobs: ResumableBlobs | None,
+    settings: Settings,
+) -> ResumableUploads | None:
+    """Resumable uploads when both stores offer them: ``None`` answers 501 (S3 and DynamoDB do not yet)."""
+    if sessions is None or blobs is None:
+        return None
+    return ResumableUploads(documents, sessions, blobs, expiry=timedelta(hours=settings.upload_expiry_hours))
 
 
 class Container(containers.DeclarativeContainer):
@@ -123,6 +148,24 @@ class Container(containers.DeclarativeContainer):
         detect_content_type=providers.Object(sniffing.detect_content_type),
     )
 
+    upload_sessions = providers.Selector(
+        providers.Callable(_repository_kind, settings),
+        sqlite=providers.Singleton(sqlite.SqliteRepository.uploads, repository),
+        dynamodb=providers.Resource(_not_offered),
+        memory=providers.Resource(memory.open_upload_repository),
+    )
+    """Resumable upload sessions, beside the documents' metadata; ``None`` where not offered yet."""
+
+    resumable_blobs = providers.Selector(
+        providers.Callable(_blob_store_kind, settings),
+        filesystem=blob_store,
+        s3=providers.Resource(_not_offered),
+        memory=blob_store,
+    )
+    """The blob store when it can take resumable uploads' bytes; ``None`` where not offered yet."""
+
+    resumable = providers.Singleton(_resumable_uploads, service, upload_sessions, resumable_blobs, settings)
+
     link_clock = providers.Object(utc_now)
     """What time links are issued and checked at (tests move it forward)."""
 
@@ -131,7 +174,7 @@ class Container(containers.DeclarativeContainer):
 
     links = providers.Singleton(LinkService, documents=service, signer=link_signer, clock=link_clock)
 
-    fsck = providers.Factory(Fsck, blobs=blob_store, repository=repository)
+    fsck = providers.Factory(Fsck, blobs=blob_store, repository=repository, uploads=upload_sessions)
     """Call with ``grace=``; awaiting the call opens the adapters."""
 
 

@@ -8,8 +8,21 @@ from pathlib import Path
 import pytest
 
 from docpipe.container import Container, close
-from docpipe.domain.ports import BlobStore, DocumentRepository, KeyRepository
-from tests.adapters_under_test import BLOB_STORES, REPOSITORIES, needs_aws, settings_for
+from docpipe.domain.ports import (
+    BlobStore,
+    DocumentRepository,
+    KeyRepository,
+    ResumableBlobs,
+    UploadRepository,
+)
+from tests.adapters_under_test import (
+    BLOB_STORES,
+    REPOSITORIES,
+    RESUMABLE_BLOB_STORES,
+    UPLOAD_REPOSITORIES,
+    needs_aws,
+    settings_for,
+)
 
 
 def _endpoint(request: pytest.FixtureRequest, kind: str) -> str | None:
@@ -46,4 +59,28 @@ async def key_repository(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
     container = Container(settings=settings)
     keys: KeyRepository = await container.keys()
     yield keys
+    await close(container)
+
+
+@pytest.fixture(params=UPLOAD_REPOSITORIES)
+async def upload_repository(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[UploadRepository]:
+    settings = settings_for(repository=request.param, data_dir=tmp_path)
+    container = Container(settings=settings)
+    sessions: UploadRepository = await container.upload_sessions()
+    yield sessions
+    await close(container)
+
+
+@pytest.fixture(params=RESUMABLE_BLOB_STORES)
+async def resumable_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[ResumableBlobs, BlobStore]]:
+    """The same adapter as both ports: its finished uploads are read as blobs."""
+    settings = settings_for(blob_store=request.param, data_dir=tmp_path)
+    container = Container(settings=settings)
+    resumable: ResumableBlobs = await container.resumable_blobs()
+    blobs: BlobStore = await container.blob_store()
+    yield resumable, blobs
     await close(container)

@@ -91,7 +91,11 @@ async def test_a_stored_key_stands_for_its_owner_and_scopes() -> None:
     assert principal == Principal("team", frozenset({Scope.READ}))
 
 
-@pytest.mark.parametrize("credential", [None, "", "nonsense", "dp_" + "A" * 36, new_secret()])
+@pytest.mark.parametrize(
+    "credential",
+    # An id of its own: pytest-xdist workers must collect the same test names, and the key is new in each.
+    [None, "", "nonsense", "dp_" + "A" * 36, pytest.param(new_secret(), id="well-formed-unknown-key")],
+)
 async def test_missing_malformed_and_unknown_credentials_are_refused(credential: str | None) -> None:
     with pytest.raises(Unauthenticated):
         await authenticator(CountingKeys(), Clocks()).authenticate(credential)

@@ -35,6 +35,9 @@ from docpipe.domain.model import BlobEntry, ByteRange
 from docpipe.domain.streams import CHUNK_SIZE
 
 PARTIAL_SUFFIX = ".partial"
+UPLOAD_MARK = ".upload"
+"""Between a blob's name and ``PARTIAL_SUFFIX`` in the file holding a resumable upload's bytes: one
+file per key (where a put's temporary file has a random part), so that any process can find it."""
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
 _ROLE = StoreRole.BLOB_STORE
 
@@ -73,6 +76,55 @@ class _PartialFile:
                 self._file.close()
             with contextlib.suppress(OSError):
                 self.path.unlink(missing_ok=True)
+
+
+class _Appender:
+    """A resumable upload's file opened to write from ``offset`` on; every method runs in a worker thread."""
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self._file: BinaryIO = open(path, "r+b")  # noqa: SIM115 - closed by close
+        self._lock = threading.Lock()
+        try:
+            size = os.fstat(self._file.fileno()).st_size
+            if size < offset:
+                raise RuntimeError(f"{path} holds {size} bytes, fewer than the recorded offset {offset}")
+            self._file.truncate(offset)
+            self._file.seek(offset)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def write(self, chunk: bytes) -> None:
+        with self._lock:
+            self._file.write(chunk)
+
+    def sync(self) -> int:
+        with self._lock:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            return self._file.tell()
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(OSError):
+            self._file.close()
+
+
+def _create_empty(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "xb"):
+        pass
+    _fsync_directory(path.parent)
+
+
+def _truncate(path: Path, offset: int) -> None:
+    with open(path, "r+b") as file:
+        file.truncate(offset)
+        os.fsync(file.fileno())
+
+
+def _rename_durably(source: Path, target: Path) -> None:
+    os.replace(source, target)
+    _fsync_directory(target.parent)
 
 
 def _fsync_directory(path: Path) -> None:
@@ -178,6 +230,60 @@ class FilesystemBlobStore:
                 entries, _ = await asyncio.to_thread(_scan, fan_out, folder.name)
                 for entry in entries:
                     yield entry
+
+    def _unfinished(self, key: str) -> Path:
+        final = self.path_of(key)
+        return final.with_name(f".{final.name}{UPLOAD_MARK}{PARTIAL_SUFFIX}")
+
+    async def begin(self, key: str) -> None:
+        with self._failures():
+            await asyncio.to_thread(_create_empty, self._unfinished(key))
+
+    async def append(self, key: str, offset: int, chunks: AsyncIterable[bytes]) -> int:
+        """Truncate to ``offset`` (what a crashed writer left past it goes), write, fsync."""
+        try:
+            with self._failures():
+                file = await asyncio.to_thread(_Appender, self._unfinished(key), offset)
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        try:
+            async for chunk in chunks:
+                with self._failures():
+                    await asyncio.to_thread(file.write, chunk)
+            with self._failures():
+                return await asyncio.to_thread(file.sync)
+        finally:
+            await asyncio.shield(asyncio.to_thread(file.close))
+
+    async def truncate(self, key: str, offset: int) -> None:
+        with self._failures():
+            await asyncio.to_thread(_truncate, self._unfinished(key), offset)
+
+    async def read(self, key: str, end: int) -> AsyncIterator[bytes]:
+        """From the unfinished file, or from the blob once finished (a completion taken up again)."""
+        path = self._unfinished(key)
+        try:
+            with self._failures():
+                reader, first = await asyncio.to_thread(_open_and_read, path, ByteRange(0, end - 1))
+        except FileNotFoundError:
+            chunks = await self.open(key, ByteRange(0, end - 1))
+        else:
+            chunks = _read(reader, first)
+        async for chunk in chunks:
+            yield chunk
+
+    async def finish(self, key: str) -> None:
+        final = self.path_of(key)
+        try:
+            with self._failures():
+                await asyncio.to_thread(_rename_durably, self._unfinished(key), final)
+        except FileNotFoundError:
+            if not await self.exists(key):
+                raise BlobNotFound(key) from None
+
+    async def abort(self, key: str) -> None:
+        with self._failures():
+            await asyncio.to_thread(self._unfinished(key).unlink, missing_ok=True)
 
     async def reclaim(self, entry: BlobEntry) -> None:
         final = self.path_of(entry.key)

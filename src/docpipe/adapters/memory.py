@@ -15,12 +15,15 @@ from docpipe.domain.errors import (
     DuplicateKey,
     IdempotencyKeyInUse,
     KeyNotFound,
+    UploadBusy,
+    UploadNotFound,
 )
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.keys import ApiKey
 from docpipe.domain.listing import examine_budget, matches, resume_point
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page, utc_now
 from docpipe.domain.streams import CHUNK_SIZE
+from docpipe.domain.uploads.session import Lease, UploadSession, refuse_lease
 
 
 class _Blob:
@@ -85,6 +88,50 @@ class MemoryBlobStore:
 
     def keys(self) -> set[str]:
         return set(self._blobs)
+
+    async def begin(self, key: str) -> None:
+        self._partials[_unfinished(key)] = _Blob(key, self._clock())
+
+    async def append(self, key: str, offset: int, chunks: AsyncIterable[bytes]) -> int:
+        partial = self._unfinished(key)
+        del partial.data[offset:]
+        async for chunk in chunks:
+            partial.data += chunk
+            partial.modified = self._clock()
+        return len(partial.data)
+
+    async def truncate(self, key: str, offset: int) -> None:
+        del self._unfinished(key).data[offset:]
+
+    async def read(self, key: str, end: int) -> AsyncIterator[bytes]:
+        """From the unfinished bytes, or from the blob once finished (a completion taken up again)."""
+        partial = self._partials.get(_unfinished(key)) or self._blobs.get(key)
+        if partial is None:
+            raise BlobNotFound(key)
+        data = bytes(partial.data)
+        async for chunk in _slices(data, 0, min(end, len(data))):
+            yield chunk
+
+    async def finish(self, key: str) -> None:
+        partial = self._partials.pop(_unfinished(key), None)
+        if partial is not None:
+            self._blobs[key] = partial
+        elif key not in self._blobs:
+            raise BlobNotFound(key)
+
+    async def abort(self, key: str) -> None:
+        self._partials.pop(_unfinished(key), None)
+
+    def _unfinished(self, key: str) -> _Blob:
+        try:
+            return self._partials[_unfinished(key)]
+        except KeyError:
+            raise BlobNotFound(key) from None
+
+
+def _unfinished(key: str) -> str:
+    """The inventory handle of a resumable upload's bytes."""
+    return f"upload-{key}"
 
 
 async def _slices(blob: bytes, start: int, stop: int) -> AsyncIterator[bytes]:
@@ -176,6 +223,83 @@ class MemoryRepository:
         return None
 
 
+class MemoryUploadRepository:
+    """Holds every resumable upload session in a dict: for tests and throwaway runs only. Each method
+    runs without giving another task a turn, so its compare-and-set is atomic as it is."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, UploadSession] = {}
+
+    async def create(self, session: UploadSession) -> None:
+        if session.id in self._sessions:
+            raise ValueError(f"upload {session.id!r} exists")
+        self._sessions[session.id] = session
+
+    async def get(self, owner: str, upload_id: str) -> UploadSession:
+        session = self._sessions.get(upload_id)
+        if session is None or session.owner != owner:
+            raise UploadNotFound(upload_id)
+        return session
+
+    async def take_lease(
+        self, owner: str, upload_id: str, offset: int, lease: Lease, now: datetime
+    ) -> UploadSession:
+        session = await self.get(owner, upload_id)
+        refuse_lease(session, offset, lease.token, now)
+        taken = self._sessions[upload_id] = msgspec.structs.replace(
+            session, lease_token=lease.token, lease_until=lease.until
+        )
+        return taken
+
+    async def advance(
+        self,
+        owner: str,
+        upload_id: str,
+        token: str,
+        offset: int,
+        lease_until: datetime | None,
+        expires_at: datetime,
+    ) -> None:
+        session = self._held(owner, upload_id, token)
+        self._sessions[upload_id] = msgspec.structs.replace(
+            session,
+            offset=offset,
+            expires_at=expires_at,
+            lease_token=None if lease_until is None else token,
+            lease_until=lease_until,
+        )
+
+    async def complete(
+        self, owner: str, upload_id: str, token: str, document_id: str, expires_at: datetime
+    ) -> None:
+        session = self._held(owner, upload_id, token)
+        self._sessions[upload_id] = msgspec.structs.replace(
+            session, document_id=document_id, expires_at=expires_at, lease_token=None, lease_until=None
+        )
+
+    async def delete(self, owner: str, upload_id: str, now: datetime) -> UploadSession:
+        session = await self.get(owner, upload_id)
+        if session.leased(now):
+            raise UploadBusy(upload_id)
+        del self._sessions[upload_id]
+        return session
+
+    async def expired(self, now: datetime, limit: int) -> list[UploadSession]:
+        found = [s for s in self._sessions.values() if s.expired(now) and not s.leased(now)]
+        return sorted(found, key=lambda session: session.expires_at)[:limit]
+
+    async def holding(self, blob_key: str) -> UploadSession | None:
+        return next((s for s in self._sessions.values() if s.blob_key == blob_key), None)
+
+    def _held(self, owner: str, upload_id: str, token: str) -> UploadSession:
+        session = self._sessions.get(upload_id)
+        if session is None or session.owner != owner:
+            raise UploadNotFound(upload_id)
+        if session.lease_token != token:
+            raise UploadBusy(upload_id)
+        return session
+
+
 class MemoryKeyRepository:
     """Holds every API key in dicts, by id and by secret hash: for tests and throwaway runs only."""
 
@@ -217,6 +341,10 @@ async def open_blob_store() -> AsyncIterator[MemoryBlobStore]:
 
 async def open_repository() -> AsyncIterator[MemoryRepository]:
     yield MemoryRepository()
+
+
+async def open_upload_repository() -> AsyncIterator[MemoryUploadRepository]:
+    yield MemoryUploadRepository()
 
 
 async def open_key_repository() -> AsyncIterator[MemoryKeyRepository]:

@@ -18,6 +18,8 @@ import msgspec
 from docpipe.adapters.disk import has_no_room
 from docpipe.adapters.sqlite_keys import SCHEMA as KEY_SCHEMA
 from docpipe.adapters.sqlite_keys import SqliteKeyRepository
+from docpipe.adapters.sqlite_uploads import SCHEMA as UPLOAD_SCHEMA
+from docpipe.adapters.sqlite_uploads import SqliteUploadRepository
 from docpipe.domain.errors import (
     DocumentNotFound,
     DuplicateDocument,
@@ -513,6 +515,10 @@ class SqliteRepository:
         """The API keys in the same file, read and written through these connections (see ``sqlite_keys``)."""
         return SqliteKeyRepository(self._read, self._transaction, self.check)
 
+    def uploads(self) -> SqliteUploadRepository:
+        """Resumable upload sessions in the same file, through these connections (see ``sqlite_uploads``)."""
+        return SqliteUploadRepository(self._read, self._transaction)
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self._writer, self._write_lock)
 
@@ -654,6 +660,7 @@ async def open_repository(data_dir: Path, *, create_missing: bool = True) -> Asy
             await writer.execute("PRAGMA journal_mode = WAL")
             await writer.executescript(_TABLES)
             await writer.executescript(KEY_SCHEMA)
+            await writer.executescript(UPLOAD_SCHEMA)
             await _prepare(writer)
             readers = []
             for _ in range(READER_CONNECTIONS):

@@ -219,3 +219,43 @@ class RangeNotSatisfiable(DocpipeError):
 
 class UnsupportedMediaType(DocpipeError):
     """The request body is of a type this route does not take (415)."""
+
+
+class UploadNotFound(DocpipeError):
+    """No resumable upload has the id a request names, or it is another owner's (404)."""
+
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(f"no upload matches {upload_id!r}")
+
+
+class UploadExpired(DocpipeError):
+    """The resumable upload expired (410): its bytes are, or are about to be, reclaimed."""
+
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(f"upload {upload_id!r} has expired; create a new one")
+
+
+class UploadBusy(DocpipeError):
+    """Another request is writing to the resumable upload right now (409); retry once it is done."""
+
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(f"another request is writing to upload {upload_id!r}; retry with a HEAD first")
+
+
+class OffsetMismatch(DocpipeError):
+    """A PATCH whose ``Upload-Offset`` is not the upload's current offset (409)."""
+
+    def __init__(self, sent: int, current: int) -> None:
+        self.current = current
+        super().__init__(f"Upload-Offset is {sent}, but the upload is at offset {current}")
+
+
+class UploadChecksumMismatch(DocpipeError):
+    """A PATCH body whose ``Upload-Checksum`` does not match (tus 460): the chunk was discarded."""
+
+    def __init__(self, algorithm: str) -> None:
+        super().__init__(f"the body's {algorithm} does not match Upload-Checksum; the chunk was discarded")
+
+
+class NotConfigured(DocpipeError):
+    """A capability whose backend the configured adapters do not offer (501)."""

@@ -2,9 +2,11 @@
 
 Uploads write the blob before the metadata and deletes remove the metadata before the blob, so a
 crash leaves blobs nobody refers to (``orphan_blob``) and leftovers of unfinished uploads
-(``stale_partial``); both are reclaimed by a fix. Metadata without its blob (``missing_blob``) and a
-blob of the wrong size or sha-256 break the write protocol's invariant: the first is unrecoverable
-and a fix deletes the metadata, the others need a human and are only reported.
+(``stale_partial``); both are reclaimed by a fix. The bytes of a resumable upload whose session is live
+(not expired) are neither, however old (``uploading``); those of an expired or unknown session are.
+Metadata without its blob (``missing_blob``) and a blob of the wrong size or sha-256 break the write
+protocol's invariant: the first is unrecoverable and a fix deletes the metadata, the others need a
+human and are only reported.
 
 Every owner's documents are checked (``DocumentRepository.owners``). Blobs are matched to documents by
 blob key (a document's bytes are staged under a fresh key, ``<owner>/<uuid7>``, before its id is
@@ -28,7 +30,7 @@ import msgspec
 
 from docpipe.domain.errors import BlobNotFound, DocumentNotFound
 from docpipe.domain.model import BlobEntry, Document, ListQuery, first_id_at, is_blob_key, utc_now
-from docpipe.domain.ports import BlobStore, DocumentRepository
+from docpipe.domain.ports import BlobStore, DocumentRepository, UploadRepository
 
 DEFAULT_GRACE = timedelta(minutes=15)
 """Entries younger than this may belong to an upload still in flight, so they are left alone."""
@@ -63,6 +65,8 @@ class FsckReport(msgspec.Struct, kw_only=True):
     documents: int = 0
     entries: int = 0
     recent: int = 0
+    uploading: int = 0
+    """Entries of resumable uploads whose sessions are live."""
     ignored: int = 0
     findings: list[Finding] = msgspec.field(default_factory=list)
     refusal: str | None = None
@@ -93,11 +97,13 @@ class Fsck:
         blobs: BlobStore,
         repository: DocumentRepository,
         *,
+        uploads: UploadRepository | None = None,
         grace: timedelta = DEFAULT_GRACE,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._blobs = blobs
         self._repository = repository
+        self._uploads = uploads
         self._grace = grace
         self._clock = clock
 
@@ -110,7 +116,14 @@ class Fsck:
         setting pointing at the wrong bucket or table, and repairing would destroy everything.
         """
         started = utc_now()
-        scan = _Scan(self._blobs, self._repository, self._clock() - self._grace, verify_content)
+        scan = _Scan(
+            self._blobs,
+            self._repository,
+            self._uploads,
+            self._clock(),
+            self._clock() - self._grace,
+            verify_content,
+        )
         await scan.read_documents()
         await scan.read_inventory()
         committed_since = await self._blob_keys_committed_since(started - self._grace)
@@ -199,10 +212,18 @@ class _Scan:
     """The state of one run while it reads both stores."""
 
     def __init__(
-        self, blobs: BlobStore, repository: DocumentRepository, cutoff: datetime, verify_content: bool
+        self,
+        blobs: BlobStore,
+        repository: DocumentRepository,
+        uploads: UploadRepository | None,
+        now: datetime,
+        cutoff: datetime,
+        verify_content: bool,
     ) -> None:
         self._blobs = blobs
         self._repository = repository
+        self._uploads = uploads
+        self._now = now
         self._cutoff = cutoff
         self._verify_content = verify_content
         self.report = FsckReport()
@@ -237,8 +258,17 @@ class _Scan:
                 await self._compare(entry, *self.unlisted.pop(entry.key))
             elif entry.modified > self._cutoff:
                 self.report.recent += 1
+            elif await self._uploading(entry.key):
+                self.report.uploading += 1
             else:
                 (self.orphans if entry.complete else self.partials).append(entry)
+
+    async def _uploading(self, key: str) -> bool:
+        """Whether ``key`` holds the bytes of a live resumable upload (asked only of old leftovers)."""
+        if self._uploads is None:
+            return False
+        session = await self._uploads.holding(key)
+        return session is not None and not session.complete and not session.expired(self._now)
 
     async def _compare(self, entry: BlobEntry, owner: str, document_id: str, size: int) -> None:
         """Mismatches are reported under the document's id: repairing one means restoring or deleting it."""

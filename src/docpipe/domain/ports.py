@@ -10,6 +10,7 @@ from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.identity import Principal
 from docpipe.domain.keys import ApiKey
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page
+from docpipe.domain.uploads.session import Lease, UploadSession
 
 
 class BlobStore(Protocol):
@@ -182,4 +183,102 @@ class TokenVerifier(Protocol):
 
     async def verify(self, token: str) -> Principal:
         """The principal ``token`` stands for; raises ``Unauthenticated`` when it does not verify."""
+        ...
+
+
+class UploadRepository(Protocol):
+    """Resumable upload sessions of every owner. Every read and write names the owner it acts for:
+    another owner's upload is answered exactly like a missing one (``UploadNotFound``).
+
+    Writes that move an upload on are compare-and-set on the stored session, so that processes sharing
+    the repository (replicas) agree on who writes an upload's bytes and how far they got.
+    """
+
+    async def create(self, session: UploadSession) -> None:
+        """Store a new session (ids are fresh and random: an existing id is a bug, and raises)."""
+        ...
+
+    async def get(self, owner: str, upload_id: str) -> UploadSession:
+        """Raises ``UploadNotFound``, also for another owner's upload; an expired one is returned."""
+        ...
+
+    async def take_lease(
+        self, owner: str, upload_id: str, offset: int, lease: Lease, now: datetime
+    ) -> UploadSession:
+        """Hold the upload for ``lease`` and return it, on condition that it is at ``offset``, not
+        complete, not expired at ``now``, and that no other token holds a lease running at ``now`` (the
+        same token renews). Raises ``UploadNotFound``, ``UploadExpired``, ``UploadBusy`` (another lease
+        runs) or ``OffsetMismatch`` (checked in that order); nothing is written then."""
+        ...
+
+    async def advance(
+        self,
+        owner: str,
+        upload_id: str,
+        token: str,
+        offset: int,
+        lease_until: datetime | None,
+        expires_at: datetime,
+    ) -> None:
+        """Record ``offset`` and ``expires_at`` for the holder of the lease ``token``, renewing its
+        lease to ``lease_until`` or releasing it when ``None``. Raises ``UploadBusy`` when ``token`` no
+        longer holds the upload (its lease ran out and another took it)."""
+        ...
+
+    async def complete(
+        self, owner: str, upload_id: str, token: str, document_id: str, expires_at: datetime
+    ) -> None:
+        """Record that the upload committed as ``document_id`` and release the lease ``token``; the session
+        is kept until ``expires_at`` to answer HEADs. Raises ``UploadBusy`` as ``advance`` does."""
+        ...
+
+    async def delete(self, owner: str, upload_id: str, now: datetime) -> UploadSession:
+        """Remove the session unless a lease runs at ``now`` (``UploadBusy``), and return what it was.
+        Raises ``UploadNotFound``."""
+        ...
+
+    async def expired(self, now: datetime, limit: int) -> list[UploadSession]:
+        """At most ``limit`` sessions of any owner that expired at ``now``, their leases run out,
+        oldest expiry first."""
+        ...
+
+    async def holding(self, blob_key: str) -> UploadSession | None:
+        """The session whose bytes are staged under ``blob_key``, if any (fsck asks)."""
+        ...
+
+
+class ResumableBlobs(Protocol):
+    """Bytes of unfinished uploads that arrive over many requests, each appended where the last ended.
+
+    The bytes of ``key`` are invisible to ``BlobStore.open`` until ``finish``; fsck sees them in the blob
+    store's inventory as an incomplete entry of ``key``. Callers hold the upload's lease: an adapter
+    never sees two writers of one key at once.
+    """
+
+    async def begin(self, key: str) -> None:
+        """Make room for the bytes of ``key``: empty, nothing readable yet."""
+        ...
+
+    async def append(self, key: str, offset: int, chunks: AsyncIterable[bytes]) -> int:
+        """Write ``chunks`` from ``offset`` on, dropping whatever a crashed writer left past ``offset``,
+        and return the new end once every byte is durable (fsynced, or acknowledged by the store). An
+        error of ``chunks`` is raised with the bytes after ``offset`` in an unknown state: ``truncate``."""
+        ...
+
+    async def truncate(self, key: str, offset: int) -> None:
+        """Drop the bytes past ``offset`` (a chunk that failed its checksum, or broke off)."""
+        ...
+
+    def read(self, key: str, end: int) -> AsyncIterator[bytes]:
+        """The stored bytes ``0..end`` of the unfinished ``key``, to re-derive their sha-256 in a process
+        that did not receive them all."""
+        ...
+
+    async def finish(self, key: str) -> None:
+        """Make the bytes readable as the blob ``key`` (``BlobStore.open``), atomically; finishing a key
+        already finished is not an error."""
+        ...
+
+    async def abort(self, key: str) -> None:
+        """Remove the unfinished bytes of ``key``; removing them twice is not an error."""
         ...

@@ -74,6 +74,14 @@ class Listing(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
+class StagedBytes(msgspec.Struct, frozen=True):
+    """What a unit of work knows of the bytes it commits: size, sha-256 and the first ``HEAD_SIZE`` bytes."""
+
+    size: int
+    sha256: str
+    head: bytes
+
+
 ContentTypeDetector = Callable[[bytes, str], str | None]
 """Given a document's first bytes and its file name, the media type they look like, if any."""
 
@@ -123,7 +131,9 @@ class Upload:
         self._earlier: CompletedUpload | None = None
         """The upload this one retries, when its key's record says it completed."""
         self._blob_key: str | None = None
-        self._staged: MeteredStream | None = None
+        self._owns_blob = True
+        """Whether leaving without a commit deletes the bytes: not those ``adopt`` took over."""
+        self._staged: StagedBytes | None = None
         self._attempted: str | None = None
         """The id of the document a commit tried to record."""
         self._committed = False
@@ -138,27 +148,18 @@ class Upload:
     async def _abandon(self) -> None:
         """Clean up after an upload that did not commit, as one shielded step: a second
         cancellation cannot stop it half-way and leave the key claimed."""
-        if self._blob_key is not None:
+        if self._blob_key is not None and self._owns_blob:
             await self._discard(self._blob_key)
         if self._claimed and self._claim is not None:
             await self._release(self._claim)
 
     async def stage(self, chunks: AsyncIterable[bytes], *, expected_sha256: str | None = None) -> None:
         """Store the bytes, counting and hashing them; nothing is visible until ``commit``."""
-        if self._blob_key is not None or self._staged is not None:
-            raise RuntimeError("an upload stages its bytes once")
-        if self._claim is not None:
-            try:
-                self._earlier = await self._repository.claim(self._claim, utc_now())
-            except IdempotencyKeyInUse:
-                raise self._claim_refused("is in use by another upload") from None
-            self._claimed = self._earlier is None
-            if self._earlier is not None and self._link is not None:
-                raise LinkGone("this upload link was used already")
+        await self._take_claim()
         metered = MeteredStream(rechunk(chunks), self._max_bytes)
         if self._earlier is not None:
             await self._check_retry(self._earlier, metered, expected_sha256)
-            self._staged = metered
+            self._staged = StagedBytes(metered.size, metered.sha256, metered.head)
             return
         self._blob_key = new_blob_key(self._owner)
         async with renewing(self._repository, self._claim):
@@ -169,15 +170,41 @@ class Upload:
             raise EmptyUpload
         if expected_sha256 is not None and expected_sha256 != metered.sha256:
             raise ChecksumMismatch(expected_sha256, metered.sha256)
-        self._staged = metered
+        self._staged = StagedBytes(metered.size, metered.sha256, metered.head)
+
+    async def adopt(self, blob_key: str, staged: StagedBytes) -> None:
+        """Take bytes already readable under ``blob_key`` (a resumable upload's, finished) in place of
+        ``stage``. They stay where they are when the unit of work ends without a commit: they are the
+        resumable upload's until it commits or expires. With an Idempotency-Key whose upload completed,
+        the bytes must have that upload's sha-256 (``IdempotencyKeyReused``), and ``commit`` returns its
+        document."""
+        await self._take_claim()
+        if self._earlier is not None:
+            if staged.sha256 != self._earlier.sha256:
+                raise IdempotencyKeyReused
+        else:
+            self._blob_key = blob_key
+            self._owns_blob = False
+        self._staged = staged
+
+    async def _take_claim(self) -> None:
+        if self._blob_key is not None or self._staged is not None:
+            raise RuntimeError("an upload stages its bytes once")
+        if self._claim is None:
+            return
+        try:
+            self._earlier = await self._repository.claim(self._claim, utc_now())
+        except IdempotencyKeyInUse:
+            raise self._claim_refused("is in use by another upload") from None
+        self._claimed = self._earlier is None
+        if self._earlier is not None and self._link is not None:
+            raise LinkGone("this upload link was used already")
 
     async def commit(self, description: NewDocument) -> Document:
         """Clean ``description`` and record the document: from here on it is listed and served."""
         if self._staged is None or self._attempted is not None:
             raise RuntimeError("commit follows one successful stage")
-        details = _cleaned_description(
-            description if self._link is None else self._link.describe(description)
-        )
+        details = cleaned_description(description if self._link is None else self._link.describe(description))
         if self._earlier is not None:
             self._committed = True
             try:
@@ -333,7 +360,7 @@ class DocumentService:
     ) -> Document:
         """Store an upload whose description is known before its bytes: a bad description is refused
         before any byte is stored."""
-        cleaned = _cleaned_description(description if link is None else link.describe(description))
+        cleaned = cleaned_description(description if link is None else link.describe(description))
         async with self.new_upload(owner, idempotency_key=idempotency_key, link=link) as upload:
             await upload.stage(chunks, expected_sha256=expected_sha256)
             return await upload.commit(cleaned)
@@ -520,7 +547,7 @@ def _refuse_impossible_id(document_id: str) -> None:
         raise DocumentNotFound(document_id)
 
 
-def _cleaned_description(raw: NewDocument) -> NewDocument:
+def cleaned_description(raw: NewDocument) -> NewDocument:
     """What a client said about an upload, each field cleaned; ``InvalidInput`` for the first bad one."""
     return NewDocument(
         filename=clean_filename(raw.filename),

@@ -180,7 +180,8 @@ def _print_report(report: FsckReport, fix: bool) -> None:
         print(f"{finding.kind} {finding.key}: {finding.detail}{repaired}")
     print(
         f"checked {report.documents} documents and {report.entries} blob store entries "
-        f"({report.recent} too recent to judge, {report.ignored} not named like docpipe's)"
+        f"({report.recent} too recent to judge, {report.uploading} of resumable uploads in progress, "
+        f"{report.ignored} not named like docpipe's)"
     )
     found, fixed = report.counts(), report.fixed_counts()
     for kind in FindingKind:

@@ -24,7 +24,12 @@ from docpipe.entrypoints.http.authentication import (
 )
 from docpipe.entrypoints.http.body_limits import MAX_PATCH_BODY_BYTES
 from docpipe.entrypoints.http.content import ContentController
-from docpipe.entrypoints.http.dependencies import provide_key_service, provide_principal, provide_service
+from docpipe.entrypoints.http.dependencies import (
+    provide_key_service,
+    provide_principal,
+    provide_service,
+    provide_uploads,
+)
 from docpipe.entrypoints.http.documents import DocumentController
 from docpipe.entrypoints.http.health import HealthController
 from docpipe.entrypoints.http.keys import KeyController
@@ -33,6 +38,8 @@ from docpipe.entrypoints.http.openapi import SECURITY_COMPONENTS
 from docpipe.entrypoints.http.problems import EXCEPTION_HANDLERS
 from docpipe.entrypoints.http.request_id import send_request_id
 from docpipe.entrypoints.http.request_limits import RequestLimits
+from docpipe.entrypoints.http.tus import UploadController
+from docpipe.entrypoints.sweeper import sweeping
 
 logger = logging.getLogger("docpipe.http")
 
@@ -60,7 +67,9 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
                 if settings.auth is AuthMode.NONE:
                     logger.warning(_AUTHENTICATION_OFF)
                     app.state[AUTHENTICATE] = authentication_off
-                yield
+                app.state.resumable = await container.resumable()  # type: ignore[misc]
+                async with sweeping(app.state.resumable):
+                    yield
             finally:
                 await close(container)
 
@@ -69,6 +78,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             DocumentController,
             ContentController,
             LinkController,
+            UploadController,
             HealthController,
             KeyController,
         ],
@@ -76,6 +86,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             "service": Provide(provide_service, sync_to_thread=False),
             "key_service": Provide(provide_key_service, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
+            "uploads": Provide(provide_uploads, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[

@@ -8,9 +8,11 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
+from docpipe.domain.errors import NotConfigured
 from docpipe.domain.identity import Principal
 from docpipe.domain.key_service import KeyService
 from docpipe.domain.service import DocumentService
+from docpipe.domain.uploads.service import ResumableUploads
 from docpipe.entrypoints.http.authentication import principal_of
 
 AnyRequest = Request[Any, Any, State]
@@ -24,6 +26,16 @@ def provide_service(state: State) -> DocumentService:
 def provide_key_service(state: State) -> KeyService:
     key_service: KeyService = state.key_service
     return key_service
+
+
+def provide_uploads(state: State) -> ResumableUploads:
+    """Resumable uploads, or 501 where the configured stores do not offer them."""
+    uploads: ResumableUploads | None = state.resumable
+    if uploads is None:
+        raise NotConfigured(
+            "resumable uploads are not available with the configured stores yet (S3, DynamoDB)"
+        )
+    return uploads
 
 
 CurrentPrincipal = NamedDependency[Principal]

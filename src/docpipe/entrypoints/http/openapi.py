@@ -26,7 +26,7 @@ from litestar.openapi.spec.enums import OpenAPIType
 from docpipe.domain.idempotency import MAX_KEY_LENGTH
 from docpipe.domain.identity import Scope
 from docpipe.entrypoints.http.authentication import REQUIRED_SCOPES
-from docpipe.entrypoints.http.problems import PROBLEM_JSON, Problem
+from docpipe.entrypoints.http.problems import PROBLEM_JSON, Problem, phrase
 
 _BEARER = "bearer"
 SECURITY_COMPONENTS = Components(
@@ -117,15 +117,15 @@ class ContentOperation(Operation):
         }
 
 
-def problems(*statuses: HTTPStatus) -> dict[int, ResponseSpec]:
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
     """problem+json responses a route may give, besides 400 (malformed request) and 503 (a store is down)."""
     return {
-        status.value: ResponseSpec(data_container=Problem, media_type=PROBLEM_JSON, description=status.phrase)
+        int(status): ResponseSpec(data_container=Problem, media_type=PROBLEM_JSON, description=phrase(status))
         for status in (HTTPStatus.BAD_REQUEST, HTTPStatus.SERVICE_UNAVAILABLE, *sorted(statuses))
     }
 
 
-def requires(scopes: Scope | tuple[Scope, ...], *statuses: HTTPStatus) -> dict[str, Any]:
+def requires(scopes: Scope | tuple[Scope, ...], *statuses: HTTPStatus | int) -> dict[str, Any]:
     """The keyword arguments of a route that needs ``scopes`` (one, or all of several), for
     ``@get(..., **requires(...))``: the mark ``Authentication`` checks (Litestar puts unknown keywords in
     ``opt``), the security requirement, and the route's problems: ``statuses``, 401 and 403, besides

@@ -21,8 +21,12 @@ logger = logging.getLogger("docpipe.http")
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
 _SERVER_FAILED = "the server failed to complete the request"
+TUS_CHECKSUM_MISMATCH = 460
+"""tus's status for a PATCH body that fails its ``Upload-Checksum`` (checksum extension)."""
+_PHRASES = {TUS_CHECKSUM_MISMATCH: "Checksum Mismatch"}
+"""Reason phrases of the statuses ``HTTPStatus`` does not know."""
 
-STATUS_OF: dict[type[errors.DocpipeError], HTTPStatus] = {
+STATUS_OF: dict[type[errors.DocpipeError], int] = {
     errors.Unauthenticated: HTTPStatus.UNAUTHORIZED,
     errors.MissingScope: HTTPStatus.FORBIDDEN,
     errors.KeyNotFound: HTTPStatus.NOT_FOUND,
@@ -44,6 +48,12 @@ STATUS_OF: dict[type[errors.DocpipeError], HTTPStatus] = {
     errors.StoreMissing: HTTPStatus.SERVICE_UNAVAILABLE,
     errors.StorageFull: HTTPStatus.INSUFFICIENT_STORAGE,
     errors.UnsupportedMediaType: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+    errors.UploadNotFound: HTTPStatus.NOT_FOUND,
+    errors.UploadExpired: HTTPStatus.GONE,
+    errors.UploadBusy: HTTPStatus.CONFLICT,
+    errors.OffsetMismatch: HTTPStatus.CONFLICT,
+    errors.UploadChecksumMismatch: TUS_CHECKSUM_MISMATCH,
+    errors.NotConfigured: HTTPStatus.NOT_IMPLEMENTED,
 }
 
 
@@ -57,15 +67,19 @@ class Problem(msgspec.Struct, frozen=True):
     request_id: str
 
 
-def problem_json(status: HTTPStatus, detail: str, request: str) -> bytes:
+def phrase(status: int) -> str:
+    return _PHRASES.get(status) or HTTPStatus(status).phrase
+
+
+def problem_json(status: int, detail: str, request: str) -> bytes:
     """The body of a problem response; ``request`` is the request id."""
     return msgspec.json.encode(
-        Problem(type="about:blank", title=status.phrase, status=status, detail=detail, request_id=request)
+        Problem(type="about:blank", title=phrase(status), status=status, detail=detail, request_id=request)
     )
 
 
 def problem_response(
-    request: AnyRequest, status: HTTPStatus, detail: str, headers: dict[str, str] | None = None
+    request: AnyRequest, status: int, detail: str, headers: dict[str, str] | None = None
 ) -> Response[bytes]:
     return Response(
         problem_json(status, detail, request_id(request.scope)),
@@ -75,7 +89,7 @@ def problem_response(
     )
 
 
-def status_of(error: errors.DocpipeError) -> HTTPStatus:
+def status_of(error: errors.DocpipeError) -> int:
     for kind in type(error).__mro__:
         if kind in STATUS_OF:
             return STATUS_OF[kind]

@@ -1,0 +1,1 @@
+"""Resumable uploads (tus): sessions that receive a document's bytes over many requests, then commit it."""
