@@ -150,7 +150,7 @@ class Container(containers.DeclarativeContainer):
 
     upload_sessions = providers.Selector(
         providers.Callable(_repository_kind, settings),
-        sqlite=providers.Singleton(sqlite.SqliteRepository.uploads, repository),
+        sqlite=providers.Singleton(sqlite.SqliteRepository.uploads, sqlite_repository),
         dynamodb=providers.Resource(_not_offered),
         memory=providers.Resource(memory.open_upload_repository),
     )
