@@ -1,4 +1,6 @@
-"""A real moto server in a child process, so S3 and DynamoDB are exercised over HTTP, not patched."""
+"""A real moto server in a child process, so S3 and DynamoDB are exercised over HTTP, not patched.
+
+It is started through ``tests.atomic_moto``, which keeps DynamoDB transactions atomic as AWS does."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+REPOSITORY = Path(__file__).parents[1]
 
 
 def stop_process(process: subprocess.Popen[bytes], sig: signal.Signals, timeout: float) -> None:
@@ -40,10 +45,11 @@ class MotoServer:
 
     def start(self) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "tests.atomic_moto", "127.0.0.1", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "MOTO_CALL_RESET_API": "false"},
+            cwd=REPOSITORY,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
