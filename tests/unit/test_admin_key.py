@@ -4,7 +4,6 @@ tested in tests/test_admin_key_bootstrap.py)."""
 from __future__ import annotations
 
 import logging
-import os
 import stat
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from docpipe.config import AuthMode, RepositoryKind, Secret, Settings
 from docpipe.domain.identity import ALL_SCOPES, DEFAULT_OWNER
 from docpipe.domain.key_service import KeyService
 from docpipe.domain.keys import hash_secret, well_formed
-from docpipe.entrypoints.admin_key import ADMIN_KEY_FILE, ensure_admin_key, write_private_file
+from docpipe.entrypoints.admin_key import ADMIN_KEY_FILE, ensure_admin_key
 
 
 async def start(settings: Settings, keys: MemoryKeyRepository) -> None:
@@ -104,14 +103,3 @@ async def test_a_file_that_cannot_be_written_leaves_no_key_behind() -> None:
     with pytest.raises(OSError):  # noqa: PT011 (whichever the kernel says)
         await start(Settings(data_dir=Path("/proc/self")), keys)
     assert await keys.list() == []
-
-
-def test_the_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
-    previous = os.umask(0)
-    try:
-        write_private_file(tmp_path / "secret", "text\n")
-    finally:
-        os.umask(previous)
-    assert stat.S_IMODE((tmp_path / "secret").stat().st_mode) == 0o600
-    assert (tmp_path / "secret").read_text() == "text\n"
-    assert [path.name for path in tmp_path.iterdir()] == ["secret"]

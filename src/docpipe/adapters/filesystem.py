@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from docpipe.adapters.disk import has_no_room
+from docpipe.adapters.durable_files import fsync_folder
 from docpipe.domain.errors import (
     BlobNotFound,
     InvalidInput,
@@ -67,7 +68,7 @@ class _PartialFile:
             os.fsync(self._file.fileno())
             self._file.close()
             os.replace(self.path, self.final)
-            _fsync_directory(self.final.parent)
+            fsync_folder(self.final.parent)
 
     def discard(self) -> None:
         """Best effort: the upload's own error matters more, and fsck reclaims what is left."""
@@ -113,7 +114,7 @@ def _create_empty(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "xb"):
         pass
-    _fsync_directory(path.parent)
+    fsync_folder(path.parent)
 
 
 def _truncate(path: Path, offset: int) -> None:
@@ -124,15 +125,7 @@ def _truncate(path: Path, offset: int) -> None:
 
 def _rename_durably(source: Path, target: Path) -> None:
     os.replace(source, target)
-    _fsync_directory(target.parent)
-
-
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    fsync_folder(target.parent)
 
 
 class FilesystemBlobStore:

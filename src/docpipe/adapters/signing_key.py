@@ -10,11 +10,10 @@ data folders: they must share ``DOCPIPE_SIGNING_KEY`` instead.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import tempfile
 from pathlib import Path
 
+from docpipe.adapters.durable_files import create_private_file
 from docpipe.config import Settings, SettingsError
 from docpipe.domain.errors import InvalidInput
 from docpipe.domain.links import LinkSigner, SigningKey
@@ -47,28 +46,8 @@ def _read(path: Path) -> str:
 
 
 def _create(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(_GENERATED_BYTES)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{KEY_FILE}.")  # mode 0600
-    try:
-        with os.fdopen(descriptor, "w", encoding="ascii") as file:
-            file.write(secret + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            return _read(path)
-    finally:
-        os.unlink(temporary)
-    _sync_folder(path.parent)
+    if not create_private_file(path, secret + "\n"):
+        return _read(path)
     logger.info("generated a link signing key in %s", path)
     return secret
-
-
-def _sync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
 from pathlib import Path
 
+from docpipe.adapters.durable_files import write_private_file
 from docpipe.config import AuthMode, RepositoryKind, Settings
 from docpipe.domain.identity import ALL_SCOPES, DEFAULT_OWNER, Scope
 from docpipe.domain.key_service import KeyService
@@ -77,26 +76,3 @@ def _read(path: Path) -> str | None:
             return file.read(_READ_AT_MOST).strip()
     except FileNotFoundError:
         return None
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path``, readable and writable by this user only from the file's first moment:
-    it is created with mode 0600 under a temporary name (the umask can only narrow that), written, flushed
-    to disk and renamed into place, so that no one ever reads it partly written or with a wider mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with open(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
