@@ -177,7 +177,7 @@ async def test_the_filesystem_lists_only_files_of_its_own_layout(tmp_path: Path,
     await store.put(key, chunks_of(b"mine"))
     shard = store.path_of(key).parent
     (tmp_path / "notes.txt").write_text("not in a fan-out folder")
-    (shard / "misplaced").write_text("a name that does not end in its folder's name")
+    (shard / "misplaced.txt").write_text("a name that does not end in its folder's name (ids are hex)")
     (shard / ".hidden").write_text("a dotfile that is not a partial upload")
     (shard / f"sub{key[-2:]}").mkdir()
     (shard / f"sub{key[-2:]}" / f"x{key[-2:]}").write_text("a file one folder too deep")
