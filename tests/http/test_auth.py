@@ -1,7 +1,9 @@
 """Authentication and scopes over HTTP, on every adapter pair.
 
 Every operation the served OpenAPI schema declares with the bearer scheme is walked: a route added
-later cannot escape these tests. Keys are made through ``POST /keys``, as a user makes them.
+later cannot escape these tests. Keys are made through ``POST /keys``, as a user makes them. What the
+HTTP layer decides before any store is asked (a malformed header, a malformed key request) is tested
+on the embedded default only (``embedded``): the key stores' own contract suite covers every adapter.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -24,6 +27,7 @@ from docpipe.domain.identity import Scope
 from docpipe.domain.keys import new_secret
 from docpipe.entrypoints.http.app import create_app
 from docpipe.entrypoints.http.authentication import PUBLIC, REQUIRED_SCOPES
+from tests.adapters_under_test import settings_for
 from tests.credentials import ADMIN_KEY, bearer
 from tests.http.helpers import Client, assert_problem, serve, upload_ok
 
@@ -90,6 +94,14 @@ def logged(logger: str = "") -> Iterator[list[str]]:
         logging.getLogger(logger).removeHandler(handler)
 
 
+@pytest.fixture
+async def embedded(tmp_path: Path) -> AsyncIterator[Client]:
+    """A client of the embedded default (filesystem + SQLite), sending the admin key."""
+    settings = settings_for(blob_store="filesystem", repository="sqlite", data_dir=tmp_path / "data")
+    async with serve(settings, Container(settings=settings)) as client:
+        yield client
+
+
 def assert_refused(response: Response, status: int) -> dict[str, Any] | None:
     """The problem of a refusal; only its status for a ``HEAD``, which has no body."""
     if response.request.method == "HEAD":
@@ -115,9 +127,8 @@ async def test_every_protected_operation_refuses_a_request_without_credentials(c
 
 
 @pytest.mark.parametrize("path", ["/health/live", "/health/ready", "/schema", "/schema/openapi.json"])
-async def test_probes_and_the_schema_are_open(settings: Settings, container: Container, path: str) -> None:
-    async with serve(msgspec.structs.replace(settings, admin_key=None), container) as anonymous:
-        assert (await anonymous.get(path)).status_code == 200
+async def test_probes_and_the_schema_are_open(embedded: Client, path: str) -> None:
+    assert (await embedded.get(path, headers={"Authorization": ""})).status_code == 200
 
 
 async def test_a_key_without_a_scope_of_an_operation_gets_403_and_with_them_gets_past(client: Client) -> None:
@@ -222,10 +233,10 @@ async def test_an_unknown_key_is_refused(client: Client) -> None:
     ],
 )
 async def test_malformed_authorization_is_401_never_500_and_never_echoed(
-    client: Client, authorization: str
+    embedded: Client, authorization: str
 ) -> None:
     with logged() as messages:
-        response = await client.get("/documents", headers={"Authorization": authorization})
+        response = await embedded.get("/documents", headers={"Authorization": authorization})
     assert_problem(response, 401)
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert messages, "the capture saw nothing: it cannot tell whether the credential was logged"
@@ -235,18 +246,18 @@ async def test_malformed_authorization_is_401_never_500_and_never_echoed(
         assert not [message for message in messages if credential in message]
 
 
-async def test_non_ascii_and_several_authorization_headers_are_401(client: Client) -> None:
+async def test_non_ascii_and_several_authorization_headers_are_401(embedded: Client) -> None:
     for headers in (
         [(b"authorization", "Bearer dp_é".encode("latin-1"))],
         [(b"authorization", "Bearer ключ".encode())],
         [(b"authorization", f"Bearer {ADMIN_KEY}".encode()), (b"authorization", b"Bearer other")],
     ):
-        assert_problem(await client.get("/documents", headers=headers), 401)
+        assert_problem(await embedded.get("/documents", headers=headers), 401)
 
 
-async def test_the_scheme_is_case_insensitive(client: Client) -> None:
+async def test_the_scheme_is_case_insensitive(embedded: Client) -> None:
     for scheme in ("bearer", "BEARER", "Bearer"):
-        response = await client.get("/documents", headers={"Authorization": f"{scheme} {ADMIN_KEY}"})
+        response = await embedded.get("/documents", headers={"Authorization": f"{scheme} {ADMIN_KEY}"})
         assert response.status_code == 200, scheme
 
 
@@ -349,16 +360,16 @@ async def test_a_keys_last_use_is_listed(client: Client) -> None:
         {"owner": "a", "scopes": ["read"], "name": "n" * 129},
     ],
 )
-async def test_bad_key_fields_are_422(client: Client, body: dict[str, Any]) -> None:
-    assert_problem(await client.post("/keys", json=body), 422)
-    assert (await client.get("/keys")).json()["keys"] == []
+async def test_bad_key_fields_are_422(embedded: Client, body: dict[str, Any]) -> None:
+    assert_problem(await embedded.post("/keys", json=body), 422)
+    assert (await embedded.get("/keys")).json()["keys"] == []
 
 
 @pytest.mark.parametrize(
     "body", [{"scopes": ["read"]}, {"owner": 1, "scopes": ["read"]}, {"owner": "a", "scopes": "read"}]
 )
-async def test_malformed_key_requests_are_400(client: Client, body: dict[str, Any]) -> None:
-    assert_problem(await client.post("/keys", json=body), 400)
+async def test_malformed_key_requests_are_400(embedded: Client, body: dict[str, Any]) -> None:
+    assert_problem(await embedded.post("/keys", json=body), 400)
 
 
 async def test_revoking_an_unknown_key_is_404(client: Client) -> None:
