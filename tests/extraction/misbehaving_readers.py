@@ -1,0 +1,41 @@
+"""Readers that misbehave on purpose, put where the plain-text reader goes: the file's first word says how.
+
+``spin`` loops on the CPU, ``sleep`` blocks without using it, ``hoard`` allocates until refused, ``crash``
+aborts the process, ``connect <port>`` opens a TCP connection, ``pid`` succeeds with the process id as the
+title, ``flood`` writes text without end; anything else is copied as text.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+from docpipe.adapters.extraction.output import Output
+
+READERS = {"text": f"{__name__}:read"}
+
+
+def read(source: Path, charset: str | None, output: Output) -> None:
+    command, *arguments = source.read_text().split()
+    if command == "spin":
+        while True:
+            pass
+    elif command == "sleep":
+        time.sleep(3600)
+    elif command == "hoard":
+        hoard = []
+        while True:
+            hoard.append(bytearray(16 << 20))
+    elif command == "crash":
+        os.abort()
+    elif command == "connect":
+        socket.create_connection(("127.0.0.1", int(arguments[0])), timeout=5).close()
+    elif command == "pid":
+        output.title = str(os.getpid())
+    elif command == "flood":
+        while not output.full:
+            output.write("flood " * 1000)
+    else:
+        output.write(source.read_text())
