@@ -2,7 +2,7 @@
 
 ``spin`` loops on the CPU, ``sleep`` blocks without using it, ``hoard`` allocates until refused, ``crash``
 aborts the process, ``connect <port>`` opens a TCP connection, ``pid`` succeeds with the process id as the
-title, ``flood`` writes text without end; anything else is copied as text.
+title, ``env <name>`` with that environment variable's value (or ``unset``); anything else is copied.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ def read(source: Path, charset: str | None, output: Output) -> None:
         socket.create_connection(("127.0.0.1", int(arguments[0])), timeout=5).close()
     elif command == "pid":
         output.title = str(os.getpid())
-    elif command == "flood":
-        while not output.full:
-            output.write("flood " * 1000)
+    elif command == "env":
+        output.title = os.environ.get(arguments[0], "unset")
     else:
         output.write(source.read_text())

@@ -122,9 +122,14 @@ def _silence_libraries() -> None:
     warnings.simplefilter("ignore")
 
 
+class SandboxViolation(RuntimeError):
+    """A reader tried to open a socket or start a process. Not an ``OSError``: that would say the
+    extractor's environment failed, when it is the file (or its parser) that misbehaved."""
+
+
 def _refuse_network_and_processes(event: str, args: Sequence[Any]) -> None:
     if event.startswith(_FORBIDDEN_EVENTS):
-        raise PermissionError(f"{event} is not allowed while extracting text")
+        raise SandboxViolation(f"{event} is not allowed while extracting text")
 
 
 if __name__ == "__main__":
