@@ -118,7 +118,7 @@ async def test_a_hostile_file_fails_while_another_document_succeeds(
 ) -> None:
     hostile = make()
 
-    async def both() -> list[tuple[Extraction, str] | BaseException]:
+    async def both() -> tuple[tuple[Extraction, str] | BaseException, tuple[Extraction, str] | BaseException]:
         return await asyncio.gather(
             _extract(extractor, tmp_path, name, hostile, content_type),
             _extract(extractor, tmp_path, "good.html", GOOD_PAGE, "text/html"),
