@@ -5,7 +5,6 @@ reasons are checked directly, quickly."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -106,10 +105,9 @@ def test_docx_text_has_paragraphs_tables_nested_tables_headers_and_footers_in_or
 
 
 def test_a_docx_zip_bomb_is_refused_unopened(tmp_path: Path) -> None:
-    started = time.monotonic()
     failure = _failure(tmp_path, docx_text.read, documents.zip_bomb_docx())
     assert failure.reason == "the DOCX unpacks to more than 256 MiB (a zip bomb?)"
-    assert time.monotonic() - started < 60  # it never inflated a GiB to find out
+    assert failure.cause is None  # refused from the sizes the zip declares: nothing was inflated
 
 
 def test_a_billion_laughs_docx_fails_without_expanding(tmp_path: Path) -> None:
