@@ -9,6 +9,8 @@ MiB = 1 << 20
 
 MIN_TEXT_BYTES = 4 * KiB
 """The smallest text limit: room for some text and the note saying it was cut."""
+MIN_MEMORY_BYTES = 128 * MiB
+"""The smallest memory limit: a child needs about 80 MiB of address space before it reads anything."""
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,8 +27,11 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     """UTF-8 text kept per document; the child may write no file larger (RLIMIT_FSIZE)."""
 
     def __post_init__(self) -> None:
-        if self.cpu_seconds < 1 or self.wall_seconds <= 0 or self.memory_bytes < 64 * MiB:
-            raise ValueError("extraction limits: at least 1 s of CPU, some wall time and 64 MiB of memory")
+        if self.cpu_seconds < 1 or self.wall_seconds <= 0 or self.memory_bytes < MIN_MEMORY_BYTES:
+            raise ValueError(
+                "extraction limits: at least 1 s of CPU, some wall time and "
+                f"{describe_size(MIN_MEMORY_BYTES)} of memory"
+            )
         if self.text_bytes < MIN_TEXT_BYTES:
             raise ValueError(f"extraction limits: text_bytes must be at least {MIN_TEXT_BYTES}")
 

@@ -47,9 +47,10 @@ from docpipe.domain.processing import (
 START_TIMEOUT = 60.0
 """Seconds a new child may take to import its readers and say it is ready (a loaded machine is slow)."""
 STOP_TIMEOUT = 5.0
-"""Seconds a child whose pipe was closed may take to exit before it is killed."""
+"""Seconds a child whose stdout ended may take to exit before it is killed."""
 
 _CHILD_MODULE = child_module.__name__
+_MISBEHAVED = "the text extractor misbehaved while reading the file"
 
 
 class SandboxedExtractor:
@@ -152,10 +153,12 @@ class SandboxedExtractor:
         except TimeoutError:
             child.kill()
             raise self._unless_closed(ExtractionFailed(too_slow(self._limits))) from None
-        except (_ChildGone, ProtocolError):
-            child.kill()
-            status = await child.exited
+        except _ChildGone:
+            status = await child.exit_status()
             raise self._unless_closed(ExtractionFailed(self._reason_for_exit(status))) from None
+        except ProtocolError:
+            child.kill()
+            raise self._unless_closed(ExtractionFailed(_MISBEHAVED)) from None
         except BaseException:
             child.kill()  # cancelled mid-job: what the child is doing is nobody's business any more
             raise
@@ -168,7 +171,7 @@ class SandboxedExtractor:
         if isinstance(reply, Unavailable):
             raise ExtractorUnavailable(reply.reason)
         child.kill()
-        raise ExtractionFailed("the text extractor gave an answer it should not have")
+        raise ExtractionFailed(_MISBEHAVED)
 
     def _unless_closed(self, error: ExtractionFailed) -> Exception:
         """A child killed because the extractor is shutting down says nothing about the document."""
@@ -176,7 +179,9 @@ class SandboxedExtractor:
             return ExtractorUnavailable("the text extractor was shut down during the extraction")
         return error
 
-    def _reason_for_exit(self, status: int) -> str:
+    def _reason_for_exit(self, status: int | None) -> str:
+        if status is None:
+            return _MISBEHAVED
         if status == -signal.SIGXCPU:
             return too_much_cpu(self._limits)
         if status == -signal.SIGKILL:
@@ -229,6 +234,17 @@ class _Child:
         except (asyncio.IncompleteReadError, ConnectionError) as error:
             raise _ChildGone from error
         return decode_reply(payload)
+
+    async def exit_status(self) -> int | None:
+        """The status of a child whose stdout ended, once it exits; ``None`` if it had to be killed
+        after ``STOP_TIMEOUT`` (a child that closes its stdout and carries on is up to no good)."""
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                return await asyncio.shield(self.exited)
+        except TimeoutError:
+            self.kill()
+            await self.exited
+            return None
 
     def kill(self) -> None:
         """Kill the child if it still runs; ``exited`` completes once it is gone."""
