@@ -121,6 +121,18 @@ class LimitSettings(msgspec.Struct, frozen=True, kw_only=True):
     body_rate_window: Positive = 30
 
 
+class ExtractionSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How text is extracted: ``workers`` child processes per server process, each extraction within
+    these limits (see README, "Text extraction")."""
+
+    workers: Positive = 2
+    cpu_seconds: Positive = 30
+    timeout: Positive = 60
+    """Seconds of wall-clock time an extraction may take before its child is killed."""
+    memory_mb: Annotated[int, msgspec.Meta(ge=128)] = 512
+    max_text_mb: Positive = 64
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything a docpipe process is configured with, as ``load_settings`` reads it from the
     environment; README's configuration table gives each setting's variable and meaning."""
@@ -143,6 +155,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
     dynamodb: DynamoDbSettings = msgspec.field(default_factory=DynamoDbSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
+    extraction: ExtractionSettings = msgspec.field(default_factory=ExtractionSettings)
     oidc: OidcSettings | None = None
     """``None``: bearer tokens other than docpipe's keys are refused."""
     signing_keys: tuple[SigningKey, ...] = ()
@@ -196,13 +209,21 @@ _LIMITS = {
     "DOCPIPE_BODY_RATE_WINDOW": "body_rate_window",
 }
 
+_EXTRACTION = {
+    "DOCPIPE_EXTRACT_WORKERS": "workers",
+    "DOCPIPE_EXTRACT_CPU_SECONDS": "cpu_seconds",
+    "DOCPIPE_EXTRACT_TIMEOUT": "timeout",
+    "DOCPIPE_EXTRACT_MEMORY_MB": "memory_mb",
+    "DOCPIPE_EXTRACT_MAX_TEXT_MB": "max_text_mb",
+}
+
 _OIDC = {
     "DOCPIPE_OIDC_ISSUER": "issuer",
     "DOCPIPE_OIDC_AUDIENCE": "audience",
     "DOCPIPE_OIDC_OWNER_CLAIM": "owner_claim",
 }
 
-KNOWN_VARIABLES = frozenset({*_TOP_LEVEL, _SIGNING_KEY, *_S3, *_DYNAMODB, *_LIMITS, *_OIDC})
+KNOWN_VARIABLES = frozenset({*_TOP_LEVEL, _SIGNING_KEY, *_S3, *_DYNAMODB, *_LIMITS, *_EXTRACTION, *_OIDC})
 _AWS_REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
 """Where a store's region comes from when its ``DOCPIPE_*_REGION`` is unset, first one set wins; with
 none set the AWS profile's applies. Resolved here because the pinned botocore reads only the second."""
@@ -289,6 +310,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     raw["s3"] = _with_region(_pick(env, _S3), env)
     raw["dynamodb"] = _with_region(_pick(env, _DYNAMODB), env)
     raw["limits"] = _pick(env, _LIMITS)
+    raw["extraction"] = _pick(env, _EXTRACTION)
     raw["oidc"] = _oidc(env)
     raw["signing_keys"] = _signing_keys(env)
     try:

@@ -9,6 +9,8 @@ import aioboto3
 from dependency_injector import containers, providers
 
 from docpipe.adapters import dynamodb, filesystem, memory, oidc, s3, signing_key, sniffing, sqlite
+from docpipe.adapters.extraction import sandbox
+from docpipe.adapters.extraction.limits import Limits, MiB
 from docpipe.config import BlobStoreKind, Settings
 from docpipe.domain.authentication import Authenticator
 from docpipe.domain.fsck import Fsck
@@ -51,6 +53,16 @@ async def _open_authenticator(
         yield authenticator
     finally:
         await authenticator.close()
+
+
+def _extraction_limits(settings: Settings) -> Limits:
+    extraction = settings.extraction
+    return Limits(
+        cpu_seconds=extraction.cpu_seconds,
+        wall_seconds=extraction.timeout,
+        memory_bytes=extraction.memory_mb * MiB,
+        text_bytes=extraction.max_text_mb * MiB,
+    )
 
 
 async def _not_offered() -> AsyncIterator[None]:
@@ -173,6 +185,13 @@ class Container(containers.DeclarativeContainer):
     """``DOCPIPE_SIGNING_KEY``, or the key kept in the data folder (made on first use)."""
 
     links = providers.Singleton(LinkService, documents=service, signer=link_signer, clock=link_clock)
+
+    extractor = providers.Resource(
+        sandbox.open_extractor,
+        limits=providers.Callable(_extraction_limits, settings),
+        workers=settings.provided.extraction.workers,
+    )
+    """Text extraction in limited child processes, started when first awaited."""
 
     fsck = providers.Factory(Fsck, blobs=blob_store, repository=repository, uploads=upload_sessions)
     """Call with ``grace=``; awaiting the call opens the adapters."""

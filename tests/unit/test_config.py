@@ -24,6 +24,14 @@ def test_limits_are_parsed() -> None:
     assert limits.header_timeout == load_settings({}).limits.header_timeout
 
 
+def test_extraction_limits_are_parsed() -> None:
+    extraction = load_settings(
+        {"DOCPIPE_EXTRACT_WORKERS": "3", "DOCPIPE_EXTRACT_MEMORY_MB": "256", "DOCPIPE_EXTRACT_TIMEOUT": "9"}
+    ).extraction
+    assert (extraction.workers, extraction.memory_mb, extraction.timeout) == (3, 256, 9)
+    assert extraction.cpu_seconds == load_settings({}).extraction.cpu_seconds
+
+
 def test_variables_are_parsed() -> None:
     settings = load_settings(
         {
@@ -58,6 +66,9 @@ def test_variables_are_parsed() -> None:
         {"DOCPIPE_HEADER_TIMEOUT": "0"},
         {"DOCPIPE_MAX_CONNECTIONS": "-5"},
         {"DOCPIPE_BODY_MIN_RATE": "fast"},
+        {"DOCPIPE_EXTRACT_WORKERS": "0"},
+        {"DOCPIPE_EXTRACT_MEMORY_MB": "64"},
+        {"DOCPIPE_EXTRACT_CPU_SECONDS": "-1"},
         {"DOCPIPE_CREATE_MISSING": "sometimes"},
         {"DOCPIPE_PUBLIC_URL": "docs.example.com"},
         {"DOCPIPE_S3_PUBLIC_ENDPOINT_URL": "s3.example.com"},
