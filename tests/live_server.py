@@ -41,6 +41,7 @@ class LiveServer:
                     return
             except httpx.TransportError:
                 time.sleep(0.1)
+        self.stop()  # not left running (and warned about) into later tests
         raise RuntimeError(f"docpipe did not answer within {timeout:g} s:\n{self._log_path.read_text()}")
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:

@@ -8,6 +8,8 @@ processor that made it changes version, so a change to what a processor extracts
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -101,6 +103,28 @@ class Extractor(Protocol):
         ``ExtractionFailed`` when the file cannot be read or broke a limit, and ``ExtractorUnavailable``
         when the extractor cannot run at all. Never blocks the event loop.
         """
+        ...
+
+
+class ExtractedText(Protocol):
+    """What ``ContentExtractor.extract`` found: the extraction, and its text read back in chunks."""
+
+    @property
+    def extraction(self) -> Extraction: ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The text, UTF-8, in chunks of bounded size."""
+        ...
+
+
+class ContentExtractor(Protocol):
+    """Extracts the text of a document's content as it streams from the blob store."""
+
+    def extract(
+        self, content: AsyncIterable[bytes], content_type: str
+    ) -> AbstractAsyncContextManager[ExtractedText]:
+        """The extracted text, readable until the block ends, then gone. Raises what
+        ``Extractor.extract`` raises; failing to keep the content aside is ``ExtractorUnavailable``."""
         ...
 
 
