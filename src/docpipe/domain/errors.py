@@ -164,6 +164,7 @@ class StoreRole(StrEnum):
 
     BLOB_STORE = "blob store"
     REPOSITORY = "metadata repository"
+    SEARCH_INDEX = "search index"
 
 
 class StoreFailure(DocpipeError):

@@ -10,6 +10,7 @@ from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.identity import Principal
 from docpipe.domain.keys import ApiKey
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page
+from docpipe.domain.search import SearchPage, SearchQuery
 from docpipe.domain.uploads.session import Lease, UploadSession
 
 
@@ -281,4 +282,50 @@ class ResumableBlobs(Protocol):
 
     async def abort(self, key: str) -> None:
         """Remove the unfinished bytes of ``key``; removing them twice is not an error."""
+        ...
+
+
+class SearchIndex(Protocol):
+    """What docpipe searches: each document's filename, tags, metadata values and extracted text, per
+    owner. Matching and ranking are ``domain.search``'s; every adapter finds and ranks alike.
+
+    Every search names the owner it acts for and finds nothing of any other owner's, whatever the words.
+    The index is derived data: it may lag the repository, so callers look hits up there (owner-scoped)
+    and drop the ones they no longer find.
+    """
+
+    async def put(self, document: Document, text: AsyncIterable[str] | None) -> None:
+        """Index ``document``'s filename, tags, metadata values and content type, replacing what was
+        indexed for it, unless the index holds a higher ``version`` of it already.
+
+        With ``text``, its first ``MAX_INDEXED_CHARS`` characters replace the text indexed for the
+        document, read chunk by chunk (never held whole); searches see the old text until the new one
+        is complete. ``None`` keeps the text indexed before, if any: a document's content never changes,
+        so a rename need not read its text again. A ``remove`` while ``text`` is read wins: the document
+        is not indexed again.
+        """
+        ...
+
+    async def remove(self, owner: str, document_id: str) -> None:
+        """Forget the document, its text included; forgetting one not indexed is not an error."""
+        ...
+
+    async def search(self, owner: str, query: SearchQuery) -> SearchPage:
+        """One page of ``owner``'s documents matching every word of ``query`` and its filters (``tag``
+        among the document's tags, ``content_type`` equal), best first, after ``query.after``: every
+        match ranked between that position and the page's last hit is on the page, so paging meets
+        each document once while the others change."""
+        ...
+
+    async def check(self) -> None:
+        """Raise ``StoreUnavailable`` (or ``StorageFull``) when the index cannot serve requests. Cheap
+        enough for every readiness probe: it does not read the index through."""
+        ...
+
+    async def verify(self) -> list[str]:
+        """Read the whole index through and describe each damage found (fsck), empty when none."""
+        ...
+
+    async def rebuild(self) -> None:
+        """Rebuild the index's structures from what it stores, and drop what unfinished writes left."""
         ...

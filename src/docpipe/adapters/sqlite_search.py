@@ -1,0 +1,508 @@
+"""The search index in SQLite FTS5, in a file of its own: ``<data dir>/search.sqlite3`` (WAL).
+
+A file of its own, not tables beside the documents' metadata: SQLite lets one writer at a time into a
+file, and indexing a long text holds the writer far longer than any metadata write, which would then wait
+behind it (uploads, renames, deletes). The index is derived data, kept in step by the pipeline, so it
+needs no transaction shared with the metadata. Rows are written from code, not triggers.
+
+Three FTS5 tables, each with the owner as an UNINDEXED column that every query filters on:
+
+- ``names``: one row per document (rowid = its entry): filename, tags and metadata values, each in a
+  column of its own so a query can tell where a word matched (``unicode61 remove_diacritics 2``).
+- ``filenames``: the folded filename again, with the ``trigram`` tokenizer, to find words inside names.
+- ``passages``: the extracted text in passages (``search_text.passages``), rowid = text id << 16 | passage
+  number, so the passages of one text are one rowid range.
+
+``entries`` maps an owner's document id to its entry, its version, content type and current text;
+``entry_tags`` holds exact tags for the ``tag`` filter; ``texts`` lists every text written or being
+written. A text is written in batches, each its own short transaction, then attached to its entry in
+one transaction that drops the text it replaces: searches see the old text until the new one is whole,
+and other writers wait for one batch at most. ``remove`` deletes the document's ``texts`` rows, so a
+text still being read finds its row gone and is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from docpipe.adapters.disk import has_no_room
+from docpipe.domain.errors import StorageFull, StoreMissing, StoreRole, StoreUnavailable
+from docpipe.domain.model import Document
+from docpipe.domain.search import (
+    FILENAME_POINTS,
+    FILENAME_SUBSTRING_POINTS,
+    METADATA_POINTS,
+    TAG_POINTS,
+    TEXT_POINTS,
+    SearchHit,
+    SearchPage,
+    SearchPosition,
+    SearchQuery,
+    fields_snippet,
+)
+from docpipe.domain.search_text import (
+    ELLIPSIS,
+    MIN_SUBSTRING_CHARS,
+    Segment,
+    clean,
+    fold,
+    passages,
+    render_snippet,
+)
+
+logger = logging.getLogger(__name__)
+
+DATABASE_NAME = "search.sqlite3"
+READER_CONNECTIONS = 2
+BUSY_TIMEOUT_MS = 5000
+"""How long a write waits for another process's write lock before it gives up (503)."""
+BATCH_CHARS = 256 * 1024
+"""Characters of text written per transaction: other writers wait for one batch at most."""
+PASSAGE_BITS = 16
+"""Passage numbers take the low bits of a passage's rowid: a capped text has about 4,100 passages at
+most (each but the last holds more than half of ``PASSAGE_CHARS``), far below 65,536."""
+ABANDONED_AFTER_SECONDS = 3600
+"""A text unfinished for this long was left by a process that died: ``rebuild`` drops it."""
+SNIPPET_TOKENS = 24
+_MARK_START, _MARK_END = "\x02", "\x03"
+"""What FTS5's ``snippet()`` puts around matches: control characters, which indexed text never holds
+(``search_text.clean``), turned into ``<mark>`` once the rest is escaped."""
+_FTS_TABLES = ("names", "filenames", "passages")
+_WORDS = "tokenize = 'unicode61 remove_diacritics 2'"
+_ROLE = StoreRole.SEARCH_INDEX
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS entries (
+    entry INTEGER PRIMARY KEY,
+    owner TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    text INTEGER,
+    UNIQUE (owner, document_id)
+);
+CREATE INDEX IF NOT EXISTS entries_by_text ON entries (text);
+CREATE TABLE IF NOT EXISTS entry_tags (
+    entry INTEGER NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (entry, tag)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS texts (
+    text INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    complete INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS texts_by_document ON texts (owner, document_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS names USING fts5(owner UNINDEXED, filename, tags, metadata, {_WORDS});
+CREATE VIRTUAL TABLE IF NOT EXISTS filenames USING fts5(owner UNINDEXED, filename,
+    tokenize = 'trigram case_sensitive 1');
+CREATE VIRTUAL TABLE IF NOT EXISTS passages USING fts5(owner UNINDEXED, body, {_WORDS});
+"""
+_SEPARATOR = "\n"
+"""Between the tags, and the metadata values, of a ``names`` row: cleaned text holds no control character."""
+
+
+@contextlib.contextmanager
+def _failures() -> Iterator[None]:
+    """SQLite's failures as domain errors, in this one place: a full disk or database is
+    ``StorageFull``; a lock held past the busy timeout, an I/O error or a file that cannot be opened is
+    ``StoreUnavailable``. Constraint and programming errors are docpipe's own mistakes and pass through."""
+    try:
+        yield
+    except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+        raise
+    except sqlite3.Error as error:
+        if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
+            raise StorageFull(_ROLE, f"SQLite search index: {error}") from None
+        raise StoreUnavailable(_ROLE, f"SQLite search index: {error}") from None
+
+
+def _phrase(word: str) -> str:
+    """``word`` as an FTS5 string: quoted, so nothing in it is query syntax (words hold no quote, but
+    doubling one is what FTS5 asks)."""
+    return '"' + word.replace('"', '""') + '"'
+
+
+def _first_passage(text_id: int) -> int:
+    return text_id << PASSAGE_BITS
+
+
+def _last_passage(text_id: int) -> int:
+    return (text_id + 1 << PASSAGE_BITS) - 1
+
+
+_PLACES = (("filename", FILENAME_POINTS), ("tags", TAG_POINTS), ("metadata", METADATA_POINTS))
+
+
+def _hits(owner: str, words: Sequence[str]) -> tuple[str, list[Any]]:
+    """A SELECT of (entry, word number, points) for every place of ``owner``'s documents where a word
+    matches: one FTS5 query per word and place, each filtered on the owner."""
+    selects: list[str] = []
+    parameters: list[Any] = []
+    for number, word in enumerate(words):
+        prefix = f"{_phrase(word)}*"
+        for column, points in _PLACES:
+            selects.append(
+                f"SELECT rowid, {number}, {points} FROM names WHERE names MATCH ? AND owner = ?"  # noqa: S608
+            )
+            parameters += [f"{{{column}}} : {prefix}", owner]
+        if len(word) >= MIN_SUBSTRING_CHARS:
+            selects.append(
+                f"SELECT rowid, {number}, {FILENAME_SUBSTRING_POINTS} FROM filenames "  # noqa: S608
+                "WHERE filenames MATCH ? AND owner = ?"
+            )
+            parameters += [_phrase(word), owner]
+        selects.append(
+            f"SELECT e.entry, {number}, {TEXT_POINTS} FROM passages AS p "  # noqa: S608
+            f"CROSS JOIN entries AS e ON e.text = p.rowid >> {PASSAGE_BITS} "
+            "WHERE passages MATCH ? AND p.owner = ?"
+        )
+        parameters += [prefix, owner]
+    return " UNION ALL ".join(selects), parameters
+
+
+def _page(owner: str, query: SearchQuery) -> tuple[str, list[Any]]:
+    """The statement of one page: ``owner``'s entries where every word matched, with their points (each
+    word's best place), filtered, after ``query.after``, best first and then newest first."""
+    hits, parameters = _hits(owner, query.words)
+    conditions = ["e.owner = ?"]
+    parameters += [len(query.words), owner]
+    if query.content_type is not None:
+        conditions.append("e.content_type = ?")
+        parameters.append(query.content_type)
+    if query.tag is not None:
+        conditions.append("EXISTS (SELECT 1 FROM entry_tags AS t WHERE t.entry = e.entry AND t.tag = ?)")
+        parameters.append(query.tag)
+    after = query.after
+    if after is not None:
+        conditions.append("(s.points < ? OR (s.points = ? AND e.document_id < ?))")
+        parameters += [after.points, after.points, after.document_id]
+    parameters.append(query.limit + 1)
+    statement = (
+        f"WITH hits (entry, word, points) AS ({hits}), "  # noqa: S608
+        "best (entry, word, points) AS (SELECT entry, word, max(points) FROM hits GROUP BY entry, word), "
+        "scored (entry, points) AS (SELECT entry, sum(points) FROM best GROUP BY entry HAVING count(*) = ?) "
+        "SELECT e.document_id, s.points, e.entry FROM scored AS s "
+        "CROSS JOIN entries AS e ON e.entry = s.entry "
+        f"WHERE {' AND '.join(conditions)} ORDER BY s.points DESC, e.document_id DESC LIMIT ?"
+    )
+    return statement, parameters
+
+
+def _snippets(owner: str, query: SearchQuery, entries: Sequence[int]) -> tuple[str, list[Any]]:
+    """For each of ``entries``: its filename, tags and metadata values, and the snippet of its best
+    passage holding a query word (NULL when none does)."""
+    any_word = " OR ".join(f"{_phrase(word)}*" for word in query.words)
+    statement = (
+        "SELECT n.rowid, n.filename, n.tags, n.metadata, ("  # noqa: S608
+        f"SELECT snippet(passages, 1, ?, ?, ?, {SNIPPET_TOKENS}) FROM passages "
+        f"WHERE passages MATCH ? AND passages.owner = ? AND passages.rowid BETWEEN e.text << {PASSAGE_BITS} "
+        f"AND ((e.text + 1) << {PASSAGE_BITS}) - 1 ORDER BY rank LIMIT 1) "
+        "FROM names AS n CROSS JOIN entries AS e ON e.entry = n.rowid "
+        f"WHERE n.rowid IN ({', '.join('?' * len(entries))}) AND n.owner = ?"
+    )
+    return statement, [_MARK_START, _MARK_END, ELLIPSIS, any_word, owner, *entries, owner]
+
+
+def _marked(raw: str) -> list[Segment]:
+    """The segments of a snippet FTS5 marked with ``_MARK_START`` and ``_MARK_END``."""
+    pieces = re.split(f"[{_MARK_START}{_MARK_END}]", raw)
+    return [Segment(piece, marked=number % 2 == 1) for number, piece in enumerate(pieces) if piece]
+
+
+async def _numbered(items: AsyncIterable[str]) -> AsyncIterator[tuple[int, str]]:
+    number = 0
+    async for item in items:
+        yield number, item
+        number += 1
+
+
+def _fields(stored: str) -> list[str]:
+    return stored.split(_SEPARATOR) if stored else []
+
+
+class SqliteSearchIndex:
+    """Writes go through one connection under a lock; searches take turns over a few readers (WAL lets
+    them run beside the writer). ``folder`` holds the database file."""
+
+    def __init__(
+        self, writer: aiosqlite.Connection, readers: Sequence[aiosqlite.Connection], folder: Path
+    ) -> None:
+        self._writer = writer
+        self._readers = itertools.cycle(readers)
+        self._write_lock = asyncio.Lock()
+        self._folder = folder
+
+    async def _read(self, statement: str, parameters: Sequence[Any]) -> list[sqlite3.Row]:
+        with _failures():
+            return list(await next(self._readers).execute_fetchall(statement, parameters))
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` on the writer, one at a time, rolled back on any error."""
+        async with self._write_lock:
+            with _failures():
+                await self._writer.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._writer
+                    await asyncio.shield(self._writer.commit())
+                except BaseException:
+                    if self._writer.in_transaction:
+                        await asyncio.shield(self._writer.rollback())
+                    raise
+
+    async def put(self, document: Document, text: AsyncIterable[str] | None) -> None:
+        if text is None:
+            async with self._transaction() as db:
+                await _write_names(db, document)
+            return
+        text_id = await self._begin_text(document)
+        try:
+            if await self._write_passages(document.owner, text_id, text):
+                async with self._transaction() as db:
+                    await _attach(db, document, text_id)
+        finally:
+            await asyncio.shield(self._drop_if_unattached(text_id))
+
+    async def _begin_text(self, document: Document) -> int:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO texts (owner, document_id, started_at) VALUES (?, ?, ?)",
+                (document.owner, document.id, time.time()),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    async def _write_passages(self, owner: str, text_id: int, text: AsyncIterable[str]) -> bool:
+        """Write the passages of ``text`` in batches; ``False`` once the text is no longer wanted (its
+        document was removed meanwhile)."""
+        batch: list[tuple[int, str, str]] = []
+        batch_chars = 0
+        async for number, passage in _numbered(passages(text)):
+            batch.append((_first_passage(text_id) + number, owner, passage))
+            batch_chars += len(passage)
+            if batch_chars >= BATCH_CHARS:
+                if not await self._append(text_id, batch):
+                    return False
+                batch, batch_chars = [], 0
+        return await self._append(text_id, batch)
+
+    async def _append(self, text_id: int, batch: list[tuple[int, str, str]]) -> bool:
+        async with self._transaction() as db:
+            if not await _exists(db, "SELECT 1 FROM texts WHERE text = ?", (text_id,)):
+                return False
+            await db.executemany("INSERT INTO passages (rowid, owner, body) VALUES (?, ?, ?)", batch)
+        return True
+
+    async def _drop_if_unattached(self, text_id: int) -> None:
+        """Remove the text unless an entry holds it: what a failed, cancelled or overtaken put left."""
+        async with self._transaction() as db:
+            if not await _exists(db, "SELECT 1 FROM entries WHERE text = ?", (text_id,)):
+                await _delete_text(db, text_id)
+
+    async def remove(self, owner: str, document_id: str) -> None:
+        async with self._transaction() as db:
+            rows = await db.execute_fetchall(
+                "SELECT entry FROM entries WHERE owner = ? AND document_id = ?", (owner, document_id)
+            )
+            for (entry,) in rows:
+                await _delete_names(db, entry)
+                await db.execute("DELETE FROM entries WHERE entry = ?", (entry,))
+            texts = await db.execute_fetchall(
+                "SELECT text FROM texts WHERE owner = ? AND document_id = ?", (owner, document_id)
+            )
+            for (text_id,) in texts:
+                await _delete_text(db, text_id)
+
+    async def search(self, owner: str, query: SearchQuery) -> SearchPage:
+        rows = await self._read(*_page(owner, query))
+        page = rows[: query.limit]
+        if not page:
+            return SearchPage([], None)
+        shown = await self._read(*_snippets(owner, query, [entry for _, _, entry in page]))
+        details = {row[0]: row[1:] for row in shown}
+        hits = []
+        for document_id, points, entry in page:
+            filename, tags, values, passage = details[entry]
+            if passage is not None:
+                snippet = render_snippet(_marked(passage))
+            else:
+                snippet = fields_snippet(
+                    query.words, filename=filename, tags=_fields(tags), values=_fields(values)
+                )
+            hits.append(SearchHit(document_id, query.score(points), snippet))
+        next_cursor = None
+        if len(rows) > query.limit:
+            last = page[-1]
+            next_cursor = query.cursor_after(SearchPosition(last[1], last[0]))
+        return SearchPage(hits, next_cursor)
+
+    async def check(self) -> None:
+        await self._read("SELECT 1 FROM entries LIMIT 1", ())
+        if await asyncio.to_thread(has_no_room, self._folder):
+            raise StorageFull(_ROLE, f"the file system of the search index's folder {self._folder} is full")
+
+    async def verify(self) -> list[str]:
+        """FTS5's ``integrity-check`` of each table, and texts left unfinished by a process that died."""
+        damage = [
+            f"the full-text index {table!r} is damaged: {problem}"
+            for table in _FTS_TABLES
+            if (problem := await self._integrity_problem(table))
+        ]
+        abandoned = await self._read(
+            "SELECT count(*) FROM texts WHERE complete = 0 AND started_at < ?",
+            (time.time() - ABANDONED_AFTER_SECONDS,),
+        )
+        if abandoned[0][0]:
+            damage.append(f"{abandoned[0][0]} texts were left half-written by a process that stopped")
+        return damage
+
+    async def _integrity_problem(self, table: str) -> str | None:
+        """What FTS5's ``integrity-check`` of ``table`` finds wrong, ``None`` when nothing."""
+        async with self._write_lock:
+            try:
+                await self._writer.execute(f"INSERT INTO {table} ({table}) VALUES ('integrity-check')")  # noqa: S608
+            except sqlite3.DatabaseError as error:
+                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_CORRUPT:
+                    with _failures():
+                        raise
+                return str(error)
+        return None
+
+    async def rebuild(self) -> None:
+        """Drop abandoned texts, then rebuild each FTS5 index from the rows it stores (``rebuild``)."""
+        async with self._transaction() as db:
+            abandoned = list(
+                await db.execute_fetchall(
+                    "SELECT text FROM texts WHERE complete = 0 AND started_at < ?",
+                    (time.time() - ABANDONED_AFTER_SECONDS,),
+                )
+            )
+            for (text_id,) in abandoned:
+                await _delete_text(db, text_id)
+        for table in _FTS_TABLES:
+            async with self._transaction() as db:
+                await db.execute(f"INSERT INTO {table} ({table}) VALUES ('rebuild')")  # noqa: S608
+        logger.info("rebuilt the search index; dropped %d abandoned texts", len(abandoned))
+
+
+async def _exists(db: aiosqlite.Connection, statement: str, parameters: Sequence[Any]) -> bool:
+    return bool(await db.execute_fetchall(statement, parameters))
+
+
+async def _write_names(db: aiosqlite.Connection, document: Document) -> int:
+    """Index the document's filename, tags, metadata values and content type, unless a higher version
+    of it is indexed already; return its entry."""
+    rows = list(
+        await db.execute_fetchall(
+            "SELECT entry, version FROM entries WHERE owner = ? AND document_id = ?",
+            (document.owner, document.id),
+        )
+    )
+    if rows and rows[0][1] > document.version:
+        entry: int = rows[0][0]
+        return entry
+    if rows:
+        entry = rows[0][0]
+        await _delete_names(db, entry)
+        await db.execute(
+            "UPDATE entries SET version = ?, content_type = ? WHERE entry = ?",
+            (document.version, document.content_type, entry),
+        )
+    else:
+        cursor = await db.execute(
+            "INSERT INTO entries (owner, document_id, version, content_type) VALUES (?, ?, ?, ?)",
+            (document.owner, document.id, document.version, document.content_type),
+        )
+        assert cursor.lastrowid is not None
+        entry = cursor.lastrowid
+    filename = clean(document.filename)
+    tags = [clean(tag) for tag in document.tags]
+    values = [clean(value) for value in document.metadata.values()]
+    await db.execute(
+        "INSERT INTO names (rowid, owner, filename, tags, metadata) VALUES (?, ?, ?, ?, ?)",
+        (entry, document.owner, filename, _SEPARATOR.join(tags), _SEPARATOR.join(values)),
+    )
+    await db.execute(
+        "INSERT INTO filenames (rowid, owner, filename) VALUES (?, ?, ?)",
+        (entry, document.owner, fold(filename)),
+    )
+    await db.executemany(
+        "INSERT OR IGNORE INTO entry_tags (entry, tag) VALUES (?, ?)", [(entry, tag) for tag in document.tags]
+    )
+    return entry
+
+
+async def _attach(db: aiosqlite.Connection, document: Document, text_id: int) -> None:
+    """Make the written text the document's, dropping the one it replaces; nothing when the document was
+    removed while its text was written (its ``texts`` row is gone)."""
+    if not await _exists(db, "SELECT 1 FROM texts WHERE text = ?", (text_id,)):
+        return
+    entry = await _write_names(db, document)
+    replaced = await db.execute_fetchall("SELECT text FROM entries WHERE entry = ?", (entry,))
+    await db.execute("UPDATE entries SET text = ? WHERE entry = ?", (text_id, entry))
+    await db.execute("UPDATE texts SET complete = 1 WHERE text = ?", (text_id,))
+    for (old,) in replaced:
+        if old is not None and old != text_id:
+            await _delete_text(db, old)
+
+
+async def _delete_names(db: aiosqlite.Connection, entry: int) -> None:
+    await db.execute("DELETE FROM names WHERE rowid = ?", (entry,))
+    await db.execute("DELETE FROM filenames WHERE rowid = ?", (entry,))
+    await db.execute("DELETE FROM entry_tags WHERE entry = ?", (entry,))
+
+
+async def _delete_text(db: aiosqlite.Connection, text_id: int) -> None:
+    await db.execute(
+        "DELETE FROM passages WHERE rowid BETWEEN ? AND ?", (_first_passage(text_id), _last_passage(text_id))
+    )
+    await db.execute("DELETE FROM texts WHERE text = ?", (text_id,))
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    db = await aiosqlite.connect(path, isolation_level=None)
+    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await db.execute("PRAGMA synchronous = FULL")
+    return db
+
+
+def database_file(data_dir: Path) -> Path:
+    return data_dir / DATABASE_NAME
+
+
+async def open_search_index(
+    data_dir: Path, *, create_missing: bool = True
+) -> AsyncIterator[SqliteSearchIndex]:
+    """The index in ``<data_dir>/search.sqlite3``; folder, file and tables are created when missing,
+    unless ``create_missing`` is false."""
+    path = database_file(data_dir)
+    if create_missing:
+        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    elif not await asyncio.to_thread(path.is_file):
+        raise StoreMissing(_ROLE, f"SQLite search index {path}")
+    async with contextlib.AsyncExitStack() as connections:
+        with _failures():
+            writer = await _connect(path)
+            connections.push_async_callback(writer.close)
+            await writer.execute("PRAGMA journal_mode = WAL")
+            await writer.executescript(_SCHEMA)
+            readers = []
+            for _ in range(READER_CONNECTIONS):
+                reader = await _connect(path)
+                connections.push_async_callback(reader.close)
+                readers.append(reader)
+        yield SqliteSearchIndex(writer, readers, data_dir)
