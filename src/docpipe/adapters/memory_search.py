@@ -24,6 +24,8 @@ class _Names(msgspec.Struct, frozen=True):
     version: int
     filename: str
     tags: tuple[str, ...]
+    exact_tags: frozenset[str]
+    """The tags as the document has them, for the ``tag`` filter; ``tags`` are cleaned, for matching."""
     values: tuple[str, ...]
     content_type: str
 
@@ -38,6 +40,7 @@ def _names(document: Document) -> _Names:
         version=document.version,
         filename=clean(document.filename),
         tags=tuple(clean(tag) for tag in document.tags),
+        exact_tags=frozenset(document.tags),
         values=tuple(clean(value) for value in document.metadata.values()),
         content_type=document.content_type,
     )
@@ -111,7 +114,7 @@ class MemorySearchIndex:
 
 
 def _passes_filters(names: _Names, query: SearchQuery) -> bool:
-    if query.tag is not None and query.tag not in names.tags:
+    if query.tag is not None and query.tag not in names.exact_tags:
         return False
     return query.content_type is None or names.content_type == query.content_type
 

@@ -1,0 +1,154 @@
+"""What only the SQLite FTS5 index does: its file, the owner filter in every statement, the tokenizer
+agreeing with docpipe's folding, integrity checks and rebuilds, full disks and locks."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from docpipe.adapters.sqlite_search import DATABASE_NAME, _page, _snippets, open_search_index
+from docpipe.domain.errors import StorageFull, StoreMissing, StoreUnavailable
+from docpipe.domain.search import SearchPosition, SearchQuery
+from docpipe.domain.search_text import clean, words_of
+from tests.contract.search_support import a_document, found, opened_search_index, text
+from tests.contract.test_search_matches_naive import ALPHABET
+from tests.contract.test_sqlite_specifics import write_lock_held_elsewhere
+from tests.small_disk import fill, small_disk
+
+
+def _unicode61_words(text: str) -> list[str]:
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize = 'unicode61 remove_diacritics 2')")
+        db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+        db.execute("INSERT INTO t VALUES (?)", (text,))
+        return [row[0] for row in db.execute("SELECT term FROM v ORDER BY offset")]
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("char", sorted(set(ALPHABET)))
+def test_docpipe_folds_and_splits_words_as_unicode61_does(char: str) -> None:
+    for sample in (f"a{char}b", char, f"x {char}", f"{char}{char.upper()}"):
+        cleaned = clean(sample)
+        assert _unicode61_words(cleaned) == words_of(cleaned), repr(sample)
+
+
+def test_every_full_text_query_filters_on_the_owner() -> None:
+    query = SearchQuery.parse("report q3 résumé", tag="t", content_type="c")
+    paged = SearchQuery(
+        words=query.words,
+        tag="t",
+        content_type="c",
+        cursor=query.cursor_after(SearchPosition(3, "01a215e0-dfaf-7855-bf62-b07159f0488a")),
+    )
+    for statement, parameters in (_page("alice", paged), _snippets("alice", query, [1, 2])):
+        selects = re.split(r"\bSELECT\b", statement)
+        matching = [select for select in selects if "MATCH ?" in select]
+        assert matching
+        for select in matching:
+            assert re.search(r"\b(\w+\.)?owner = \?", select), select
+        assert parameters.count("alice") >= statement.count("MATCH ?") + 1
+
+
+async def test_the_index_is_a_file_of_its_own_in_wal_mode(tmp_path: Path) -> None:
+    async with opened_search_index("sqlite", tmp_path) as index:
+        await index.put(a_document("a.pdf"), text("words"))
+    db = sqlite3.connect(tmp_path / DATABASE_NAME)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        db.close()
+    assert os.listdir(tmp_path) == [DATABASE_NAME]
+
+
+async def test_the_index_outlasts_its_process(tmp_path: Path) -> None:
+    document = a_document("lasting.pdf")
+    async with opened_search_index("sqlite", tmp_path) as index:
+        await index.put(document, text("durable words"))
+    async with opened_search_index("sqlite", tmp_path) as index:
+        assert await found(index, "lasting durable") == [document.id]
+
+
+async def test_without_create_missing_a_missing_index_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreMissing, match=DATABASE_NAME):
+        await anext(open_search_index(tmp_path, create_missing=False))
+    assert os.listdir(tmp_path) == []
+
+
+async def test_damage_is_found_and_a_rebuild_repairs_it(tmp_path: Path) -> None:
+    document = a_document("damaged.pdf")
+    async with opened_search_index("sqlite", tmp_path) as index:
+        await index.put(document, text("original words"))
+        db = sqlite3.connect(tmp_path / DATABASE_NAME)
+        try:
+            db.execute("UPDATE passages_content SET c1 = 'tampered words'")
+            db.commit()
+        finally:
+            db.close()
+        [damage] = await index.verify()
+        assert "'passages'" in damage
+        await index.rebuild()
+        assert await index.verify() == []
+        assert await found(index, "tampered") == [document.id]
+        assert await found(index, "original") == []
+
+
+async def test_texts_left_half_written_are_reported_and_dropped_by_a_rebuild(tmp_path: Path) -> None:
+    document = a_document("kept.pdf")
+    async with opened_search_index("sqlite", tmp_path) as index:
+        await index.put(document, text("kept words"))
+        db = sqlite3.connect(tmp_path / DATABASE_NAME)
+        try:
+            db.execute(
+                "INSERT INTO texts (text, owner, document_id, started_at) VALUES (99, 'alice', 'x', 0)"
+            )
+            db.execute("INSERT INTO passages (rowid, owner, body) VALUES (99 << 16, 'alice', 'orphan words')")
+            db.execute(
+                "INSERT INTO texts (text, owner, document_id, started_at) VALUES (100, 'alice', 'y', ?)",
+                (time.time(),),
+            )
+            db.commit()
+        finally:
+            db.close()
+        assert await index.verify() == ["1 texts were left half-written by a process that stopped"]
+        await index.rebuild()
+        assert await index.verify() == []
+        db = sqlite3.connect(tmp_path / DATABASE_NAME)
+        try:
+            assert db.execute("SELECT text FROM texts WHERE complete = 0").fetchall() == [(100,)]
+            assert db.execute("SELECT count(*) FROM passages WHERE rowid = 99 << 16").fetchone() == (0,)
+        finally:
+            db.close()
+        assert await found(index, "kept words") == [document.id]
+
+
+async def test_a_write_lock_held_elsewhere_makes_puts_unavailable_and_spares_searches(tmp_path: Path) -> None:
+    document = a_document("locked.pdf")
+    async with opened_search_index("sqlite", tmp_path) as index:
+        await index.put(document, None)
+        with write_lock_held_elsewhere(tmp_path / DATABASE_NAME):
+            with pytest.raises(StoreUnavailable, match="locked") as raised:
+                await index.put(a_document("other.pdf"), None)
+            assert raised.value.detail == "the search index is unavailable"
+            assert await found(index, "locked") == [document.id]
+        await index.put(a_document("later.pdf"), None)
+        assert len(await found(index, "pdf")) == 2
+
+
+async def test_a_full_disk_is_storage_full(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        async with opened_search_index("sqlite", disk) as index:
+            await index.put(a_document("before.pdf"), None)
+            fill(disk)
+            with pytest.raises(StorageFull) as raised:
+                await index.put(a_document("after.pdf"), text("word " * 200_000))
+            assert raised.value.detail == "the search index is full"
+            with pytest.raises(StorageFull):
+                await index.check()
+            assert len(await found(index, "before")) == 1
