@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from docpipe.adapters.sqlite_search import DATABASE_NAME, _page, _snippets, open_search_index
+from docpipe.adapters.sqlite_search import DATABASE_NAME, _bodies, _names, _page, open_search_index
 from docpipe.domain.errors import StorageFull, StoreMissing, StoreUnavailable
 from docpipe.domain.search import SearchPosition, SearchQuery
 from docpipe.domain.search_text import clean, words_of
@@ -47,13 +47,16 @@ def test_every_full_text_query_filters_on_the_owner() -> None:
         content_type="c",
         cursor=query.cursor_after(SearchPosition(3, "01a215e0-dfaf-7855-bf62-b07159f0488a")),
     )
-    for statement, parameters in (_page("alice", paged), _snippets("alice", query, [1, 2])):
-        selects = re.split(r"\bSELECT\b", statement)
-        matching = [select for select in selects if "MATCH ?" in select]
-        assert matching
-        for select in matching:
-            assert re.search(r"\b(\w+\.)?owner = \?", select), select
-        assert parameters.count("alice") >= statement.count("MATCH ?") + 1
+    statement, parameters = _page("alice", paged)
+    selects = re.split(r"\bSELECT\b", statement)[1:]
+    assert sum("MATCH ?" in select for select in selects) == 3 * 5 - 1
+    for select in selects:
+        if "MATCH ?" in select or "FROM scored" in select:
+            assert "e.owner = ?" in select, select
+    assert parameters.count("alice") == statement.count("owner = ?")
+    for statement, parameters in (_names("alice", [1, 2]), _bodies("alice", [1, 2])):
+        assert statement.endswith("AND owner = ?")
+        assert parameters[-1] == "alice"
 
 
 async def test_the_index_is_a_file_of_its_own_in_wal_mode(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ file, and indexing a long text holds the writer far longer than any metadata wri
 behind it (uploads, renames, deletes). The index is derived data, kept in step by the pipeline, so it
 needs no transaction shared with the metadata. Rows are written from code, not triggers.
 
-Three FTS5 tables, each with the owner as an UNINDEXED column that every query filters on:
+Three FTS5 tables, each row with its owner in an UNINDEXED column:
 
 - ``names``: one row per document (rowid = its entry): filename, tags and metadata values, each in a
   column of its own so a query can tell where a word matched (``unicode61 remove_diacritics 2``).
@@ -19,6 +19,11 @@ written. A text is written in batches, each its own short transaction, then atta
 one transaction that drops the text it replaces: searches see the old text until the new one is whole,
 and other writers wait for one batch at most. ``remove`` deletes the document's ``texts`` rows, so a
 text still being read finds its row gone and is dropped.
+
+Every statement filters on the owner: a full-text match through the owner of the entry it belongs to
+(the join every match needs anyway, on a covering index: reading the owner from the FTS5 row instead
+costs a lookup into its content per match, which doubled the time of a frequent word), and a read of
+stored rows (filenames, passages for snippets) through the row's own owner column.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import re
 import sqlite3
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
@@ -51,15 +55,7 @@ from docpipe.domain.search import (
     SearchQuery,
     fields_snippet,
 )
-from docpipe.domain.search_text import (
-    ELLIPSIS,
-    MIN_SUBSTRING_CHARS,
-    Segment,
-    clean,
-    fold,
-    passages,
-    render_snippet,
-)
+from docpipe.domain.search_text import MIN_SUBSTRING_CHARS, clean, fold, highlight, passages, render_snippet
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +70,10 @@ PASSAGE_BITS = 16
 most (each but the last holds more than half of ``PASSAGE_CHARS``), far below 65,536."""
 ABANDONED_AFTER_SECONDS = 3600
 """A text unfinished for this long was left by a process that died: ``rebuild`` drops it."""
-SNIPPET_TOKENS = 24
-_MARK_START, _MARK_END = "\x02", "\x03"
-"""What FTS5's ``snippet()`` puts around matches: control characters, which indexed text never holds
-(``search_text.clean``), turned into ``<mark>`` once the rest is escaped."""
 _FTS_TABLES = ("names", "filenames", "passages")
-_WORDS = "tokenize = 'unicode61 remove_diacritics 2'"
+_WORDS = "tokenize = 'unicode61 remove_diacritics 2', prefix = '1 2 3'"
+"""Words as ``search_text`` folds them, with indexes of their first 1, 2 and 3 characters: a query word
+that short would otherwise merge the entries of every word it starts (``ka`` 1,250 of 20,000)."""
 _ROLE = StoreRole.SEARCH_INDEX
 
 _SCHEMA = f"""
@@ -92,7 +86,7 @@ CREATE TABLE IF NOT EXISTS entries (
     text INTEGER,
     UNIQUE (owner, document_id)
 );
-CREATE INDEX IF NOT EXISTS entries_by_text ON entries (text);
+CREATE INDEX IF NOT EXISTS entries_by_text_owner ON entries (text, owner, entry);
 CREATE TABLE IF NOT EXISTS entry_tags (
     entry INTEGER NOT NULL,
     tag TEXT NOT NULL,
@@ -148,27 +142,29 @@ _PLACES = (("filename", FILENAME_POINTS), ("tags", TAG_POINTS), ("metadata", MET
 
 
 def _hits(owner: str, words: Sequence[str]) -> tuple[str, list[Any]]:
-    """A SELECT of (entry, word number, points) for every place of ``owner``'s documents where a word
-    matches: one FTS5 query per word and place, each filtered on the owner."""
+    """A SELECT of (entry, word number, points, passage) for every place in ``owner``'s documents where a
+    word matches, ``passage`` the rowid of the passage for matches in the text: one FTS5 query per word
+    and place, each joined to its entry and filtered on the entry's owner."""
     selects: list[str] = []
     parameters: list[Any] = []
     for number, word in enumerate(words):
         prefix = f"{_phrase(word)}*"
         for column, points in _PLACES:
             selects.append(
-                f"SELECT rowid, {number}, {points} FROM names WHERE names MATCH ? AND owner = ?"  # noqa: S608
+                f"SELECT e.entry, {number}, {points}, NULL FROM names "  # noqa: S608
+                "CROSS JOIN entries AS e ON e.entry = names.rowid WHERE names MATCH ? AND e.owner = ?"
             )
             parameters += [f"{{{column}}} : {prefix}", owner]
         if len(word) >= MIN_SUBSTRING_CHARS:
             selects.append(
-                f"SELECT rowid, {number}, {FILENAME_SUBSTRING_POINTS} FROM filenames "  # noqa: S608
-                "WHERE filenames MATCH ? AND owner = ?"
+                f"SELECT e.entry, {number}, {FILENAME_SUBSTRING_POINTS}, NULL FROM filenames "  # noqa: S608
+                "CROSS JOIN entries AS e ON e.entry = filenames.rowid WHERE filenames MATCH ? AND e.owner = ?"
             )
             parameters += [_phrase(word), owner]
         selects.append(
-            f"SELECT e.entry, {number}, {TEXT_POINTS} FROM passages AS p "  # noqa: S608
+            f"SELECT e.entry, {number}, {TEXT_POINTS}, p.rowid FROM passages AS p "  # noqa: S608
             f"CROSS JOIN entries AS e ON e.text = p.rowid >> {PASSAGE_BITS} "
-            "WHERE passages MATCH ? AND p.owner = ?"
+            "WHERE passages MATCH ? AND e.owner = ?"
         )
         parameters += [prefix, owner]
     return " UNION ALL ".join(selects), parameters
@@ -176,7 +172,8 @@ def _hits(owner: str, words: Sequence[str]) -> tuple[str, list[Any]]:
 
 def _page(owner: str, query: SearchQuery) -> tuple[str, list[Any]]:
     """The statement of one page: ``owner``'s entries where every word matched, with their points (each
-    word's best place), filtered, after ``query.after``, best first and then newest first."""
+    word's best place) and the first passage where a word matched, filtered, after ``query.after``,
+    best first and then newest first."""
     hits, parameters = _hits(owner, query.words)
     conditions = ["e.owner = ?"]
     parameters += [len(query.words), owner]
@@ -192,35 +189,34 @@ def _page(owner: str, query: SearchQuery) -> tuple[str, list[Any]]:
         parameters += [after.points, after.points, after.document_id]
     parameters.append(query.limit + 1)
     statement = (
-        f"WITH hits (entry, word, points) AS ({hits}), "  # noqa: S608
-        "best (entry, word, points) AS (SELECT entry, word, max(points) FROM hits GROUP BY entry, word), "
-        "scored (entry, points) AS (SELECT entry, sum(points) FROM best GROUP BY entry HAVING count(*) = ?) "
-        "SELECT e.document_id, s.points, e.entry FROM scored AS s "
+        f"WITH hits (entry, word, points, passage) AS ({hits}), "  # noqa: S608
+        "best (entry, word, points, passage) AS "
+        "(SELECT entry, word, max(points), min(passage) FROM hits GROUP BY entry, word), "
+        "scored (entry, points, passage) AS "
+        "(SELECT entry, sum(points), min(passage) FROM best GROUP BY entry HAVING count(*) = ?) "
+        "SELECT e.document_id, s.points, e.entry, s.passage FROM scored AS s "
         "CROSS JOIN entries AS e ON e.entry = s.entry "
         f"WHERE {' AND '.join(conditions)} ORDER BY s.points DESC, e.document_id DESC LIMIT ?"
     )
     return statement, parameters
 
 
-def _snippets(owner: str, query: SearchQuery, entries: Sequence[int]) -> tuple[str, list[Any]]:
-    """For each of ``entries``: its filename, tags and metadata values, and the snippet of its best
-    passage holding a query word (NULL when none does)."""
-    any_word = " OR ".join(f"{_phrase(word)}*" for word in query.words)
+def _in(values: Sequence[int]) -> str:
+    return f"({', '.join('?' * len(values))})"
+
+
+def _names(owner: str, entries: Sequence[int]) -> tuple[str, list[Any]]:
+    """The filename, tags and metadata values of ``entries``."""
     statement = (
-        "SELECT n.rowid, n.filename, n.tags, n.metadata, ("  # noqa: S608
-        f"SELECT snippet(passages, 1, ?, ?, ?, {SNIPPET_TOKENS}) FROM passages "
-        f"WHERE passages MATCH ? AND passages.owner = ? AND passages.rowid BETWEEN e.text << {PASSAGE_BITS} "
-        f"AND ((e.text + 1) << {PASSAGE_BITS}) - 1 ORDER BY rank LIMIT 1) "
-        "FROM names AS n CROSS JOIN entries AS e ON e.entry = n.rowid "
-        f"WHERE n.rowid IN ({', '.join('?' * len(entries))}) AND n.owner = ?"
+        f"SELECT rowid, filename, tags, metadata FROM names WHERE rowid IN {_in(entries)} AND owner = ?"  # noqa: S608
     )
-    return statement, [_MARK_START, _MARK_END, ELLIPSIS, any_word, owner, *entries, owner]
+    return statement, [*entries, owner]
 
 
-def _marked(raw: str) -> list[Segment]:
-    """The segments of a snippet FTS5 marked with ``_MARK_START`` and ``_MARK_END``."""
-    pieces = re.split(f"[{_MARK_START}{_MARK_END}]", raw)
-    return [Segment(piece, marked=number % 2 == 1) for number, piece in enumerate(pieces) if piece]
+def _bodies(owner: str, passages: Sequence[int]) -> tuple[str, list[Any]]:
+    """The text of ``passages``."""
+    statement = f"SELECT rowid, body FROM passages WHERE rowid IN {_in(passages)} AND owner = ?"  # noqa: S608
+    return statement, [*passages, owner]
 
 
 async def _numbered(items: AsyncIterable[str]) -> AsyncIterator[tuple[int, str]]:
@@ -332,22 +328,25 @@ class SqliteSearchIndex:
         page = rows[: query.limit]
         if not page:
             return SearchPage([], None)
-        shown = await self._read(*_snippets(owner, query, [entry for _, _, entry in page]))
-        details = {row[0]: row[1:] for row in shown}
+        names = {row[0]: row[1:] for row in await self._read(*_names(owner, [row[2] for row in page]))}
+        first_passages = [row[3] for row in page if row[3] is not None]
+        bodies: dict[int, str] = {}
+        if first_passages:
+            bodies = {row[0]: row[1] for row in await self._read(*_bodies(owner, first_passages))}
         hits = []
-        for document_id, points, entry in page:
-            filename, tags, values, passage = details[entry]
+        for document_id, points, entry, passage in page:
             if passage is not None:
-                snippet = render_snippet(_marked(passage))
+                snippet = render_snippet(highlight(bodies[passage], query.words) or [])
             else:
+                filename, tags, values = names[entry]
                 snippet = fields_snippet(
                     query.words, filename=filename, tags=_fields(tags), values=_fields(values)
                 )
             hits.append(SearchHit(document_id, query.score(points), snippet))
         next_cursor = None
         if len(rows) > query.limit:
-            last = page[-1]
-            next_cursor = query.cursor_after(SearchPosition(last[1], last[0]))
+            document_id, points, _, _ = page[-1]
+            next_cursor = query.cursor_after(SearchPosition(points, document_id))
         return SearchPage(hits, next_cursor)
 
     async def check(self) -> None:

@@ -41,7 +41,6 @@ def _is_latin(char: str) -> bool:
     return code < 0x0250 or 0x1E00 <= code <= 0x1EFF
 
 
-@functools.lru_cache(maxsize=65536)
 def _fold_char(char: str) -> str:
     """One character folded: a Latin letter loses its accents, a lone combining mark vanishes, then
     case is folded (simple folding: ``ß`` stays ``ß``, as SQLite keeps it)."""
@@ -61,11 +60,24 @@ def _simple_case_fold(char: str) -> str:
     return char
 
 
-@functools.lru_cache(maxsize=65536)
-def is_word_char(char: str) -> bool:
-    """Whether ``char`` belongs to words (letters, digits, private use) rather than separating them."""
-    category = unicodedata.category(char)
-    return category[0] in "LN" or category == "Co"
+class _FoldTable(dict[int, str]):
+    """``str.translate``'s table for folding, filled as characters are met; it remembers the characters
+    that do not fold to exactly one character, after which positions in folded text differ."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.uneven: set[str] = set()
+
+    def __missing__(self, code: int) -> str:
+        folded = self[code] = _fold_char(chr(code))
+        if len(folded) != 1:
+            self.uneven.add(chr(code))
+        return folded
+
+
+_FOLDS = _FoldTable()
+_WORD = re.compile(r"(?:[^\W_]|[\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd])+")
+"""A word: letters and digits (``str.isalnum``) and private-use characters, as ``unicode61`` takes them."""
 
 
 def clean(text: str) -> str:
@@ -78,27 +90,17 @@ def clean(text: str) -> str:
 
 def fold(text: str) -> str:
     """``text`` with case folded and Latin accents removed, character by character (see the module)."""
-    return "".join(_fold_char(char) for char in unicodedata.normalize("NFC", text))
+    return unicodedata.normalize("NFC", text).translate(_FOLDS)
 
 
 def word_spans(folded: str) -> Iterator[tuple[int, int]]:
     """Where the words of an already folded text start and end."""
-    start = None
-    for index, char in enumerate(folded):
-        if is_word_char(char):
-            if start is None:
-                start = index
-        elif start is not None:
-            yield start, index
-            start = None
-    if start is not None:
-        yield start, len(folded)
+    return (match.span() for match in _WORD.finditer(folded))
 
 
 def words_of(text: str) -> list[str]:
     """The folded words of ``text``, in order, repeats included."""
-    folded = fold(text)
-    return [folded[start:end] for start, end in word_spans(folded)]
+    return _WORD.findall(fold(text))
 
 
 def finds(word: str, text: str) -> bool:
@@ -158,14 +160,20 @@ def highlight(text: str, words: Sequence[str], *, inside: bool = False) -> list[
     """``text`` (as ``clean`` left it) cut into segments, each of its words that starts with a folded
     query word marked whole, and with ``inside`` (filenames) every place where a query word of
     ``MIN_SUBSTRING_CHARS`` or more appears; ``None`` when nothing matches."""
-    folded_pieces = [_fold_char(char) for char in text]
-    origin = [index for index, piece in enumerate(folded_pieces) for _ in piece]
-    folded = "".join(folded_pieces)
-    spans = [
-        (origin[start], origin[end - 1] + 1)
-        for start, end in word_spans(folded)
-        if any(folded.startswith(word, start, end) for word in words)
-    ]
+    if not words:
+        return None
+    folded = text.translate(_FOLDS)
+    origin: Sequence[int] = range(len(text))
+    if not _FOLDS.uneven.isdisjoint(text):
+        origin = [index for index, char in enumerate(text) for _ in _FOLDS[ord(char)]]
+    spans = []
+    for match in _any_of(tuple(words)).finditer(folded):
+        start = match.start()
+        if start and _WORD.match(folded, start - 1, start):
+            continue  # inside a word, not at its start
+        whole = _WORD.match(folded, start)
+        end = whole.end() if whole else match.end()
+        spans.append((origin[start], origin[end - 1] + 1))
     if inside:
         for word in words:
             if len(word) >= MIN_SUBSTRING_CHARS:
@@ -185,6 +193,13 @@ def highlight(text: str, words: Sequence[str], *, inside: bool = False) -> list[
     if position < len(text):
         segments.append(Segment(text[position:], marked=False))
     return segments
+
+
+@functools.lru_cache(maxsize=256)
+def _any_of(words: tuple[str, ...]) -> re.Pattern[str]:
+    """Where any of ``words`` appears, the longest first (a word holds no separator, so no word starts
+    inside a match)."""
+    return re.compile("|".join(re.escape(word) for word in sorted(words, key=len, reverse=True)))
 
 
 def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
