@@ -3,6 +3,7 @@ agreeing with docpipe's folding, integrity checks and rebuilds, full disks and l
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import sqlite3
@@ -155,3 +156,17 @@ async def test_a_full_disk_is_storage_full(tmp_path: Path) -> None:
             with pytest.raises(StorageFull):
                 await index.check()
             assert len(await found(index, "before")) == 1
+
+
+async def test_a_put_cancelled_while_waiting_for_the_lock_leaves_the_writer_usable(tmp_path: Path) -> None:
+    async with opened_search_index("sqlite", tmp_path) as index:
+        with write_lock_held_elsewhere(tmp_path / DATABASE_NAME):
+            waiting = asyncio.create_task(index.put(a_document("cancelled.pdf"), None))
+            await asyncio.sleep(0.3)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        document = a_document("after.pdf")
+        await index.put(document, text("later words"))
+        assert await found(index, "after later") == [document.id]
+        assert await found(index, "cancelled") == []

@@ -34,7 +34,7 @@ import itertools
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -248,16 +248,17 @@ class SqliteSearchIndex:
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` on the writer, one at a time, rolled back on any error."""
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` on the writer, one at a time, rolled back on any error or
+        cancellation, so the next writer always finds no transaction open."""
         async with self._write_lock:
             with _failures():
-                await self._writer.execute("BEGIN IMMEDIATE")
                 try:
+                    await _to_the_end(self._writer.execute("BEGIN IMMEDIATE"))
                     yield self._writer
-                    await asyncio.shield(self._writer.commit())
+                    await _to_the_end(self._writer.commit())
                 except BaseException:
                     if self._writer.in_transaction:
-                        await asyncio.shield(self._writer.rollback())
+                        await _to_the_end(self._writer.rollback())
                     raise
 
     async def put(self, document: Document, text: AsyncIterable[str] | None) -> None:
@@ -373,7 +374,8 @@ class SqliteSearchIndex:
         """What FTS5's ``integrity-check`` of ``table`` finds wrong, ``None`` when nothing."""
         async with self._write_lock:
             try:
-                await self._writer.execute(f"INSERT INTO {table} ({table}) VALUES ('integrity-check')")  # noqa: S608
+                check = f"INSERT INTO {table} ({table}) VALUES ('integrity-check')"  # noqa: S608
+                await _to_the_end(self._writer.execute(check))
             except sqlite3.DatabaseError as error:
                 if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_CORRUPT:
                     with _failures():
@@ -396,6 +398,18 @@ class SqliteSearchIndex:
             async with self._transaction() as db:
                 await db.execute(f"INSERT INTO {table} ({table}) VALUES ('rebuild')")  # noqa: S608
         logger.info("rebuilt the search index; dropped %d abandoned texts", len(abandoned))
+
+
+async def _to_the_end(step: Awaitable[Any]) -> None:
+    """Await a statement of the writer until its thread has run it, even when cancelled meanwhile (the
+    thread runs it anyway: a ``BEGIN`` waiting for another process's lock opens its transaction later),
+    then let the cancellation through, with the connection's state known."""
+    running = asyncio.ensure_future(step)
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait([running])
+        raise
 
 
 async def _exists(db: aiosqlite.Connection, statement: str, parameters: Sequence[Any]) -> bool:
