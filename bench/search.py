@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import MIB, median, percentile
-from docpipe.adapters.sqlite_search import DATABASE_NAME, PASSAGE_BITS, SqliteSearchIndex, open_search_index
+from docpipe.adapters.sqlite_search import DATABASE_NAME, PASSAGE_BITS, open_search_index
 from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.model import Document, new_document_id
 from docpipe.domain.search import SearchQuery
@@ -157,7 +157,7 @@ async def _latencies(data_dir: Path, corpus: Corpus, queries: int) -> dict[str, 
             times: list[float] = []
             hits = 0
             for sample in range(queries + 5):
-                tag = rng_tag(corpus) if "tag" in kind else None
+                tag = corpus.rng.choice(TAGS) if "tag" in kind else None
                 query = SearchQuery.parse(make(), tag=tag)
                 start = time.perf_counter()
                 page = await index.search(DEFAULT_OWNER, query)
@@ -169,14 +169,9 @@ async def _latencies(data_dir: Path, corpus: Corpus, queries: int) -> dict[str, 
     return results
 
 
-def rng_tag(corpus: Corpus) -> str:
-    return corpus.rng.choice(TAGS)
-
-
 async def _puts(data_dir: Path, corpus: Corpus, count: int, words: int) -> list[float]:
     times = []
     async with open_index(data_dir) as index:
-        assert isinstance(index, SqliteSearchIndex)
         for _ in range(count):
             document, text = corpus.document(words)
             start = time.perf_counter()

@@ -81,7 +81,7 @@ documents = st.lists(
 )
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(documents, st.data())
 async def test_sqlite_finds_what_the_naive_matcher_finds(corpus: list[Fields], data: st.DataObject) -> None:
     with tempfile.TemporaryDirectory() as folder:
