@@ -11,7 +11,7 @@ from docpipe.config import Settings
 from docpipe.container import Container, close, open_service
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.identity import DEFAULT_OWNER
-from docpipe.domain.model import Document, ListQuery, NewDocument, Page, new_document_id
+from docpipe.domain.model import Document, ListQuery, NewDocument, Page, Processing, new_document_id
 from docpipe.domain.ports import DocumentRepository
 from tests.http.helpers import Client, assert_problem, serve, stores_of, upload_ok, wrap_repository
 
@@ -42,6 +42,12 @@ class RecordingRepository:
     async def delete(self, owner: str, document_id: str) -> None:
         self.calls.append("delete")
         await self._inner.delete(owner, document_id)
+
+    async def record_processing(
+        self, owner: str, document_id: str, sha256: str, processing: Processing
+    ) -> Document:
+        self.calls.append("record_processing")
+        return await self._inner.record_processing(owner, document_id, sha256, processing)
 
     async def claim(self, claim: IdempotencyClaim, now: datetime) -> CompletedUpload | None:
         self.calls.append("claim")

@@ -6,7 +6,8 @@ existed reads as ``default``'s, with no migration) and ``O#<owner>#`` for every 
 contain no ``#``, and no unprefixed partition starts with ``O#``)::
 
     pk                           sk        other attributes
-    <o>DOC#<id>                  DOC       version (number), document (the Document as msgspec JSON)
+    <o>DOC#<id>                  DOC       version (number), document (the Document as msgspec JSON),
+                                           last_event (the id of the document's latest event)
     <o>ALL                       <id>      filename, content_type, tags (list): a listing entry
     <o>FILENAME#<filename>       <id>      the same
     <o>TYPE#<content type>       <id>      the same
@@ -16,7 +17,9 @@ contain no ``#``, and no unprefixed partition starts with ``O#``)::
                                            completed document_id and sha256: an upload's Idempotency-Key
     OWNERS                       <owner>   none: an owner other than ``default`` that added documents
 
-and the API keys, ``APIKEY#<secret hash>`` and ``APIKEYS`` items (see ``dynamodb_keys``).
+and the API keys, ``APIKEY#<secret hash>`` and ``APIKEYS`` items (see ``dynamodb_keys``), and the
+outbox, ``OUTBOX#<shard>`` and ``OUTBOX_LEASES`` items (see ``dynamodb_outbox``). A document item
+written before processing existed reads as ``pending``.
 
 The document item answers ``get`` and carries the version that conditional writes compare. Listing
 entries make every filter value a partition sorted by document id, so every listing is one Query
@@ -26,9 +29,10 @@ page of entries, however many documents there are; the page's documents then com
 The entries live in the table rather than in global secondary indexes because those are only
 eventually consistent: a document must be listable, and downloadable by filename, as soon as it is
 added. They are written in the same TransactWriteItems as their document item, and carry no
-metadata, so they stay small: a document costs a few small extra writes (with at most 32 tags and
-``PREFIX_ENTRY_LENGTH`` = 8, a replace writes at most 1 + 2 * (3 + 32 + 8) = 87 items, under the 100
-a TransactWriteItems allows). Known limits:
+metadata, so they stay small: a document costs a few small extra writes. Each change also puts its
+event in the outbox, in the same transaction: with at most 32 tags and ``PREFIX_ENTRY_LENGTH`` = 8, an
+update that changes every entry writes at most 1 + 2 * (3 + 32 + 8) + 1 = 88 items, under the 100 a
+TransactWriteItems allows. Known limits:
 
 - A prefix longer than ``PREFIX_ENTRY_LENGTH`` is queried on its first characters and the rest is a
   filter: a page then reads the entries of every filename sharing those first characters.
@@ -65,6 +69,7 @@ from aiobotocore.config import AioConfig
 
 from docpipe.adapters.aws_errors import AwsFailures
 from docpipe.adapters.dynamodb_keys import DynamoDbKeyRepository
+from docpipe.adapters.dynamodb_outbox import DynamoDbOutbox, event_put
 from docpipe.adapters.turns import Turns
 from docpipe.config import DynamoDbSettings
 from docpipe.domain.errors import (
@@ -76,10 +81,12 @@ from docpipe.domain.errors import (
     StoreFailure,
     StoreRole,
 )
+from docpipe.domain.events import EventType, event_of
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.listing import PREFIX_ENTRY_LENGTH, examine_budget, matches, resume_point
-from docpipe.domain.model import Document, ListQuery, Page
+from docpipe.domain.model import Document, ListQuery, Page, Processing, with_processing
+from docpipe.domain.outbox import LEASE_SECONDS, Commits
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.client import DynamoDBClient
@@ -132,21 +139,24 @@ class DynamoDbRepository:
         self._update_turns = Turns()
         self._registered_owners: set[str] = set()
         self._failures = _failures(table, self.create_table_if_missing if create_missing else None)
+        self._commits = Commits()
 
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         await self._register(document.owner)
+        event = event_of(EventType.CREATED, document)
         put: TransactWriteItemTypeDef = {
             "Put": {
                 "TableName": self._table,
-                "Item": _document_item(document),
+                "Item": _document_item(document, event.id),
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
-        writes = [put, *_entry_writes(self._table, None, document)]
+        writes = [put, *_entry_writes(self._table, None, document), event_put(self._table, event)]
         if claim is not None:
             writes.append(_completion(self._table, claim, document))
         with self._unavailable_on_failure():
             if await self._transact(writes):
+                self._commits.ring()
                 return
             if claim is not None and await self._find(document.owner, document.id) is None:
                 raise IdempotencyKeyInUse
@@ -192,40 +202,66 @@ class DynamoDbRepository:
         return Page(documents, resume_point(ids, query.limit, last_examined))
 
     async def update(self, owner: str, document_id: str, change: Callable[[Document], Document]) -> Document:
+        return await self._change(owner, document_id, change, EventType.UPDATED)
+
+    async def record_processing(
+        self, owner: str, document_id: str, sha256: str, processing: Processing
+    ) -> Document:
+        def recorded(current: Document) -> Document | None:
+            return with_processing(current, sha256, processing)
+
+        return await self._change(owner, document_id, recorded, EventType.PROCESSED)
+
+    async def _change(
+        self,
+        owner: str,
+        document_id: str,
+        change: Callable[[Document], Document | None],
+        event_type: EventType,
+    ) -> Document:
         """Optimistic: read, change, write on condition that the version did not move; when it did,
         pause (full jitter, growing exponentially) and start over, for at most ``UPDATE_BUDGET_SECONDS``.
+        ``change`` returning ``None`` leaves the document as it is, and writes no event.
 
-        Updates of one document from this process first take turns, so they do not spend writes
+        Changes of one document from this process first take turns, so they do not spend writes
         overtaking each other; the condition then only has other processes to guard against. The
-        wait for a turn counts in the budget: an update gives up when others kept it waiting too long.
+        wait for a turn counts in the budget: a change gives up when others kept it waiting too long.
         """
         deadline = asyncio.get_running_loop().time() + UPDATE_BUDGET_SECONDS
         try:
             async with self._update_turns.turn(_owned(owner, document_id), deadline):
-                return await self._update(owner, document_id, change, deadline)
+                return await self._update(owner, document_id, change, event_type, deadline)
         except TimeoutError:
             # Only the wait for the turn: ``_update`` turns the stores' timeouts into StoreUnavailable.
             raise ConcurrentUpdate(document_id) from None
 
     async def _update(
-        self, owner: str, document_id: str, change: Callable[[Document], Document], deadline: float
+        self,
+        owner: str,
+        document_id: str,
+        change: Callable[[Document], Document | None],
+        event_type: EventType,
+        deadline: float,
     ) -> Document:
         attempt = 0
         with self._unavailable_on_failure():
             while True:
-                current = await self._find(owner, document_id)
-                if current is None:
-                    raise DocumentNotFound(document_id)
+                current, last_event = await self._stored(owner, document_id)
                 updated = change(current)
+                if updated is None:
+                    return current
+                event = event_of(event_type, updated, after=last_event)
                 put: TransactWriteItemTypeDef = {
                     "Put": {
                         "TableName": self._table,
-                        "Item": _document_item(updated),
+                        "Item": _document_item(updated, event.id),
                         "ConditionExpression": "version = :expected",
                         "ExpressionAttributeValues": {":expected": {"N": str(current.version)}},
                     }
                 }
-                if await self._transact([put, *_entry_writes(self._table, current, updated)]):
+                writes = [put, *_entry_writes(self._table, current, updated), event_put(self._table, event)]
+                if await self._transact(writes):
+                    self._commits.ring()
                     return updated
                 pause = _backoff(attempt)
                 if asyncio.get_running_loop().time() + pause > deadline:
@@ -236,9 +272,7 @@ class DynamoDbRepository:
     async def delete(self, owner: str, document_id: str) -> None:
         with self._unavailable_on_failure():
             while True:
-                current = await self._find(owner, document_id)
-                if current is None:
-                    raise DocumentNotFound(document_id)
+                current, last_event = await self._stored(owner, document_id)
                 delete: TransactWriteItemTypeDef = {
                     "Delete": {
                         "TableName": self._table,
@@ -247,7 +281,10 @@ class DynamoDbRepository:
                         "ExpressionAttributeValues": {":version": {"N": str(current.version)}},
                     }
                 }
-                if await self._transact([delete, *_entry_writes(self._table, current, None)]):
+                event = event_of(EventType.DELETED, current, after=last_event)
+                writes = [delete, *_entry_writes(self._table, current, None), event_put(self._table, event)]
+                if await self._transact(writes):
+                    self._commits.ring()
                     return
                 # Changed since we read it, so its entries may have too: read it again.
 
@@ -331,6 +368,10 @@ class DynamoDbRepository:
         ``dynamodb_keys``)."""
         return DynamoDbKeyRepository(self._client, self._table, self._failures, self.check)
 
+    def outbox(self, lease_seconds: float = LEASE_SECONDS) -> DynamoDbOutbox:
+        """The events of these documents in the same table, for one relay (see ``dynamodb_outbox``)."""
+        return DynamoDbOutbox(self._client, self._table, self._failures, self._commits, lease_seconds)
+
     async def close(self) -> None:
         """Stop a recreation of the table still in progress."""
         await self._failures.close()
@@ -409,11 +450,23 @@ class DynamoDbRepository:
             raise
 
     async def _find(self, owner: str, document_id: str) -> Document | None:
+        item = await self._item(owner, document_id)
+        return None if item is None else _decode(item, owner)
+
+    async def _stored(self, owner: str, document_id: str) -> tuple[Document, str | None]:
+        """``owner``'s document and the id of its latest event (none for documents written before the
+        outbox); ``DocumentNotFound`` when there is none."""
+        item = await self._item(owner, document_id)
+        if item is None:
+            raise DocumentNotFound(document_id)
+        last_event = item.get("last_event")
+        return _decode(item, owner), None if last_event is None else last_event["S"]
+
+    async def _item(self, owner: str, document_id: str) -> Item | None:
         response = await self._client.get_item(
             TableName=self._table, Key=_document_key(owner, document_id), ConsistentRead=True
         )
-        item = response.get("Item")
-        return None if item is None else _decode(item, owner)
+        return response.get("Item")
 
     async def _transact(self, writes: Sequence[TransactWriteItemTypeDef]) -> bool:
         """Apply ``writes`` atomically; False when a condition failed (the first write's, on the
@@ -591,11 +644,12 @@ def _document_key(owner: str, document_id: str) -> Item:
     return {"pk": {"S": _owned(owner, _DOCUMENT + document_id)}, "sk": {"S": _DOCUMENT_SORT_KEY}}
 
 
-def _document_item(document: Document) -> Item:
+def _document_item(document: Document, last_event: str) -> Item:
     return {
         **_document_key(document.owner, document.id),
         "version": {"N": str(document.version)},
         "document": {"S": _encoder.encode(document).decode()},
+        "last_event": {"S": last_event},
     }
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from datetime import datetime
 
 import msgspec
@@ -18,10 +21,21 @@ from docpipe.domain.errors import (
     UploadBusy,
     UploadNotFound,
 )
+from docpipe.domain.events import Event, EventType, event_of
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.keys import ApiKey
 from docpipe.domain.listing import examine_budget, matches, resume_point
-from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page, utc_now
+from docpipe.domain.model import (
+    BlobEntry,
+    ByteRange,
+    Document,
+    ListQuery,
+    Page,
+    Processing,
+    utc_now,
+    with_processing,
+)
+from docpipe.domain.outbox import LEASE_SECONDS, Commits
 from docpipe.domain.streams import CHUNK_SIZE
 from docpipe.domain.uploads.session import Lease, UploadSession, refuse_lease
 
@@ -148,12 +162,15 @@ class _KeyRecord(msgspec.Struct, frozen=True):
 class MemoryRepository:
     """Holds every document and idempotency record in dicts: for tests and throwaway runs only.
 
-    It filters and pages with the rules of ``domain.listing``, so it lists as the real repositories do."""
+    It filters and pages with the rules of ``domain.listing``, so it lists as the real repositories do.
+    No method gives another task a turn between its checks and its writes, events included: each is
+    one commit."""
 
     def __init__(self) -> None:
         self._documents: dict[str, Document] = {}
         self._keys: dict[tuple[str, str], _KeyRecord] = {}
         """Idempotency records by (owner, key)."""
+        self._outbox = _Events()
 
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         if document.id in self._documents:
@@ -166,6 +183,7 @@ class MemoryRepository:
                 claim, CompletedUpload(document.id, document.sha256)
             )
         self._documents[document.id] = document
+        self._outbox.write(event_of(EventType.CREATED, document))
 
     async def get(self, owner: str, document_id: str) -> Document:
         document = self._documents.get(document_id)
@@ -189,14 +207,26 @@ class MemoryRepository:
         return Page(found[: query.limit], resume_after)
 
     async def update(self, owner: str, document_id: str, change: Callable[[Document], Document]) -> Document:
-        """Atomic as it is: nothing in here gives another task a turn."""
         current = await self.get(owner, document_id)
         updated = self._documents[document_id] = change(current)
+        self._outbox.write(event_of(EventType.UPDATED, updated))
         return updated
 
     async def delete(self, owner: str, document_id: str) -> None:
-        await self.get(owner, document_id)
+        current = await self.get(owner, document_id)
         del self._documents[document_id]
+        self._outbox.write(event_of(EventType.DELETED, current))
+
+    async def record_processing(
+        self, owner: str, document_id: str, sha256: str, processing: Processing
+    ) -> Document:
+        current = await self.get(owner, document_id)
+        updated = with_processing(current, sha256, processing)
+        if updated is None:
+            return current
+        self._documents[document_id] = updated
+        self._outbox.write(event_of(EventType.PROCESSED, updated))
+        return updated
 
     async def claim(self, claim: IdempotencyClaim, now: datetime) -> CompletedUpload | None:
         for key in [key for key, record in self._keys.items() if record.claim.expires_at <= now]:
@@ -221,6 +251,51 @@ class MemoryRepository:
 
     async def check(self) -> None:
         return None
+
+    def outbox(self, lease_seconds: float = LEASE_SECONDS) -> MemoryOutbox:
+        """The events of these documents, for one relay (see ``ports.Outbox``)."""
+        return MemoryOutbox(self._outbox, lease_seconds)
+
+
+class _Events:
+    """The outbox of a ``MemoryRepository``: its events in commit order, and the one lease on them all."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, Event] = {}
+        self.holder: str | None = None
+        self.lease_until = 0.0
+        self.commits = Commits()
+
+    def write(self, event: Event) -> None:
+        self.events[event.id] = event
+        self.commits.ring()
+
+
+class MemoryOutbox:
+    """One relay's view of a ``MemoryRepository``'s events: one lease covers them all."""
+
+    def __init__(self, events: _Events, lease_seconds: float) -> None:
+        self._events = events
+        self._lease_seconds = lease_seconds
+        self._holder = uuid.uuid4().hex
+
+    async def pending(self, limit: int) -> list[Event]:
+        now = time.time()
+        if self._events.holder != self._holder and self._events.lease_until > now:
+            return []
+        self._events.holder, self._events.lease_until = self._holder, now + self._lease_seconds
+        return list(itertools.islice(self._events.events.values(), limit))
+
+    async def acknowledge(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self._events.events.pop(event.id, None)
+
+    async def release(self) -> None:
+        if self._events.holder == self._holder:
+            self._events.holder = None
+
+    def next_commit(self) -> asyncio.Event:
+        return self._events.commits.next()
 
 
 class MemoryUploadRepository:

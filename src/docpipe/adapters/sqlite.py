@@ -18,6 +18,8 @@ import msgspec
 from docpipe.adapters.disk import has_no_room
 from docpipe.adapters.sqlite_keys import SCHEMA as KEY_SCHEMA
 from docpipe.adapters.sqlite_keys import SqliteKeyRepository
+from docpipe.adapters.sqlite_outbox import SCHEMA as OUTBOX_SCHEMA
+from docpipe.adapters.sqlite_outbox import SqliteOutbox, write_event
 from docpipe.adapters.sqlite_uploads import SCHEMA as UPLOAD_SCHEMA
 from docpipe.adapters.sqlite_uploads import SqliteUploadRepository
 from docpipe.domain.errors import (
@@ -29,10 +31,12 @@ from docpipe.domain.errors import (
     StoreRole,
     StoreUnavailable,
 )
+from docpipe.domain.events import EventType, event_of
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.listing import PREFIX_ENTRY_LENGTH, examine_budget, resume_point
-from docpipe.domain.model import Document, ListQuery, Page
+from docpipe.domain.model import Document, ListQuery, Page, Processing, with_processing
+from docpipe.domain.outbox import LEASE_SECONDS, Commits
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +81,8 @@ CREATE TABLE IF NOT EXISTS documents (
     updated_at TEXT NOT NULL,
     version INTEGER NOT NULL,
     blob_key TEXT,  -- NULL: the id, for documents stored before blob keys (see _prepare)
-    links_epoch INTEGER NOT NULL DEFAULT 0
+    links_epoch INTEGER NOT NULL DEFAULT 0,
+    processing TEXT  -- the Processing as msgspec JSON; NULL: pending, as before processing existed
 ) WITHOUT ROWID;
 {_TAGS_TABLE.format(name="document_tags")};
 {_KEYS_TABLE.format(name="idempotency_keys")};
@@ -156,6 +161,7 @@ _COLUMN_NAMES = (
     "version",
     "blob_key",
     "links_epoch",
+    "processing",
 )
 _COLUMNS = ", ".join(_COLUMN_NAMES)
 _SELECT_FROM = f"SELECT {', '.join('d.' + name for name in _COLUMN_NAMES)} FROM"
@@ -185,6 +191,7 @@ def _row(document: Document) -> tuple[Any, ...]:
         document.version,
         document.blob_key,
         document.links_epoch,
+        msgspec.json.encode(document.processing).decode(),
     )
 
 
@@ -204,6 +211,7 @@ def _document(row: sqlite3.Row | tuple[Any, ...]) -> Document:
         updated_at=datetime.fromisoformat(row[10]),
         version=row[11],
         links_epoch=row[13],
+        processing=Processing() if row[14] is None else msgspec.json.decode(row[14], type=Processing),
     )
 
 
@@ -380,6 +388,7 @@ class SqliteRepository:
         self._readers = itertools.cycle(readers)
         self._write_lock = asyncio.Lock()
         self._folder = folder
+        self._commits = Commits()
 
     async def _read(self, statement: str, parameters: Sequence[Any]) -> list[sqlite3.Row]:
         """One round trip to a reader thread: execute and fetch together."""
@@ -408,6 +417,8 @@ class SqliteRepository:
                 )
                 if completion.rowcount == 0:
                     raise IdempotencyKeyInUse
+            await write_event(db, event_of(EventType.CREATED, document))
+        self._commits.ring()
 
     async def get(self, owner: str, document_id: str) -> Document:
         rows = await self._read(f"{_SELECT} WHERE d.id = ? AND d.owner = ?", (document_id, owner))
@@ -428,28 +439,43 @@ class SqliteRepository:
         return Page(documents, resume_point([row[0] for row in rows], query.limit, edge))
 
     async def update(self, owner: str, document_id: str, change: Callable[[Document], Document]) -> Document:
-        """Read, change and write inside one write transaction: other writers wait their turn."""
+        return await self._change(owner, document_id, change, EventType.UPDATED)
+
+    async def record_processing(
+        self, owner: str, document_id: str, sha256: str, processing: Processing
+    ) -> Document:
+        def recorded(current: Document) -> Document | None:
+            return with_processing(current, sha256, processing)
+
+        return await self._change(owner, document_id, recorded, EventType.PROCESSED)
+
+    async def _change(
+        self,
+        owner: str,
+        document_id: str,
+        change: Callable[[Document], Document | None],
+        event_type: EventType,
+    ) -> Document:
+        """Read, change and write with its event inside one write transaction: other writers wait their
+        turn. ``change`` returning ``None`` leaves the document as it is, and writes no event."""
         async with self._transaction() as db:
-            async with db.execute(
-                f"{_SELECT} WHERE d.id = ? AND d.owner = ?", (document_id, owner)
-            ) as cursor:
-                row = await cursor.fetchone()
-            if row is None:
-                raise DocumentNotFound(document_id)
-            current = _document(row)
+            current = await _current(db, owner, document_id)
             updated = change(current)
+            if updated is None:
+                return current
             await db.execute(_UPDATE, (*_row(updated)[2:], document_id))
             await db.execute("DELETE FROM document_tags WHERE id = ?", (document_id,))
             await _insert_tags(db, current.owner, document_id, updated.tags)
+            await write_event(db, event_of(event_type, updated))
+        self._commits.ring()
         return updated
 
     async def delete(self, owner: str, document_id: str) -> None:
         async with self._transaction() as db:
-            cursor = await db.execute(
-                "DELETE FROM documents WHERE id = ? AND owner = ?", (document_id, owner)
-            )
-            if cursor.rowcount == 0:
-                raise DocumentNotFound(document_id)
+            current = await _current(db, owner, document_id)
+            await db.execute("DELETE FROM documents WHERE id = ?", (document_id,))
+            await write_event(db, event_of(EventType.DELETED, current))
+        self._commits.ring()
 
     async def claim(self, claim: IdempotencyClaim, now: datetime) -> CompletedUpload | None:
         moment = now.timestamp()
@@ -519,8 +545,21 @@ class SqliteRepository:
         """Resumable upload sessions in the same file, through these connections (see ``sqlite_uploads``)."""
         return SqliteUploadRepository(self._read, self._transaction)
 
+    def outbox(self, lease_seconds: float = LEASE_SECONDS) -> SqliteOutbox:
+        """The events of these documents in the same file, for one relay (see ``sqlite_outbox``)."""
+        return SqliteOutbox(self._read, self._transaction, self._commits, lease_seconds)
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self._writer, self._write_lock)
+
+
+async def _current(db: aiosqlite.Connection, owner: str, document_id: str) -> Document:
+    """``owner``'s document as the writer's transaction sees it; ``DocumentNotFound`` when there is none."""
+    async with db.execute(f"{_SELECT} WHERE d.id = ? AND d.owner = ?", (document_id, owner)) as cursor:
+        row = await cursor.fetchone()
+    if row is None:
+        raise DocumentNotFound(document_id)
+    return _document(row)
 
 
 class _Transaction:
@@ -581,7 +620,8 @@ def database_file(data_dir: Path) -> Path:
 async def _prepare(db: aiosqlite.Connection) -> None:
     """Bring the file to this schema in one transaction, so a crash leaves none of a change and
     concurrent start-ups make each once. A file written by an earlier docpipe keeps its data: its
-    documents get a blob key column (NULL, meaning "the id") and a links epoch (0), and its
+    documents get a blob key column (NULL, meaning "the id"), a links epoch (0) and a processing
+    column (NULL, meaning pending), and its
     documents, tag entries and idempotency records an owner, ``DEFAULT_OWNER``, ahead of the indexes
     that lead with it."""
     async with _Transaction(db, asyncio.Lock()):
@@ -590,6 +630,8 @@ async def _prepare(db: aiosqlite.Connection) -> None:
             await db.execute("ALTER TABLE documents ADD COLUMN blob_key TEXT")
         if "links_epoch" not in columns:
             await db.execute("ALTER TABLE documents ADD COLUMN links_epoch INTEGER NOT NULL DEFAULT 0")
+        if "processing" not in columns:
+            await db.execute("ALTER TABLE documents ADD COLUMN processing TEXT")
         if "owner" not in columns:
             await db.execute(
                 f"ALTER TABLE documents ADD COLUMN owner TEXT NOT NULL DEFAULT '{DEFAULT_OWNER}'"
@@ -661,6 +703,7 @@ async def open_repository(data_dir: Path, *, create_missing: bool = True) -> Asy
             await writer.executescript(_TABLES)
             await writer.executescript(KEY_SCHEMA)
             await writer.executescript(UPLOAD_SCHEMA)
+            await writer.executescript(OUTBOX_SCHEMA)
             await _prepare(writer)
             readers = []
             for _ in range(READER_CONNECTIONS):

@@ -7,11 +7,36 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import msgspec
 
 from docpipe.domain.errors import InvalidInput
 from docpipe.domain.identity import clean_owner
+
+
+class ProcessingState(StrEnum):
+    """Where a document's processing stands: ``pending`` until a processor recorded its result."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    """No processor takes the document's content type."""
+
+
+class Processing(msgspec.Struct, frozen=True, kw_only=True):
+    """What processing found in a document's bytes: ``error`` is a short reason a user can read, when
+    ``FAILED``; ``processor`` (``"<name>/<version>"``) produced the result; ``text_key`` is the blob key
+    of the extracted text, when ``DONE``."""
+
+    state: ProcessingState = ProcessingState.PENDING
+    pages: int | None = None
+    characters: int | None = None
+    title: str | None = None
+    error: str | None = None
+    processor: str | None = None
+    text_key: str | None = None
 
 
 class Document(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,6 +51,8 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
     ``detected_content_type`` is what the first bytes look like, kept when it differs from ``content_type``
     (which is what the client declared, or else the detected type). ``links_epoch`` grows by one each
     time the document's signed links are revoked: a link issued at a lower epoch no longer works.
+    ``processing`` is ``pending`` until a processor's result is recorded (a change of its own, which
+    moves the version on too).
     """
 
     id: str
@@ -42,6 +69,15 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
     version: int = 1
     detected_content_type: str | None = None
     links_epoch: int = 0
+    processing: Processing = Processing()
+
+
+def with_processing(document: Document, sha256: str, processing: Processing) -> Document | None:
+    """``document`` with ``processing`` recorded, a version on; ``None`` when its bytes no longer have
+    ``sha256`` (the result is of bytes it was replaced by others): such a result is dropped."""
+    if document.sha256 != sha256:
+        return None
+    return msgspec.structs.replace(document, processing=processing, version=document.version + 1)
 
 
 class NewDocument(msgspec.Struct, frozen=True, kw_only=True):

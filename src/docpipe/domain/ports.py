@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from docpipe.domain.events import Event
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.identity import Principal
 from docpipe.domain.keys import ApiKey
-from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page
+from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page, Processing
 from docpipe.domain.search import SearchPage, SearchQuery
 from docpipe.domain.uploads.session import Lease, UploadSession
 
@@ -77,7 +79,13 @@ class DocumentRepository(Protocol):
     Every read and write names the owner it acts for: another owner's document is answered exactly like a
     missing one (``DocumentNotFound``), and listings hold only the owner's documents. A stored document
     keeps its ``blob_key``; one stored before documents had blob keys reads back with its id as its blob
-    key (its bytes are under its id). Documents stored before owners existed belong to ``DEFAULT_OWNER``.
+    key (its bytes are under its id). Documents stored before owners existed belong to ``DEFAULT_OWNER``,
+    and documents stored before processing existed are ``pending``.
+
+    Every change writes its event (``domain.events``) in the same commit, to the outbox of the same store
+    (see ``Outbox``): ``add`` a ``document.created``, ``update`` a ``document.updated``, ``delete`` a
+    ``document.deleted``, ``record_processing`` a ``document.processed``. A write that fails, or is
+    refused, writes no event.
     """
 
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
@@ -118,6 +126,16 @@ class DocumentRepository(Protocol):
         """Raises ``DocumentNotFound``, also when the document is another owner's (which stays)."""
         ...
 
+    async def record_processing(
+        self, owner: str, document_id: str, sha256: str, processing: Processing
+    ) -> Document:
+        """Set the document's ``processing``, moving its version on by one, atomically as ``update``
+        does, and return it; on condition that its bytes still have ``sha256``. The result of bytes the
+        document no longer has is dropped: nothing is written, and the document is returned as it is.
+        Raises ``DocumentNotFound`` (also for another owner's document) and ``ConcurrentUpdate`` as
+        ``update`` does."""
+        ...
+
     async def claim(self, claim: IdempotencyClaim, now: datetime) -> CompletedUpload | None:
         """Hold ``claim.owner``'s ``claim.key`` for the upload ``claim.token`` stands for, until
         ``claim.lease_until``. Another owner's record of the same key is another record.
@@ -142,6 +160,39 @@ class DocumentRepository(Protocol):
 
     async def check(self) -> None:
         """Raise ``StoreUnavailable`` when the repository cannot serve requests."""
+        ...
+
+
+class Outbox(Protocol):
+    """The events a ``DocumentRepository`` wrote in the commits of the changes they describe, kept in
+    the same store until a relay acknowledges them: they survive restarts and are delivered at least once.
+
+    An outbox stands for one relay: it is made by its repository (``outbox()``), one per relay. The
+    events are handed out under a lease, so that relays sharing a store (replicas) do not deliver the
+    same events side by side: while an outbox's lease runs (renewed by each ``pending``), no other
+    outbox is handed the events it was handed, nor any other event of their documents. A lease that
+    lapses (its relay died, or took longer than the lease between two calls) passes to the next outbox
+    that asks; ``release`` gives it up at once.
+    """
+
+    async def pending(self, limit: int) -> list[Event]:
+        """At most ``limit`` events not yet acknowledged, of the documents this outbox holds the lease
+        of (taking the lease of those no running lease holds): oldest first, and each document's in
+        commit order. Empty when another outbox holds every lease."""
+        ...
+
+    async def acknowledge(self, events: Sequence[Event]) -> None:
+        """Remove ``events`` (handed out by ``pending``): they were delivered. Removing one twice, or one
+        another relay removed, is not an error."""
+        ...
+
+    async def release(self) -> None:
+        """Give up this outbox's leases, so that another relay takes its events over at once."""
+        ...
+
+    def next_commit(self) -> asyncio.Event:
+        """Set as soon as this process commits a change after the call (see ``domain.outbox.Commits``):
+        the relay waits on it between polls, to deliver this process's events without delay."""
         ...
 
 

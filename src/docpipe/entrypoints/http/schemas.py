@@ -6,12 +6,33 @@ from datetime import datetime
 
 import msgspec
 
-from docpipe.domain.model import Document
+from docpipe.domain.model import Document, Processing, ProcessingState
 from docpipe.domain.service import Listing
 
 
+class ProcessingOut(msgspec.Struct, frozen=True, kw_only=True):
+    """What processing found, as clients see it: ``error`` is the reason when ``state`` is ``failed``."""
+
+    state: ProcessingState
+    pages: int | None
+    characters: int | None
+    title: str | None
+    error: str | None
+
+    @classmethod
+    def of(cls, processing: Processing) -> ProcessingOut:
+        return cls(
+            state=processing.state,
+            pages=processing.pages,
+            characters=processing.characters,
+            title=processing.title,
+            error=processing.error,
+        )
+
+
 class DocumentOut(msgspec.Struct, frozen=True, kw_only=True):
-    """A document's metadata as clients see it: the domain ``Document`` without its blob key and version."""
+    """A document's metadata as clients see it: the domain ``Document`` without its blob key and version,
+    and its processing without what only docpipe uses (the processor, the text's blob key)."""
 
     id: str
     filename: str
@@ -23,6 +44,7 @@ class DocumentOut(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, str]
     created_at: datetime
     updated_at: datetime
+    processing: ProcessingOut
 
     @classmethod
     def of(cls, document: Document) -> DocumentOut:
@@ -37,6 +59,7 @@ class DocumentOut(msgspec.Struct, frozen=True, kw_only=True):
             metadata=document.metadata,
             created_at=document.created_at,
             updated_at=document.updated_at,
+            processing=ProcessingOut.of(document.processing),
         )
 
 
