@@ -62,9 +62,10 @@ def old_document() -> Document:
 
 def items_before_owners(document: Document, idempotency_key: str) -> list[Item]:
     """The items docpipe wrote for ``document`` and the completed record of the upload's Idempotency-Key
-    before owners existed, verbatim: the document JSON has no ``owner``."""
+    before owners existed, verbatim: the document JSON has no ``owner`` (nor the younger ``processing``)."""
     fields = msgspec.json.decode(msgspec.json.encode(document))
     del fields["owner"]
+    del fields["processing"]
     entry: Item = {
         "sk": {"S": document.id},
         "filename": {"S": "old.txt"},

@@ -30,9 +30,10 @@ The entries live in the table rather than in global secondary indexes because th
 eventually consistent: a document must be listable, and downloadable by filename, as soon as it is
 added. They are written in the same TransactWriteItems as their document item, and carry no
 metadata, so they stay small: a document costs a few small extra writes. Each change also puts its
-event in the outbox, in the same transaction: with at most 32 tags and ``PREFIX_ENTRY_LENGTH`` = 8, an
-update that changes every entry writes at most 1 + 2 * (3 + 32 + 8) + 1 = 88 items, under the 100 a
-TransactWriteItems allows. Known limits:
+event in the outbox, in the same transaction. With at most 32 tags and ``PREFIX_ENTRY_LENGTH`` = 8, a
+document has at most 3 + 32 + 8 = 43 entries, and an update that moves them all puts 43 and deletes 42
+(``ALL`` is rewritten, never deleted): with the document item and the event, at most 87 items, under
+the 100 a TransactWriteItems allows (``test_outbox_dynamodb`` counts them). Known limits:
 
 - A prefix longer than ``PREFIX_ENTRY_LENGTH`` is queried on its first characters and the rest is a
   filter: a page then reads the entries of every filename sharing those first characters.

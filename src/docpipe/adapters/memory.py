@@ -292,7 +292,7 @@ class MemoryOutbox:
 
     async def release(self) -> None:
         if self._events.holder == self._holder:
-            self._events.holder = None
+            self._events.holder, self._events.lease_until = None, 0.0
 
     def next_commit(self) -> asyncio.Event:
         return self._events.commits.next()
