@@ -197,6 +197,14 @@ async def assert_lists_serves_and_deletes(settings: Settings, document: Document
     async with serve(settings) as client:
         listed = (await client.get("/documents", params={"tag": "old"})).json()["documents"]
         assert [item["id"] for item in listed] == [document.id]
+        shown = (await client.get(f"/documents/{document.id}")).json()
+        assert shown["processing"] == {
+            "state": "pending",
+            "pages": None,
+            "characters": None,
+            "title": None,
+            "error": None,
+        }
         assert (await client.get(f"/documents/{document.id}/content")).content == CONTENT
         assert (await client.head(f"/documents/{document.id}/content")).status_code == 200
         assert (await client.get("/download/old.txt")).content == CONTENT
@@ -242,8 +250,8 @@ async def test_a_sqlite_file_from_before_blob_keys(tmp_path: Path) -> None:
 
 
 async def test_a_dynamodb_table_from_before_blob_keys(tmp_path: Path, moto_server: MotoServer) -> None:
-    """The table layout is unchanged; only the document JSON of older items lacks ``blob_key`` and
-    ``owner``."""
+    """The table layout is unchanged; only the document JSON of older items lacks ``blob_key``,
+    ``owner`` and ``processing``."""
     settings = settings_for(
         blob_store="s3", repository="dynamodb", data_dir=tmp_path, aws_endpoint_url=moto_server.endpoint_url
     )
@@ -252,7 +260,7 @@ async def test_a_dynamodb_table_from_before_blob_keys(tmp_path: Path, moto_serve
         await repository.add(document)
         await blobs.put(document.id, chunks(CONTENT))
     as_before = msgspec.json.decode(msgspec.json.encode(document))
-    del as_before["blob_key"], as_before["owner"]
+    del as_before["blob_key"], as_before["owner"], as_before["processing"]
     async with aioboto3.Session().client("dynamodb", endpoint_url=moto_server.endpoint_url) as client:
         await client.update_item(
             TableName=settings.dynamodb.table,

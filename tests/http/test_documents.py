@@ -5,8 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 
+from docpipe.config import Settings
+from docpipe.container import Container
+from docpipe.domain.identity import DEFAULT_OWNER
+from docpipe.domain.model import Processing, ProcessingState, new_blob_key
 from tests.http.conftest import MAX_UPLOAD_BYTES
-from tests.http.helpers import Client, assert_problem, content_digest, upload, upload_ok
+from tests.http.helpers import Client, assert_problem, content_digest, stores_of, upload, upload_ok
 
 
 async def test_multipart_upload_returns_the_document_with_location_and_etag(client: Client) -> None:
@@ -23,6 +27,13 @@ async def test_multipart_upload_returns_the_document_with_location_and_etag(clie
     assert document["tags"] == ["finance", "q3"]
     assert document["metadata"] == {}
     assert document["created_at"].endswith("Z")
+    assert document["processing"] == {
+        "state": "pending",
+        "pages": None,
+        "characters": None,
+        "title": None,
+        "error": None,
+    }
     assert (await client.get(f"/documents/{document['id']}")).json() == document
 
 
@@ -360,3 +371,35 @@ async def test_values_longer_than_anything_stored_are_refused_or_match_nothing(c
         assert response.status_code == 200
         assert response.json() == {"documents": [], "next_cursor": None}
     assert_problem(await client.get("/download/" + "n" * 3000), 404)
+
+
+async def test_a_recorded_processing_result_shows_in_the_view_and_moves_the_etag(
+    client: Client, settings: Settings, container: Container
+) -> None:
+    document = await upload_ok(client, b"%PDF-1.7 not really\n", "report.pdf")
+    before = (await client.get(f"/documents/{document['id']}")).headers["etag"]
+    result = Processing(
+        state=ProcessingState.DONE,
+        pages=12,
+        characters=48211,
+        title="Q3 report",
+        processor="pdf/1",
+        text_key=new_blob_key(DEFAULT_OWNER),
+    )
+    async with stores_of(settings, container) as (_, repository):
+        await repository.record_processing(DEFAULT_OWNER, document["id"], document["sha256"], result)
+    shown = await client.get(f"/documents/{document['id']}")
+    assert shown.json()["processing"] == {
+        "state": "done",
+        "pages": 12,
+        "characters": 48211,
+        "title": "Q3 report",
+        "error": None,
+    }
+    assert shown.headers["etag"] != before
+    assert_problem(
+        await client.patch(
+            f"/documents/{document['id']}", json={"tags": ["q3"]}, headers={"if-match": before}
+        ),
+        412,
+    )

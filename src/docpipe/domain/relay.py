@@ -90,7 +90,9 @@ class Relay:
                     delivered = False
                 if not delivered:
                     failing_batches += 1
-                    await asyncio.sleep(self._backoff(failing_batches))
+                    await asyncio.sleep(
+                        backoff(failing_batches, self._backoff_seconds, self._backoff_cap_seconds)
+                    )
                     continue
                 failing_batches = 0
                 if len(events) < self._batch_size:
@@ -134,15 +136,17 @@ class Relay:
                 )
         return not any(isinstance(outcome, BaseException) for outcome in outcomes)
 
-    def _backoff(self, failing_batches: int) -> float:
-        """Doubling with each failing batch up to the cap, jittered so that relays (and the consumers'
-        services) are not retried in lockstep."""
-        ceiling = min(self._backoff_cap_seconds, self._backoff_seconds * 2 ** min(failing_batches - 1, 32))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not a secret)
-
     async def _release(self) -> None:
         try:
             async with asyncio.timeout(RELEASE_SECONDS):
                 await self._outbox.release()
         except Exception:
             logger.warning("the event outbox's lease could not be released; it lapses by itself")
+
+
+def backoff(failing_batches: int, first: float, cap: float) -> float:
+    """The pause after ``failing_batches`` failing batches in a row: ``first``, doubling with each one up
+    to ``cap``, and jittered (between half of that and all of it) so that relays, and the services their
+    consumers call, are not retried in lockstep."""
+    ceiling = min(cap, first * 2 ** min(failing_batches - 1, 32))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not a secret)

@@ -1,0 +1,266 @@
+"""The relay over the in-memory outbox: nothing lost when consumers or the outbox fail, each document's
+events in order and each only after the previous one was acknowledged, woken by commits, one relay at a
+time per store, and a clean stop that hands the events over at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from docpipe.adapters.memory import MemoryOutbox, MemoryRepository
+from docpipe.domain.errors import StoreRole, StoreUnavailable
+from docpipe.domain.events import Event, EventType
+from docpipe.domain.ports import Outbox
+from docpipe.domain.relay import EventConsumer, Relay, backoff
+from tests.contract.test_repository_contract import OWNER, make_document, renamed
+
+PATIENCE_SECONDS = 30
+
+
+class Recorder:
+    """Records every event it handled; raises instead for its first ``failures`` calls."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.calls = 0
+        self.handled: list[Event] = []
+        self.changed = asyncio.Event()
+
+    async def handle(self, event: Event) -> None:
+        self.calls += 1
+        failing = self.calls <= self.failures
+        await asyncio.sleep(0)  # other documents' events are handed out meanwhile
+        if failing:
+            raise RuntimeError("failing for the test")
+        self.handled.append(event)
+        self.changed.set()
+
+    async def until_handled(self, count: int) -> None:
+        async with asyncio.timeout(PATIENCE_SECONDS):
+            while len(self.handled) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+    def per_document(self) -> dict[str, list[tuple[EventType, int]]]:
+        found: dict[str, list[tuple[EventType, int]]] = {}
+        for event in self.handled:
+            found.setdefault(event.document_id, []).append((event.type, event.sequence))
+        return found
+
+
+def quick_relay(outbox: Outbox, consumers: Sequence[EventConsumer]) -> Relay:
+    """A relay that polls and retries every few milliseconds."""
+    return Relay(outbox, consumers, poll_seconds=0.01, backoff_seconds=0.001, backoff_cap_seconds=0.01)
+
+
+@contextlib.asynccontextmanager
+async def running(relay: Relay) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(relay.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        async with asyncio.timeout(PATIENCE_SECONDS):
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def changes(
+    repository: MemoryRepository, documents: int, updates: int
+) -> dict[str, list[tuple[EventType, int]]]:
+    """Adds ``documents``, updates each ``updates`` times, deletes the first: what each one's events are."""
+    added = [make_document(f"{n}.pdf") for n in range(documents)]
+    for document in added:
+        await repository.add(document)
+    for n in range(updates):
+        for document in added:
+            await repository.update(OWNER, document.id, renamed(f"{n}.txt"))
+    await repository.delete(OWNER, added[0].id)
+    expected = {
+        document.id: [(EventType.CREATED, 1)] + [(EventType.UPDATED, 2 + n) for n in range(updates)]
+        for document in added
+    }
+    expected[added[0].id].append((EventType.DELETED, updates + 2))
+    return expected
+
+
+async def assert_drained(repository: MemoryRepository) -> None:
+    assert await repository.outbox().pending(1000) == []
+
+
+class Acknowledged:
+    """The (document, sequence) of every event acknowledged, through one outbox or several."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, int]] = set()
+        self._changed = asyncio.Event()
+
+    def add(self, events: Sequence[Event]) -> None:
+        self.seen.update((event.document_id, event.sequence) for event in events)
+        self._changed.set()
+
+    async def until(self, count: int) -> None:
+        async with asyncio.timeout(PATIENCE_SECONDS):
+            while len(self.seen) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+
+class Watched:
+    """An outbox that remembers what was acknowledged; as a consumer too, it checks that each event
+    comes only once the earlier events of its document were acknowledged."""
+
+    def __init__(self, inner: Outbox, acknowledged: Acknowledged | None = None) -> None:
+        self._inner = inner
+        self.acknowledged = Acknowledged() if acknowledged is None else acknowledged
+        self.early: list[Event] = []
+
+    async def pending(self, limit: int) -> list[Event]:
+        return await self._inner.pending(limit)
+
+    async def acknowledge(self, events: Sequence[Event]) -> None:
+        await self._inner.acknowledge(events)
+        self.acknowledged.add(events)
+
+    async def release(self) -> None:
+        await self._inner.release()
+
+    def next_commit(self) -> asyncio.Event:
+        return self._inner.next_commit()
+
+    async def handle(self, event: Event) -> None:
+        if any(
+            (event.document_id, earlier) not in self.acknowledged.seen for earlier in range(1, event.sequence)
+        ):
+            self.early.append(event)
+
+    async def until_acknowledged(self, count: int) -> None:
+        await self.acknowledged.until(count)
+
+
+@pytest.mark.parametrize("failures", [1, 3, 10])
+async def test_a_consumer_failing_then_succeeding_loses_nothing_and_keeps_order(failures: int) -> None:
+    repository = MemoryRepository()
+    expected = await changes(repository, documents=3, updates=2)
+    consumer = Recorder(failures)
+    outbox = Watched(repository.outbox())
+    async with running(quick_relay(outbox, [consumer])):
+        await outbox.until_acknowledged(10)
+    assert consumer.per_document() == expected
+    assert consumer.calls == 10 + failures
+    await assert_drained(repository)
+
+
+async def test_a_documents_next_event_waits_for_the_previous_ones_acknowledgement() -> None:
+    repository = MemoryRepository()
+    await changes(repository, documents=4, updates=3)
+    outbox = Watched(repository.outbox())
+    consumer = Recorder(failures=2)
+    async with running(quick_relay(outbox, [outbox, consumer])):
+        await outbox.until_acknowledged(17)
+    assert outbox.early == []
+    assert len(consumer.handled) == len(outbox.acknowledged.seen) == 17
+
+
+async def test_every_consumer_gets_every_event_even_when_another_fails() -> None:
+    repository = MemoryRepository()
+    expected = await changes(repository, documents=2, updates=1)
+    steady, flaky = Recorder(), Recorder(failures=3)
+    async with running(quick_relay(repository.outbox(), [steady, flaky])):
+        await flaky.until_handled(5)
+    assert flaky.per_document() == expected
+    for document_id, events in steady.per_document().items():  # duplicates of events the other failed
+        assert sorted(set(events), key=lambda kind: kind[1]) == expected[document_id]
+        assert events == sorted(events, key=lambda kind: kind[1])
+
+
+class FailingFirst:
+    """An outbox whose store fails its first ``reads`` reads and its first ``acknowledgements``
+    acknowledgements."""
+
+    def __init__(self, inner: MemoryOutbox, reads: int, acknowledgements: int) -> None:
+        self._inner = inner
+        self._reads = reads
+        self._acknowledgements = acknowledgements
+
+    async def pending(self, limit: int) -> list[Event]:
+        if self._reads > 0:
+            self._reads -= 1
+            raise StoreUnavailable(StoreRole.REPOSITORY, "down for the test")
+        return await self._inner.pending(limit)
+
+    async def acknowledge(self, events: Sequence[Event]) -> None:
+        if self._acknowledgements > 0:
+            self._acknowledgements -= 1
+            raise StoreUnavailable(StoreRole.REPOSITORY, "down for the test")
+        await self._inner.acknowledge(events)
+
+    async def release(self) -> None:
+        await self._inner.release()
+
+    def next_commit(self) -> asyncio.Event:
+        return self._inner.next_commit()
+
+
+async def test_an_outbox_that_fails_is_read_again_and_nothing_is_lost() -> None:
+    """An acknowledgement that failed means the events come again: duplicates, still in order."""
+    repository = MemoryRepository()
+    expected = await changes(repository, documents=2, updates=2)
+    consumer = Recorder()
+    outbox = Watched(FailingFirst(repository.outbox(), reads=3, acknowledgements=1))
+    async with running(quick_relay(outbox, [consumer])):
+        await outbox.until_acknowledged(7)
+        await repository.add(document := make_document())
+        await outbox.until_acknowledged(8)
+    handled = consumer.per_document()
+    assert handled.pop(document.id) == [(EventType.CREATED, 1)]
+    for document_id, events in handled.items():
+        assert events[0] == events[1] == (EventType.CREATED, 1)
+        assert events[1:] == expected[document_id]
+    await assert_drained(repository)
+
+
+async def test_a_commit_wakes_the_relay_before_its_next_poll() -> None:
+    repository = MemoryRepository()
+    consumer = Recorder()
+    async with running(Relay(repository.outbox(), [consumer], poll_seconds=3600)):
+        await asyncio.sleep(0.05)  # let it find the outbox empty and wait
+        for n in range(3):
+            await repository.add(make_document(f"{n}.pdf"))
+            await consumer.until_handled(n + 1)
+
+
+async def test_a_cancelled_relay_stops_and_hands_its_events_over_at_once() -> None:
+    repository = MemoryRepository()
+    outbox = Watched(repository.outbox())
+    async with running(quick_relay(outbox, [Recorder()])) as task:
+        await repository.add(make_document())
+        await outbox.until_acknowledged(1)
+    assert task.cancelled()
+    document = make_document()
+    await repository.add(document)
+    (event,) = await repository.outbox().pending(10)  # no lease to wait out
+    assert event.document_id == document.id
+
+
+async def test_relays_sharing_a_store_do_not_deliver_the_same_events() -> None:
+    repository = MemoryRepository()
+    consumer = Recorder()
+    acknowledged = Acknowledged()
+    relays = [quick_relay(Watched(repository.outbox(), acknowledged), [consumer]) for _ in range(3)]
+    async with running(relays[0]), running(relays[1]), running(relays[2]):
+        expected = await changes(repository, documents=5, updates=3)
+        await acknowledged.until(21)
+    assert consumer.per_document() == expected
+    await assert_drained(repository)
+
+
+def test_backoff_doubles_to_its_cap_with_jitter() -> None:
+    for failing in range(1, 40):
+        ceiling = min(30.0, 0.5 * 2 ** (failing - 1))
+        pauses = {backoff(failing, 0.5, 30.0) for _ in range(20)}
+        assert all(ceiling / 2 <= pause <= ceiling for pause in pauses)
+        assert len(pauses) > 1
+    assert backoff(10_000, 0.5, 30.0) <= 30.0
