@@ -572,13 +572,28 @@ class _Transaction:
 
     async def __aenter__(self) -> aiosqlite.Connection:
         await self._lock.acquire()
+        begin = asyncio.ensure_future(self._begin())
         try:
-            with _failures():
-                await self._db.execute("BEGIN IMMEDIATE")
+            await asyncio.shield(begin)
         except BaseException:
-            self._lock.release()
+            await asyncio.shield(self._abandon(begin))
             raise
         return self._db
+
+    async def _begin(self) -> None:
+        with _failures():
+            await self._db.execute("BEGIN IMMEDIATE")
+
+    async def _abandon(self, begin: asyncio.Future[None]) -> None:
+        """After a BEGIN that failed, or whose caller was cancelled while SQLite's thread still carried it
+        out: wait for it, undo whatever it began, and only then give the next writer its turn."""
+        try:
+            with contextlib.suppress(Exception):
+                await begin
+            with contextlib.suppress(sqlite3.Error):
+                await self._roll_back()
+        finally:
+            self._lock.release()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, error: BaseException | None, _: object
