@@ -74,7 +74,7 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
 
 def with_processing(document: Document, sha256: str, processing: Processing) -> Document | None:
     """``document`` with ``processing`` recorded, a version on; ``None`` when its bytes no longer have
-    ``sha256`` (the result is of bytes it was replaced by others): such a result is dropped."""
+    ``sha256``: the result is of bytes the document no longer holds, and is dropped."""
     if document.sha256 != sha256:
         return None
     return msgspec.structs.replace(document, processing=processing, version=document.version + 1)
