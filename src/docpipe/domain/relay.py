@@ -113,7 +113,9 @@ class Relay:
         while queues:
             round_ = [queue.pop(0) for queue in queues]
             handled = await asyncio.gather(*(self._handled(event) for event in round_))
-            await self._outbox.acknowledge([event for event, ok in zip(round_, handled, strict=True) if ok])
+            delivered = [event for event, ok in zip(round_, handled, strict=True) if ok]
+            if delivered:
+                await self._outbox.acknowledge(delivered)
             complete = complete and all(handled)
             queues = [queue for queue, ok in zip(queues, handled, strict=True) if ok and queue]
         return complete
