@@ -37,12 +37,17 @@ DEFAULT_GRACE = timedelta(minutes=15)
 PAGE_SIZE = 1000
 
 
+_MISSING_TEXT = "the text extracted from the document is missing from the blob store"
+
+
 class FindingKind(StrEnum):
     """What is wrong with a blob or a document; ``docpipe fsck`` counts and repairs by kind."""
 
     ORPHAN_BLOB = "orphan_blob"
     STALE_PARTIAL = "stale_partial"
     MISSING_BLOB = "missing_blob"
+    MISSING_TEXT = "missing_text"
+    """A processed document's extracted text is gone: ``docpipe reprocess`` extracts it again."""
     SIZE_MISMATCH = "size_mismatch"
     DIGEST_MISMATCH = "digest_mismatch"
 
@@ -145,6 +150,10 @@ class Fsck:
         report.findings += [await self._partial(entry, fix) for entry in scan.partials]
         report.findings += [await self._orphan(entry, delete) for entry in orphans]
         report.findings += [await self._missing(document, delete) for document in missing]
+        report.findings += [
+            Finding(kind=FindingKind.MISSING_TEXT, key=document_id, detail=_MISSING_TEXT)
+            for document_id in scan.texts.values()
+        ]
         return report
 
     async def _partial(self, entry: BlobEntry, fix: bool) -> Finding:
@@ -229,6 +238,8 @@ class _Scan:
         self.report = FsckReport()
         self.unlisted: dict[str, tuple[str, str, int]] = {}
         """Owner, id and size by blob key of every document whose blob the inventory has not listed (yet)."""
+        self.texts: dict[str, str] = {}
+        """The id by text key of every processed document whose text the inventory has not listed (yet)."""
         self.shared = 0
         """Documents whose blob the inventory listed."""
         self.partials: list[BlobEntry] = []
@@ -244,6 +255,11 @@ class _Scan:
                 self.unlisted.update(
                     (document.blob_key, (owner, document.id, document.size)) for document in page.documents
                 )
+                self.texts.update(
+                    (document.processing.text_key, document.id)
+                    for document in page.documents
+                    if document.processing.text_key is not None
+                )
                 if page.resume_after is None:
                     break
                 query = ListQuery(limit=PAGE_SIZE, after_id=page.resume_after)
@@ -256,6 +272,8 @@ class _Scan:
                 self.report.ignored += 1
             elif entry.complete and entry.key in self.unlisted:
                 await self._compare(entry, *self.unlisted.pop(entry.key))
+            elif entry.complete and entry.key in self.texts:
+                del self.texts[entry.key]
             elif entry.modified > self._cutoff:
                 self.report.recent += 1
             elif await self._uploading(entry.key):

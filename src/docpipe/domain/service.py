@@ -56,7 +56,7 @@ from docpipe.domain.model import (
     new_document_id,
     utc_now,
 )
-from docpipe.domain.ports import BlobStore, DocumentRepository
+from docpipe.domain.ports import BlobStore, DocumentRepository, SearchIndex
 from docpipe.domain.streams import MeteredStream, read_ahead, rechunk
 
 logger = logging.getLogger(__name__)
@@ -119,8 +119,10 @@ class Upload:
         owner: str,
         idempotency_key: str | None,
         link: UploadGrant | None = None,
+        index: SearchIndex | None = None,
     ) -> None:
         self._owner = owner
+        self._index = index
         self._blobs = blobs
         self._repository = repository
         self._max_bytes = max_bytes if link is None else link.allowed_bytes(max_bytes)
@@ -240,6 +242,7 @@ class Upload:
             self._attempted = None
             raise
         self._committed = True
+        await index_now(self._index, document)
         return document
 
     def _claim_refused(self, what: str) -> Exception:
@@ -305,6 +308,17 @@ class Upload:
             )
 
 
+async def index_now(index: SearchIndex | None, document: Document) -> None:
+    """Index ``document`` as it was just committed, so that a search right after finds it by its new
+    name: best effort, since the event of the change indexes it too (``pipeline.SearchIndexing``)."""
+    if index is None:
+        return
+    try:
+        await index.put(document, None)
+    except Exception:
+        logger.warning("document %s is indexed once its event is delivered", document.id, exc_info=True)
+
+
 def _claim_for(owner: str, idempotency_key: str | None, link: UploadGrant | None) -> IdempotencyClaim | None:
     """What makes an upload happen once, if anything: its upload link, or else its Idempotency-Key."""
     if link is not None:
@@ -326,9 +340,11 @@ class DocumentService:
         repository: DocumentRepository,
         max_upload_bytes: int,
         detect_content_type: ContentTypeDetector = _no_detection,
+        index: SearchIndex | None = None,
     ) -> None:
         self._blobs = blobs
         self._repository = repository
+        self._index = index
         self._detect_content_type = detect_content_type
         self.max_upload_bytes = max_upload_bytes
 
@@ -346,6 +362,7 @@ class DocumentService:
             owner,
             idempotency_key,
             link,
+            self._index,
         )
 
     async def upload(
@@ -432,7 +449,9 @@ class DocumentService:
                 version=current.version + 1,
             )
 
-        return await self._repository.update(owner, document_id, change)
+        updated = await self._repository.update(owner, document_id, change)
+        await index_now(self._index, updated)
+        return updated
 
     async def revoke_links(self, owner: str, document_id: str) -> None:
         """Stop every signed link issued for ``owner``'s document so far: they carry the links epoch they
@@ -450,17 +469,24 @@ class DocumentService:
         """Metadata first, so the document vanishes from every route at once; then its bytes.
 
         Once the metadata is gone the delete has happened: a blob store that fails to remove the
-        bytes leaves an orphan for fsck, and is logged rather than reported to the client. A
-        document's blob key never changes, so the one read first is the one to delete.
+        bytes (or the extracted text) leaves an orphan for fsck, and is logged rather than reported to
+        the client. A document's blob key never changes, so the one read first is the one to delete;
+        text extracted after that read is discarded by the processing that finds the document gone.
         """
         document = await self.get(owner, document_id)
         await self._repository.delete(owner, document_id)
-        try:
-            await asyncio.shield(self._blobs.delete(document.blob_key))
-        except Exception:
-            logger.warning(
-                "the blob of deleted document %s was left for fsck to reclaim", document_id, exc_info=True
-            )
+        for key in (document.blob_key, document.processing.text_key):
+            if key is None:
+                continue
+            try:
+                await asyncio.shield(self._blobs.delete(key))
+            except Exception:
+                logger.warning(
+                    "blob %s of deleted document %s was left for fsck to reclaim",
+                    key,
+                    document_id,
+                    exc_info=True,
+                )
 
     async def delete_by_id_or_filename(self, owner: str, reference: str) -> int:
         """Delete ``owner``'s document with id ``reference`` when it is shaped like an id (and only then),

@@ -192,6 +192,8 @@ def _print_report(report: FsckReport, fix: bool) -> None:
         print(f"the content of {lost} documents was lost and cannot be recovered: their metadata was deleted")
     if missing > lost:
         print("documents without content cannot be recovered: --fix deletes their metadata")
+    if found[FindingKind.MISSING_TEXT]:
+        print("lost extracted text is never repaired by fsck: `docpipe reprocess --all` extracts it again")
     if found[FindingKind.SIZE_MISMATCH] or found[FindingKind.DIGEST_MISMATCH]:
         print("mismatched blobs are never repaired automatically: restore them or delete their documents")
     if report.refusal is not None:

@@ -1,0 +1,142 @@
+"""What follows a document's change once it is committed: its text is extracted, the search index follows.
+
+Both are event consumers (``relay.EventConsumer``) fed by the outbox, so they act at least once on every
+change, after restarts too, and in each document's commit order. Both tolerate the same event twice:
+processing skips a document whose result is recorded, and indexing a version twice changes nothing.
+
+A document's extracted text is a derived blob (``Processing.text_key``) in the same blob store as its
+bytes, under a fresh key of its owner's: written before the result that names it is recorded (a crash
+in between leaves an orphan for fsck), deleted with the document (``DocumentService.delete``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
+
+from docpipe.domain.errors import BlobNotFound, DocumentNotFound
+from docpipe.domain.events import Event, EventType
+from docpipe.domain.model import Document, Processing, ProcessingState, new_blob_key
+from docpipe.domain.ports import BlobStore, DocumentRepository, SearchIndex
+from docpipe.domain.processing import ContentExtractor, ExtractionFailed, UnsupportedType, processor_for
+
+logger = logging.getLogger(__name__)
+
+MISSING_CONTENT = "the document's content is missing from the blob store"
+
+
+class DocumentProcessing:
+    """Extracts the text of each new document and records what was found on it."""
+
+    def __init__(self, blobs: BlobStore, repository: DocumentRepository, extractor: ContentExtractor) -> None:
+        self._blobs = blobs
+        self._repository = repository
+        self._extractor = extractor
+
+    async def handle(self, event: Event) -> None:
+        if event.type is EventType.CREATED:
+            await self.process(event.owner, event.document_id)
+
+    async def process(self, owner: str, document_id: str, *, again: bool = False) -> Document | None:
+        """Process the document unless its result is recorded already (or ``again``), and return it as
+        it then is; ``None`` when it no longer exists. ``ExtractorUnavailable`` and the stores'
+        failures propagate: nothing is known about the document, so it stays as it was."""
+        try:
+            document = await self._repository.get(owner, document_id)
+        except DocumentNotFound:
+            return None
+        if document.processing.state is not ProcessingState.PENDING and not again:
+            return document
+        processing = await self._result(document)
+        try:
+            recorded = await self._repository.record_processing(
+                owner, document_id, document.sha256, processing
+            )
+        except DocumentNotFound:
+            await self._discard(processing.text_key)
+            return None
+        except BaseException:
+            await self._discard(processing.text_key)
+            raise
+        if recorded.processing != processing:  # the bytes were replaced meanwhile: a stale result
+            await self._discard(processing.text_key)
+        elif document.processing.text_key != processing.text_key:
+            await self._discard(document.processing.text_key)
+        return recorded
+
+    async def _result(self, document: Document) -> Processing:
+        try:
+            processor = processor_for(document.content_type)
+        except UnsupportedType:
+            return Processing(state=ProcessingState.SKIPPED)
+        try:
+            content = await self._blobs.open(document.blob_key)
+        except BlobNotFound:
+            return Processing(state=ProcessingState.FAILED, error=MISSING_CONTENT, processor=processor.label)
+        text_key = new_blob_key(document.owner)
+        try:
+            async with self._extractor.extract(content, document.content_type) as extracted:
+                await self._blobs.put(text_key, extracted.chunks())
+                extraction = extracted.extraction
+        except UnsupportedType:
+            return Processing(state=ProcessingState.SKIPPED)
+        except ExtractionFailed as failure:
+            logger.info(
+                "document %s of owner %s failed %s: %s (%s)",
+                document.id,
+                document.owner,
+                processor.label,
+                failure.reason,
+                failure.cause or "no parser error",
+            )
+            return Processing(state=ProcessingState.FAILED, error=failure.reason, processor=processor.label)
+        return Processing(
+            state=ProcessingState.DONE,
+            pages=extraction.pages,
+            characters=extraction.characters,
+            title=extraction.title,
+            processor=processor.label,
+            text_key=text_key,
+        )
+
+    async def _discard(self, text_key: str | None) -> None:
+        if text_key is None:
+            return
+        try:
+            await asyncio.shield(self._blobs.delete(text_key))
+        except Exception:
+            logger.warning("extracted text %s was left for fsck to reclaim", text_key, exc_info=True)
+
+
+class SearchIndexing:
+    """Keeps the search index in step with the documents: their names and fields as they change, their
+    text once processed, nothing once deleted."""
+
+    def __init__(self, index: SearchIndex, blobs: BlobStore) -> None:
+        self._index = index
+        self._blobs = blobs
+
+    async def handle(self, event: Event) -> None:
+        if event.type is EventType.DELETED:
+            await self._index.remove(event.owner, event.document_id)
+            return
+        document = event.document
+        text = None
+        if event.type is EventType.PROCESSED and document.processing.text_key is not None:
+            try:
+                text = decoded(await self._blobs.open(document.processing.text_key))
+            except BlobNotFound:  # deleted with its document since: the deletion's event comes next
+                text = None
+        await self._index.put(document, text)
+
+
+async def decoded(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
+    """UTF-8 chunks as text, characters split between chunks joined again."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    async for chunk in chunks:
+        if text := decoder.decode(chunk):
+            yield text
+    if tail := decoder.decode(b"", final=True):
+        yield tail

@@ -1,0 +1,183 @@
+"""After a change commits: documents are processed, their text kept as a derived blob, the index follows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from docpipe.adapters.extraction.in_process import InProcessExtractor
+from docpipe.adapters.extraction.spool import SpoolingExtractor
+from docpipe.adapters.memory import MemoryBlobStore, MemoryRepository
+from docpipe.adapters.memory_search import MemorySearchIndex
+from docpipe.domain.events import Event
+from docpipe.domain.fsck import FindingKind, Fsck
+from docpipe.domain.model import Document, DocumentChanges, NewDocument, ProcessingState
+from docpipe.domain.pipeline import MISSING_CONTENT, DocumentProcessing, SearchIndexing
+from docpipe.domain.search import SearchQuery
+from docpipe.domain.service import DocumentService
+from tests.extraction import documents
+
+OWNER = "alice"
+PDF = "application/pdf"
+
+
+class Pipeline:
+    """The stores, the service and both consumers, driven by hand: ``deliver`` hands every pending
+    event to the consumers, as the relay would."""
+
+    def __init__(self) -> None:
+        self.blobs = MemoryBlobStore()
+        self.repository = MemoryRepository()
+        self.index = MemorySearchIndex()
+        self.service = DocumentService(
+            self.blobs, self.repository, max_upload_bytes=1 << 30, index=self.index
+        )
+        self.processing = DocumentProcessing(
+            self.blobs, self.repository, SpoolingExtractor(InProcessExtractor())
+        )
+        self.indexing = SearchIndexing(self.index, self.blobs)
+        self.outbox = self.repository.outbox()
+        self.delivered: list[Event] = []
+
+    async def upload(self, data: bytes, filename: str, content_type: str) -> Document:
+        return await self.service.upload(
+            OWNER, chunks(data), NewDocument(filename=filename, content_type=content_type)
+        )
+
+    async def deliver(self) -> list[Event]:
+        """Deliver until the outbox is empty (processing writes events of its own)."""
+        delivered = []
+        while events := await self.outbox.pending(100):
+            for event in events:
+                await self.processing.handle(event)
+                await self.indexing.handle(event)
+            await self.outbox.acknowledge(events)
+            delivered += events
+        self.delivered += delivered
+        return delivered
+
+    async def text_of(self, document: Document) -> str:
+        assert document.processing.text_key is not None
+        return b"".join(
+            [chunk async for chunk in await self.blobs.open(document.processing.text_key)]
+        ).decode()
+
+    async def found(self, words: str) -> list[str]:
+        page = await self.index.search(OWNER, SearchQuery.parse(words))
+        return [hit.document_id for hit in page.hits]
+
+
+async def chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+@pytest.fixture
+def pipeline() -> Pipeline:
+    return Pipeline()
+
+
+async def test_a_pdf_is_processed_its_text_kept_and_found(pipeline: Pipeline) -> None:
+    uploaded = await pipeline.upload(
+        documents.reportlab_pdf(["quarterly figures", "zebra appendix"], title="Q3 report"), "q3.pdf", PDF
+    )
+    assert uploaded.processing.state is ProcessingState.PENDING
+    assert await pipeline.found("q3") == [uploaded.id]
+    assert await pipeline.found("zebra") == []
+
+    await pipeline.deliver()
+    document = await pipeline.service.get(OWNER, uploaded.id)
+    processing = document.processing
+    assert (processing.state, processing.pages, processing.title) == (ProcessingState.DONE, 2, "Q3 report")
+    assert processing.processor == "pdf/1"
+    assert processing.characters == len(await pipeline.text_of(document))
+    assert "zebra appendix" in await pipeline.text_of(document)
+    assert await pipeline.found("zebra") == [uploaded.id]
+    assert [event.type for event in pipeline.delivered] == ["document.created", "document.processed"]
+
+
+async def test_a_type_no_processor_reads_is_skipped(pipeline: Pipeline) -> None:
+    uploaded = await pipeline.upload(b"\x89PNG\r\n\x1a\n", "a.png", "image/png")
+    await pipeline.deliver()
+    document = await pipeline.service.get(OWNER, uploaded.id)
+    assert document.processing.state is ProcessingState.SKIPPED
+    assert pipeline.blobs.keys() == {document.blob_key}
+
+
+async def test_a_damaged_file_fails_with_a_reason_and_keeps_no_text(pipeline: Pipeline) -> None:
+    uploaded = await pipeline.upload(documents.truncated_pdf(), "broken.pdf", PDF)
+    await pipeline.deliver()
+    processing = (await pipeline.service.get(OWNER, uploaded.id)).processing
+    assert processing.state is ProcessingState.FAILED
+    assert processing.error == "the PDF is truncated or damaged"
+    assert processing.text_key is None
+    assert pipeline.blobs.keys() == {uploaded.blob_key}
+
+
+async def test_a_document_is_processed_once_however_often_its_event_comes(pipeline: Pipeline) -> None:
+    uploaded = await pipeline.upload(b"plain words", "a.txt", "text/plain")
+    created, _ = await pipeline.deliver()
+    processed = await pipeline.service.get(OWNER, uploaded.id)
+    await pipeline.processing.handle(created)
+    assert await pipeline.service.get(OWNER, uploaded.id) == processed
+    assert len(pipeline.blobs.keys()) == 2
+
+
+async def test_content_gone_from_the_blob_store_fails_the_document(pipeline: Pipeline) -> None:
+    uploaded = await pipeline.upload(b"plain words", "a.txt", "text/plain")
+    await pipeline.blobs.delete(uploaded.blob_key)
+    await pipeline.deliver()
+    processing = (await pipeline.service.get(OWNER, uploaded.id)).processing
+    assert (processing.state, processing.error) == (ProcessingState.FAILED, MISSING_CONTENT)
+
+
+async def test_a_document_deleted_before_it_is_processed_leaves_no_text(pipeline: Pipeline) -> None:
+    uploaded = await pipeline.upload(b"plain words", "a.txt", "text/plain")
+    [created] = await pipeline.outbox.pending(100)
+    await pipeline.service.delete(OWNER, uploaded.id)
+    assert await pipeline.processing.process(OWNER, uploaded.id) is None
+    await pipeline.processing.handle(created)
+    assert pipeline.blobs.keys() == set()
+
+
+async def test_deleting_a_processed_document_deletes_its_text_and_unindexes_it(pipeline: Pipeline) -> None:
+    uploaded = await pipeline.upload(b"walrus", "a.txt", "text/plain")
+    await pipeline.deliver()
+    assert await pipeline.found("walrus") == [uploaded.id]
+    await pipeline.service.delete(OWNER, uploaded.id)
+    await pipeline.deliver()
+    assert pipeline.blobs.keys() == set()
+    assert await pipeline.found("walrus") == []
+
+
+async def test_processing_again_replaces_the_text_and_discards_the_old(pipeline: Pipeline) -> None:
+    uploaded = await pipeline.upload(b"walrus", "a.txt", "text/plain")
+    await pipeline.deliver()
+    first = await pipeline.service.get(OWNER, uploaded.id)
+    again = await pipeline.processing.process(OWNER, uploaded.id, again=True)
+    assert again is not None
+    assert again.processing.text_key not in (None, first.processing.text_key)
+    assert pipeline.blobs.keys() == {uploaded.blob_key, again.processing.text_key}
+
+
+async def test_a_renamed_document_keeps_its_text_in_the_index(pipeline: Pipeline) -> None:
+    uploaded = await pipeline.upload(b"walrus", "a.txt", "text/plain")
+    await pipeline.deliver()
+    await pipeline.service.update(OWNER, uploaded.id, DocumentChanges(filename="b.txt"))
+    await pipeline.deliver()
+    assert await pipeline.found("walrus") == [uploaded.id]
+    assert await pipeline.found("b") == [uploaded.id]
+
+
+async def test_fsck_counts_extracted_text_as_referenced_and_reports_it_missing(pipeline: Pipeline) -> None:
+    uploaded = await pipeline.upload(b"walrus", "a.txt", "text/plain")
+    await pipeline.deliver()
+    fsck = Fsck(pipeline.blobs, pipeline.repository)
+    assert (await fsck.run(fix=True)).findings == []
+    document = await pipeline.service.get(OWNER, uploaded.id)
+    assert document.processing.text_key is not None
+    await pipeline.blobs.delete(document.processing.text_key)
+    report = await fsck.run(fix=True)
+    assert [(finding.kind, finding.key, finding.fixed) for finding in report.findings] == [
+        (FindingKind.MISSING_TEXT, uploaded.id, False)
+    ]
