@@ -8,22 +8,39 @@ from datetime import timedelta
 import aioboto3
 from dependency_injector import containers, providers
 
-from docpipe.adapters import dynamodb, filesystem, memory, oidc, s3, signing_key, sniffing, sqlite
+from docpipe.adapters import (
+    dynamodb,
+    filesystem,
+    memory,
+    memory_search,
+    oidc,
+    s3,
+    signing_key,
+    sniffing,
+    sqlite,
+    sqlite_search,
+)
 from docpipe.adapters.extraction import sandbox
 from docpipe.adapters.extraction.limits import Limits, MiB
+from docpipe.adapters.extraction.spool import SpoolingExtractor
 from docpipe.config import BlobStoreKind, Settings
 from docpipe.domain.authentication import Authenticator
+from docpipe.domain.document_search import DocumentSearch
 from docpipe.domain.fsck import Fsck
 from docpipe.domain.key_service import KeyService
 from docpipe.domain.link_service import LinkService
 from docpipe.domain.model import utc_now
+from docpipe.domain.pipeline import DocumentProcessing, SearchIndexing
 from docpipe.domain.ports import (
     KeyRepository,
+    Outbox,
     PresignedDownloads,
     ResumableBlobs,
+    SearchIndex,
     TokenVerifier,
     UploadRepository,
 )
+from docpipe.domain.relay import EventConsumer, Relay
 from docpipe.domain.service import DocumentService
 from docpipe.domain.uploads.service import ResumableUploads
 
@@ -68,6 +85,14 @@ def _extraction_limits(settings: Settings) -> Limits:
 async def _not_offered() -> AsyncIterator[None]:
     """What a Selector yields for a port the chosen adapter does not implement (yet)."""
     yield None
+
+
+def _relay(
+    outbox: Outbox, processing: DocumentProcessing, index: SearchIndex | None, indexing: SearchIndexing
+) -> Relay:
+    """The relay of this process: events to processing, and to the search index when there is one."""
+    consumers: list[EventConsumer] = [processing] if index is None else [processing, indexing]
+    return Relay(outbox, consumers)
 
 
 def _resumable_uploads(
@@ -123,12 +148,35 @@ class Container(containers.DeclarativeContainer):
         create_missing=settings.provided.create_missing,
     )
 
+    memory_repository = providers.Resource(memory.open_repository)
+
     repository = providers.Selector(
         providers.Callable(_repository_kind, settings),
         sqlite=sqlite_repository,
         dynamodb=dynamodb_repository,
-        memory=providers.Resource(memory.open_repository),
+        memory=memory_repository,
     )
+
+    outbox = providers.Selector(
+        providers.Callable(_repository_kind, settings),
+        sqlite=providers.Factory(sqlite.SqliteRepository.outbox, sqlite_repository),
+        dynamodb=providers.Factory(dynamodb.DynamoDbRepository.outbox, dynamodb_repository),
+        memory=providers.Factory(memory.MemoryRepository.outbox, memory_repository),
+    )
+    """The events the repository wrote with its changes; one per relay. Built on the selected repository
+    itself, like ``keys``."""
+
+    search_index = providers.Selector(
+        providers.Callable(_repository_kind, settings),
+        sqlite=providers.Resource(
+            sqlite_search.open_search_index,
+            settings.provided.data_dir,
+            create_missing=settings.provided.create_missing,
+        ),
+        dynamodb=providers.Resource(_not_offered),
+        memory=providers.Resource(memory_search.open_search_index),
+    )
+    """Full-text search beside the metadata; ``None`` where not offered yet (``GET /search`` is 501)."""
 
     token_verifier = providers.Selector(
         providers.Callable(_oidc_state, settings),
@@ -158,6 +206,7 @@ class Container(containers.DeclarativeContainer):
         repository=repository,
         max_upload_bytes=settings.provided.max_upload_bytes,
         detect_content_type=providers.Object(sniffing.detect_content_type),
+        index=search_index,
     )
 
     upload_sessions = providers.Selector(
@@ -192,6 +241,20 @@ class Container(containers.DeclarativeContainer):
         workers=settings.provided.extraction.workers,
     )
     """Text extraction in limited child processes, started when first awaited."""
+
+    processing = providers.Singleton(
+        DocumentProcessing,
+        blobs=blob_store,
+        repository=repository,
+        extractor=providers.Singleton(SpoolingExtractor, extractor),
+    )
+
+    indexing = providers.Singleton(SearchIndexing, search_index, blob_store)
+
+    search = providers.Singleton(DocumentSearch, search_index, repository)
+
+    relay = providers.Singleton(_relay, outbox, processing, search_index, indexing)
+    """Delivers the outbox's events to processing and search indexing; ``docpipe serve`` runs it."""
 
     fsck = providers.Factory(Fsck, blobs=blob_store, repository=repository, uploads=upload_sessions)
     """Call with ``grace=``; awaiting the call opens the adapters."""

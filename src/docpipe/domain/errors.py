@@ -260,3 +260,17 @@ class UploadChecksumMismatch(DocpipeError):
 
 class NotConfigured(DocpipeError):
     """A capability whose backend the configured adapters do not offer (501)."""
+
+
+class TextNotExtracted(DocpipeError):
+    """The document has no extracted text: no processor reads its type, or extraction failed (404)."""
+
+    def __init__(self, document_id: str, why: str) -> None:
+        super().__init__(f"document {document_id} has no extracted text: {why}")
+
+
+class TextPending(TextNotExtracted):
+    """The document's text is not extracted yet (404 with Retry-After)."""
+
+    def __init__(self, document_id: str) -> None:
+        super().__init__(document_id, "its processing is pending")

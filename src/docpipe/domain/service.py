@@ -25,6 +25,8 @@ from docpipe.domain.errors import (
     StoreFailure,
     StoreRole,
     StoreUnavailable,
+    TextNotExtracted,
+    TextPending,
     UploadGone,
 )
 from docpipe.domain.fields import (
@@ -51,6 +53,7 @@ from docpipe.domain.model import (
     DocumentChanges,
     ListQuery,
     NewDocument,
+    ProcessingState,
     is_document_id,
     new_blob_key,
     new_document_id,
@@ -521,6 +524,21 @@ class DocumentService:
         self, document: Document, byte_range: ByteRange | None = None
     ) -> AsyncIterator[bytes]:
         return await self._blobs.open(document.blob_key, byte_range)
+
+    async def open_text(self, owner: str, document_id: str) -> AsyncIterator[bytes]:
+        """The text extracted from ``owner``'s document, UTF-8; ``TextPending`` until it is processed,
+        ``TextNotExtracted`` when it was and has no text."""
+        document = await self.get(owner, document_id)
+        processing = document.processing
+        if processing.state is ProcessingState.PENDING:
+            raise TextPending(document_id)
+        if processing.text_key is None:
+            why = processing.error or f"processing ended {processing.state}"
+            raise TextNotExtracted(document_id, why)
+        try:
+            return await self._blobs.open(processing.text_key)
+        except BlobNotFound:
+            raise TextNotExtracted(document_id, "it is missing from the blob store") from None
 
     async def check_content(self, document: Document) -> None:
         """Raise ``BlobNotFound`` when ``open_content`` would: a HEAD answers what a GET would."""

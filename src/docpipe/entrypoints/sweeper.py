@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from docpipe.domain.uploads.service import ResumableUploads
+from docpipe.entrypoints.background import in_background
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +36,5 @@ async def sweeping(
     if uploads is None:
         yield
         return
-    task = asyncio.create_task(_sweep_forever(uploads, interval))
-    try:
+    async with in_background(_sweep_forever(uploads, interval)):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from docpipe.config import AuthMode, Settings
 from docpipe.container import Container, close, open_authenticator, open_service, presigned_downloads
 from docpipe.entrypoints import data_lock
+from docpipe.entrypoints.background import in_background
 from docpipe.entrypoints.http.authentication import (
     AUTHENTICATE,
     PUBLIC,
@@ -27,6 +28,7 @@ from docpipe.entrypoints.http.content import ContentController
 from docpipe.entrypoints.http.dependencies import (
     provide_key_service,
     provide_principal,
+    provide_search,
     provide_service,
     provide_uploads,
 )
@@ -38,6 +40,8 @@ from docpipe.entrypoints.http.openapi import SECURITY_COMPONENTS
 from docpipe.entrypoints.http.problems import EXCEPTION_HANDLERS
 from docpipe.entrypoints.http.request_id import send_request_id
 from docpipe.entrypoints.http.request_limits import RequestLimits
+from docpipe.entrypoints.http.search import SearchController
+from docpipe.entrypoints.http.text import TextController
 from docpipe.entrypoints.http.tus import UploadController
 from docpipe.entrypoints.sweeper import sweeping
 
@@ -68,7 +72,9 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
                     logger.warning(_AUTHENTICATION_OFF)
                     app.state[AUTHENTICATE] = authentication_off
                 app.state.resumable = await container.resumable()  # type: ignore[misc]
-                async with sweeping(app.state.resumable):
+                app.state.search = await container.search()  # type: ignore[misc]
+                relay = await container.relay()  # type: ignore[misc]
+                async with sweeping(app.state.resumable), in_background(relay.run()):
                     yield
             finally:
                 await close(container)
@@ -81,12 +87,15 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             UploadController,
             HealthController,
             KeyController,
+            TextController,
+            SearchController,
         ],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),
             "key_service": Provide(provide_key_service, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
             "uploads": Provide(provide_uploads, sync_to_thread=False),
+            "search": Provide(provide_search, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[

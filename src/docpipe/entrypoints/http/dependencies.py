@@ -8,6 +8,7 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
+from docpipe.domain.document_search import DocumentSearch
 from docpipe.domain.errors import NotConfigured
 from docpipe.domain.identity import Principal
 from docpipe.domain.key_service import KeyService
@@ -36,6 +37,11 @@ def provide_uploads(state: State) -> ResumableUploads:
             "resumable uploads are not available with the configured stores yet (S3, DynamoDB)"
         )
     return uploads
+
+
+def provide_search(state: State) -> DocumentSearch:
+    search: DocumentSearch = state.search
+    return search
 
 
 CurrentPrincipal = NamedDependency[Principal]

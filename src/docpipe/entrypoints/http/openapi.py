@@ -117,6 +117,17 @@ class ContentOperation(Operation):
         }
 
 
+class TextOperation(Operation):
+    """``GET /documents/{id}/text`` streams UTF-8 text."""
+
+    def __post_init__(self) -> None:
+        text = {"text/plain; charset=utf-8": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))}
+        self.responses = {
+            **(self.responses or {}),
+            "200": OpenAPIResponse(description="the text extracted from the document", content=text),
+        }
+
+
 def problems(*statuses: int) -> dict[int, ResponseSpec]:
     """problem+json responses a route may give, besides 400 (malformed request) and 503 (a store is down)."""
     return {

@@ -54,6 +54,7 @@ STATUS_OF: dict[type[errors.DocpipeError], int] = {
     errors.OffsetMismatch: HTTPStatus.CONFLICT,
     errors.UploadChecksumMismatch: TUS_CHECKSUM_MISMATCH,
     errors.NotConfigured: HTTPStatus.NOT_IMPLEMENTED,
+    errors.TextNotExtracted: HTTPStatus.NOT_FOUND,
 }
 
 
@@ -97,8 +98,9 @@ def status_of(error: errors.DocpipeError) -> int:
 
 
 def retry_after(*failures: errors.DocpipeError) -> dict[str, str]:
-    """``Retry-After`` when a retry may succeed: a store unavailable for now, not one full or missing."""
-    if any(isinstance(failure, errors.StoreUnavailable) for failure in failures):
+    """``Retry-After`` when a retry may succeed: a store unavailable for now (not one full or missing),
+    text not extracted yet."""
+    if any(isinstance(failure, errors.StoreUnavailable | errors.TextPending) for failure in failures):
         return {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return {}
 

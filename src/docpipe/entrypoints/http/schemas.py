@@ -6,6 +6,7 @@ from datetime import datetime
 
 import msgspec
 
+from docpipe.domain.document_search import SearchResults
 from docpipe.domain.model import Document, Processing, ProcessingState
 from docpipe.domain.service import Listing
 
@@ -72,6 +73,28 @@ class DocumentListOut(msgspec.Struct, frozen=True):
     @classmethod
     def of(cls, listing: Listing) -> DocumentListOut:
         return cls([DocumentOut.of(document) for document in listing.documents], listing.next_cursor)
+
+
+class SearchResultOut(msgspec.Struct, frozen=True):
+    """A matching document, its score (0 to 1) and an HTML snippet, escaped, with matches in ``<mark>``."""
+
+    document: DocumentOut
+    score: float
+    snippet: str
+
+
+class SearchResultsOut(msgspec.Struct, frozen=True):
+    """A page of ``GET /search``, best match first: follow ``next_cursor`` until it is null."""
+
+    results: list[SearchResultOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, found: SearchResults) -> SearchResultsOut:
+        return cls(
+            [SearchResultOut(DocumentOut.of(hit.document), hit.score, hit.snippet) for hit in found.results],
+            found.next_cursor,
+        )
 
 
 class DocumentPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
