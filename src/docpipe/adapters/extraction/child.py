@@ -31,7 +31,7 @@ from docpipe.adapters.extraction.protocol import (
     read_message,
     write_message,
 )
-from docpipe.adapters.extraction.readers import Reader, load_readers, run_reader
+from docpipe.adapters.extraction.readers import Readers, run_reader
 from docpipe.domain.processing import ExtractionFailed
 
 OPEN_FILES = 64
@@ -58,7 +58,7 @@ def main() -> None:
     _limit_resources(limits)
     _silence_libraries()
     sys.addaudithook(_refuse_network_and_processes)
-    readers = load_readers(setup.readers)
+    readers = Readers(setup.readers)
     write_message(replies, Ready())
     while isinstance(job := read_message(jobs), Job):
         _rearm_cpu_limit(limits.cpu_seconds)
@@ -68,7 +68,7 @@ def main() -> None:
             return
 
 
-def _run(job: Job, readers: dict[str, Reader], limits: Limits) -> FromChild:
+def _run(job: Job, readers: Readers, limits: Limits) -> FromChild:
     reader = readers.get(job.processor)
     if reader is None:
         return Unavailable(f"this extractor has no reader for {job.processor!r}")

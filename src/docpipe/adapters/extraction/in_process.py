@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from docpipe.adapters.extraction.limits import Limits
-from docpipe.adapters.extraction.readers import DEFAULT_READERS, load_readers, run_reader
+from docpipe.adapters.extraction.readers import DEFAULT_READERS, Readers, run_reader
 from docpipe.domain.processing import Extraction, ExtractorUnavailable, declared_charset, processor_for
 
 
@@ -17,11 +17,13 @@ class InProcessExtractor:
 
     def __init__(self, *, limits: Limits | None = None, readers: Mapping[str, str] = DEFAULT_READERS) -> None:
         self._text_bytes = (limits or Limits()).text_bytes
-        self._readers = load_readers(readers)
+        self._readers = Readers(readers)
 
     async def extract(self, source: Path, content_type: str, text_out: Path) -> Extraction:
         processor = processor_for(content_type)
-        reader = self._readers[processor.name]
+        reader = await asyncio.to_thread(self._readers.get, processor.name)  # imports it the first time
+        if reader is None:
+            raise ExtractorUnavailable(f"this extractor has no reader for {processor.name!r}")
         try:
             return await asyncio.to_thread(
                 run_reader,

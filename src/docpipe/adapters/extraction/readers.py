@@ -32,13 +32,23 @@ DEFAULT_READERS: Mapping[str, str] = MappingProxyType(
 _NOUNS = {processor.name: processor.noun for processor in PROCESSORS}
 
 
-def load_readers(references: Mapping[str, str]) -> dict[str, Reader]:
-    """Import each processor's reader."""
-    readers = {}
-    for processor, reference in references.items():
-        module, _, name = reference.partition(":")
-        readers[processor] = cast(Reader, getattr(importlib.import_module(module), name))
-    return readers
+class Readers:
+    """Each processor's reader, imported when first asked for: a child process that reads only text
+    never spends a second importing the PDF and DOCX libraries."""
+
+    def __init__(self, references: Mapping[str, str]) -> None:
+        self._references = dict(references)
+        self._loaded: dict[str, Reader] = {}
+
+    def get(self, processor: str) -> Reader | None:
+        """The reader of ``processor``; ``None`` when there is none."""
+        if processor not in self._loaded:
+            reference = self._references.get(processor)
+            if reference is None:
+                return None
+            module, _, name = reference.partition(":")
+            self._loaded[processor] = cast(Reader, getattr(importlib.import_module(module), name))
+        return self._loaded[processor]
 
 
 def run_reader(

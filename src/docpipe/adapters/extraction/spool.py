@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from docpipe.domain.processing import Extraction, Extractor, ExtractorUnavailable
 from docpipe.domain.streams import CHUNK_SIZE
@@ -31,12 +31,12 @@ class SpooledText:
         return self._extraction
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        file = await asyncio.to_thread(self._text.open, "rb")
+        file = await _opened(self._text, "rb")
         try:
             while chunk := await asyncio.to_thread(file.read, CHUNK_SIZE):
                 yield chunk
         finally:
-            await asyncio.to_thread(file.close)
+            await asyncio.shield(asyncio.to_thread(file.close))
 
 
 class SpoolingExtractor:
@@ -66,11 +66,26 @@ class SpoolingExtractor:
 
 async def _spool(content: AsyncIterable[bytes], path: Path) -> None:
     try:
-        file: BinaryIO = await asyncio.to_thread(path.open, "wb")
+        file = await _opened(path, "wb")
         try:
             async for chunk in content:
                 await asyncio.to_thread(file.write, chunk)
         finally:
-            await asyncio.to_thread(file.close)
+            await asyncio.shield(asyncio.to_thread(file.close))
     except OSError as error:
         raise ExtractorUnavailable(f"cannot keep the content aside to extract it: {error.strerror}") from None
+
+
+async def _opened(path: Path, mode: Literal["rb", "wb"]) -> BinaryIO:
+    """``path`` opened in a worker thread; closed, not leaked, when the caller is cancelled meanwhile."""
+    opening = asyncio.ensure_future(asyncio.to_thread(path.open, mode))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
