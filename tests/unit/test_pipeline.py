@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 
 from docpipe.adapters.extraction.in_process import InProcessExtractor
@@ -12,8 +13,23 @@ from docpipe.adapters.memory import MemoryBlobStore, MemoryRepository
 from docpipe.adapters.memory_search import MemorySearchIndex
 from docpipe.domain.events import Event
 from docpipe.domain.fsck import FindingKind, Fsck
-from docpipe.domain.model import Document, DocumentChanges, NewDocument, ProcessingState
-from docpipe.domain.pipeline import MISSING_CONTENT, DocumentProcessing, SearchIndexing
+from docpipe.domain.model import (
+    Document,
+    DocumentChanges,
+    ListQuery,
+    NewDocument,
+    Processing,
+    ProcessingState,
+    utc_now,
+)
+from docpipe.domain.pipeline import (
+    MISSING_CONTENT,
+    DocumentProcessing,
+    SearchIndexing,
+    Selection,
+    reprocess,
+    selected,
+)
 from docpipe.domain.search import SearchQuery
 from docpipe.domain.service import DocumentService
 from tests.extraction import documents
@@ -181,3 +197,48 @@ async def test_fsck_counts_extracted_text_as_referenced_and_reports_it_missing(p
     assert [(finding.kind, finding.key, finding.fixed) for finding in report.findings] == [
         (FindingKind.MISSING_TEXT, uploaded.id, False)
     ]
+
+
+async def test_reprocessing_takes_pending_and_outdated_documents_or_as_asked(pipeline: Pipeline) -> None:
+    text = await pipeline.upload(b"walrus", "a.txt", "text/plain")
+    broken = await pipeline.upload(documents.truncated_pdf(), "b.pdf", PDF)
+    image = await pipeline.upload(b"\x89PNG\r\n\x1a\n", "c.png", "image/png")
+    report = await reprocess(pipeline.repository, pipeline.processing, Selection.OUTDATED, concurrency=2)
+    assert report.examined == 3
+    assert report.states == {
+        ProcessingState.DONE: 1,
+        ProcessingState.FAILED: 1,
+        ProcessingState.SKIPPED: 1,
+    }
+    report = await reprocess(pipeline.repository, pipeline.processing, Selection.OUTDATED, concurrency=2)
+    assert report.states == {}
+    report = await reprocess(pipeline.repository, pipeline.processing, Selection.FAILED, concurrency=2)
+    assert report.states == {ProcessingState.FAILED: 1}
+    report = await reprocess(pipeline.repository, pipeline.processing, Selection.ALL, concurrency=2)
+    assert sum(report.states.values()) == 3
+    assert len(pipeline.blobs.keys()) == 4  # three documents and one text: earlier texts were discarded
+    assert {text.id, broken.id, image.id} == {
+        document.id for document in (await pipeline.repository.list(OWNER, ListQuery(limit=10))).documents
+    }
+
+
+def test_a_document_of_an_older_processor_version_is_outdated() -> None:
+    document = Document(
+        id="01a215eb-5c26-752e-88e0-963e0da9617b",
+        owner=OWNER,
+        blob_key=f"{OWNER}/01a215eb-5c26-752e-88e0-963e0da9617b",
+        filename="a.pdf",
+        content_type=PDF,
+        size=1,
+        sha256="0" * 64,
+        created_at=utc_now(),
+        updated_at=utc_now(),
+        processing=Processing(state=ProcessingState.DONE, processor="pdf/0"),
+    )
+    assert selected(document, Selection.OUTDATED)
+    current = msgspec.structs.replace(
+        document, processing=Processing(state=ProcessingState.DONE, processor="pdf/1")
+    )
+    assert not selected(current, Selection.OUTDATED)
+    assert selected(current, Selection.ALL)
+    assert not selected(current, Selection.FAILED)

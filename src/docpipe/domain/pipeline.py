@@ -15,16 +15,20 @@ import asyncio
 import codecs
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
+from enum import StrEnum
+
+import msgspec
 
 from docpipe.domain.errors import BlobNotFound, DocumentNotFound
 from docpipe.domain.events import Event, EventType
-from docpipe.domain.model import Document, Processing, ProcessingState, new_blob_key
+from docpipe.domain.model import Document, ListQuery, Processing, ProcessingState, new_blob_key
 from docpipe.domain.ports import BlobStore, DocumentRepository, SearchIndex
 from docpipe.domain.processing import ContentExtractor, ExtractionFailed, UnsupportedType, processor_for
 
 logger = logging.getLogger(__name__)
 
 MISSING_CONTENT = "the document's content is missing from the blob store"
+REPROCESS_PAGE = 100
 
 
 class DocumentProcessing:
@@ -140,3 +144,64 @@ async def decoded(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
             yield text
     if tail := decoder.decode(b"", final=True):
         yield tail
+
+
+class Selection(StrEnum):
+    """Which documents ``docpipe reprocess`` processes again."""
+
+    OUTDATED = "outdated"
+    """Still pending, or processed by an older version of the processor (or none) that reads them now."""
+    FAILED = "failed"
+    ALL = "all"
+
+
+def selected(document: Document, selection: Selection) -> bool:
+    state = document.processing.state
+    if selection is Selection.ALL:
+        return True
+    if selection is Selection.FAILED:
+        return state is ProcessingState.FAILED
+    try:
+        current = processor_for(document.content_type).label
+    except UnsupportedType:
+        current = None
+    return state is ProcessingState.PENDING or document.processing.processor != current
+
+
+class Reprocessed(msgspec.Struct):
+    """What a reprocessing run did, by the state each document ended in."""
+
+    examined: int = 0
+    states: dict[ProcessingState, int] = msgspec.field(default_factory=dict)
+
+
+async def reprocess(
+    repository: DocumentRepository,
+    processing: DocumentProcessing,
+    selection: Selection,
+    *,
+    concurrency: int,
+) -> Reprocessed:
+    """Process again every owner's documents that ``selection`` picks, ``concurrency`` at a time. The
+    documents are read a page at a time: at most a page and ``concurrency`` documents are held."""
+    report = Reprocessed()
+    slots = asyncio.Semaphore(concurrency)
+
+    async def again(document: Document) -> None:
+        async with slots:
+            result = await processing.process(document.owner, document.id, again=True)
+        if result is not None:
+            state = result.processing.state
+            report.states[state] = report.states.get(state, 0) + 1
+
+    async for owner in repository.owners():
+        query = ListQuery(limit=REPROCESS_PAGE)
+        while True:
+            page = await repository.list(owner, query)
+            report.examined += len(page.documents)
+            picked = [document for document in page.documents if selected(document, selection)]
+            await asyncio.gather(*(again(document) for document in picked))
+            if page.resume_after is None:
+                break
+            query = ListQuery(limit=REPROCESS_PAGE, after_id=page.resume_after)
+    return report
