@@ -256,7 +256,9 @@ class Container(containers.DeclarativeContainer):
     relay = providers.Singleton(_relay, outbox, processing, search_index, indexing)
     """Delivers the outbox's events to processing and search indexing; ``docpipe serve`` runs it."""
 
-    fsck = providers.Factory(Fsck, blobs=blob_store, repository=repository, uploads=upload_sessions)
+    fsck = providers.Factory(
+        Fsck, blobs=blob_store, repository=repository, uploads=upload_sessions, index=search_index
+    )
     """Call with ``grace=``; awaiting the call opens the adapters."""
 
 

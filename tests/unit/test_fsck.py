@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from docpipe.adapters.memory import MemoryBlobStore, MemoryRepository
+from docpipe.adapters.memory_search import MemorySearchIndex
 from docpipe.domain import fsck as fsck_module
 from docpipe.domain.errors import DocumentNotFound
 from docpipe.domain.fsck import DEFAULT_GRACE, FindingKind, Fsck, FsckReport
@@ -389,3 +390,28 @@ async def test_an_upload_committing_after_the_first_confirmation_keeps_its_blob(
     repository.after_list = commit_after_the_next_listing
     await fsck.run(fix=True)
     assert blobs.keys() == {existing.blob_key, late_key}
+
+
+class _DamagedIndex(MemorySearchIndex):
+    """A search index that reports damage until it is rebuilt."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rebuilt = 0
+
+    async def verify(self) -> list[str]:
+        return [] if self.rebuilt else ["the full-text index 'names' is damaged: malformed"]
+
+    async def rebuild(self) -> None:
+        self.rebuilt += 1
+
+
+async def test_a_damaged_search_index_is_reported_and_rebuilt_by_a_fix() -> None:
+    index = _DamagedIndex()
+    check = Fsck(MemoryBlobStore(), MemoryRepository(), index=index)
+    dry = await check.run()
+    assert [(finding.kind, finding.fixed) for finding in dry.findings] == [(FindingKind.SEARCH_INDEX, False)]
+    assert index.rebuilt == 0
+    fixed = await check.run(fix=True)
+    assert [(finding.kind, finding.fixed) for finding in fixed.findings] == [(FindingKind.SEARCH_INDEX, True)]
+    assert (await check.run()).findings == []

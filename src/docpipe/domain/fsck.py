@@ -30,7 +30,7 @@ import msgspec
 
 from docpipe.domain.errors import BlobNotFound, DocumentNotFound
 from docpipe.domain.model import BlobEntry, Document, ListQuery, first_id_at, is_blob_key, utc_now
-from docpipe.domain.ports import BlobStore, DocumentRepository, UploadRepository
+from docpipe.domain.ports import BlobStore, DocumentRepository, SearchIndex, UploadRepository
 
 DEFAULT_GRACE = timedelta(minutes=15)
 """Entries younger than this may belong to an upload still in flight, so they are left alone."""
@@ -48,6 +48,8 @@ class FindingKind(StrEnum):
     MISSING_BLOB = "missing_blob"
     MISSING_TEXT = "missing_text"
     """A processed document's extracted text is gone: ``docpipe reprocess`` extracts it again."""
+    SEARCH_INDEX = "search_index"
+    """The search index is damaged, or holds text a process left half-written: a fix rebuilds it."""
     SIZE_MISMATCH = "size_mismatch"
     DIGEST_MISMATCH = "digest_mismatch"
 
@@ -103,12 +105,14 @@ class Fsck:
         repository: DocumentRepository,
         *,
         uploads: UploadRepository | None = None,
+        index: SearchIndex | None = None,
         grace: timedelta = DEFAULT_GRACE,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._blobs = blobs
         self._repository = repository
         self._uploads = uploads
+        self._index = index
         self._grace = grace
         self._clock = clock
 
@@ -154,7 +158,19 @@ class Fsck:
             Finding(kind=FindingKind.MISSING_TEXT, key=document_id, detail=_MISSING_TEXT)
             for document_id in scan.texts.values()
         ]
+        report.findings += await self._search_index(fix)
         return report
+
+    async def _search_index(self, fix: bool) -> list[Finding]:
+        if self._index is None:
+            return []
+        damage = await self._index.verify()
+        if damage and fix:
+            await self._index.rebuild()
+        return [
+            Finding(kind=FindingKind.SEARCH_INDEX, key="search index", detail=what, fixed=fix)
+            for what in damage
+        ]
 
     async def _partial(self, entry: BlobEntry, fix: bool) -> Finding:
         if fix:

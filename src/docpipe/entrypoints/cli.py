@@ -171,6 +171,7 @@ _REPAIRED = {
     FindingKind.ORPHAN_BLOB: "reclaimed",
     FindingKind.STALE_PARTIAL: "reclaimed",
     FindingKind.MISSING_BLOB: "metadata deleted",
+    FindingKind.SEARCH_INDEX: "rebuilt",
 }
 
 
