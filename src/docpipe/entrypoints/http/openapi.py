@@ -117,6 +117,7 @@ class ContentOperation(Operation):
         }
 
 
+@dataclass
 class TextOperation(Operation):
     """``GET /documents/{id}/text`` streams UTF-8 text."""
 
