@@ -247,9 +247,10 @@ class Container(containers.DeclarativeContainer):
         blobs=blob_store,
         repository=repository,
         extractor=providers.Singleton(SpoolingExtractor, extractor),
+        index=search_index,
     )
 
-    indexing = providers.Singleton(SearchIndexing, search_index, blob_store)
+    indexing = providers.Singleton(SearchIndexing, search_index)
 
     search = providers.Singleton(DocumentSearch, search_index, repository)
 

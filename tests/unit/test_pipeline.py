@@ -50,9 +50,9 @@ class Pipeline:
             self.blobs, self.repository, max_upload_bytes=1 << 30, index=self.index
         )
         self.processing = DocumentProcessing(
-            self.blobs, self.repository, SpoolingExtractor(InProcessExtractor())
+            self.blobs, self.repository, SpoolingExtractor(InProcessExtractor()), self.index
         )
-        self.indexing = SearchIndexing(self.index, self.blobs)
+        self.indexing = SearchIndexing(self.index)
         self.outbox = self.repository.outbox()
         self.delivered: list[Event] = []
 

@@ -32,12 +32,23 @@ REPROCESS_PAGE = 100
 
 
 class DocumentProcessing:
-    """Extracts the text of each new document and records what was found on it."""
+    """Extracts the text of each new document and records what was found on it.
 
-    def __init__(self, blobs: BlobStore, repository: DocumentRepository, extractor: ContentExtractor) -> None:
+    With a search ``index``, the text is indexed before the result is recorded: a document whose state
+    says ``done`` is findable by its text (API.md), and a failure to index leaves the document pending,
+    so that the event comes back and processing is done again."""
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        repository: DocumentRepository,
+        extractor: ContentExtractor,
+        index: SearchIndex | None = None,
+    ) -> None:
         self._blobs = blobs
         self._repository = repository
         self._extractor = extractor
+        self._index = index
 
     async def handle(self, event: Event) -> None:
         if event.type is EventType.CREATED:
@@ -84,6 +95,20 @@ class DocumentProcessing:
             async with self._extractor.extract(content, document.content_type) as extracted:
                 await self._blobs.put(text_key, extracted.chunks())
                 extraction = extracted.extraction
+                processing = Processing(
+                    state=ProcessingState.DONE,
+                    pages=extraction.pages,
+                    characters=extraction.characters,
+                    title=extraction.title,
+                    processor=processor.label,
+                    text_key=text_key,
+                )
+                if self._index is not None:
+                    # As ``record_processing`` will leave it: the index keeps the highest version.
+                    recorded = msgspec.structs.replace(
+                        document, processing=processing, version=document.version + 1
+                    )
+                    await self._index.put(recorded, decoded(extracted.chunks()))
         except UnsupportedType:
             return Processing(state=ProcessingState.SKIPPED)
         except ExtractionFailed as failure:
@@ -96,14 +121,10 @@ class DocumentProcessing:
                 failure.cause or "no parser error",
             )
             return Processing(state=ProcessingState.FAILED, error=failure.reason, processor=processor.label)
-        return Processing(
-            state=ProcessingState.DONE,
-            pages=extraction.pages,
-            characters=extraction.characters,
-            title=extraction.title,
-            processor=processor.label,
-            text_key=text_key,
-        )
+        except BaseException:
+            await self._discard(text_key)
+            raise
+        return processing
 
     async def _discard(self, text_key: str | None) -> None:
         if text_key is None:
@@ -115,25 +136,17 @@ class DocumentProcessing:
 
 
 class SearchIndexing:
-    """Keeps the search index in step with the documents: their names and fields as they change, their
-    text once processed, nothing once deleted."""
+    """Keeps the search index in step with the documents' names and fields as they change, and removes
+    them once deleted. Their text is indexed by ``DocumentProcessing``, before its result is recorded."""
 
-    def __init__(self, index: SearchIndex, blobs: BlobStore) -> None:
+    def __init__(self, index: SearchIndex) -> None:
         self._index = index
-        self._blobs = blobs
 
     async def handle(self, event: Event) -> None:
         if event.type is EventType.DELETED:
             await self._index.remove(event.owner, event.document_id)
-            return
-        document = event.document
-        text = None
-        if event.type is EventType.PROCESSED and document.processing.text_key is not None:
-            try:
-                text = decoded(await self._blobs.open(document.processing.text_key))
-            except BlobNotFound:  # deleted with its document since: the deletion's event comes next
-                text = None
-        await self._index.put(document, text)
+        else:
+            await self._index.put(event.document, None)
 
 
 async def decoded(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
