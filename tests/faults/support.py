@@ -21,6 +21,7 @@ import httpx
 from docpipe.config import load_settings
 from docpipe.container import Container, close
 from docpipe.domain.identity import DEFAULT_OWNER
+from docpipe.domain.model import Document
 from docpipe.domain.ports import DocumentRepository
 from tests.credentials import ADMIN_ENV
 
@@ -215,16 +216,24 @@ def verify_every_listed_document(client: httpx.Client) -> dict[str, dict[str, An
 
 
 def blob_keys_of(env: Mapping[str, str], document_ids: Iterable[str]) -> set[str]:
-    """The blob keys of documents (which the API does not show), read through docpipe's own
-    repository adapter on the stores ``env`` configures."""
+    """Every blob key the documents refer to (which the API does not show): their bytes' and their
+    extracted text's, read through docpipe's own repository adapter on the stores ``env`` configures."""
+    keys: set[str] = set()
+    for document in documents_of(env, document_ids):
+        keys.add(document.blob_key)
+        if document.processing.text_key is not None:
+            keys.add(document.processing.text_key)
+    return keys
 
-    async def read() -> set[str]:
+
+def documents_of(env: Mapping[str, str], document_ids: Iterable[str]) -> list[Document]:
+    """The documents as docpipe's own repository adapter reads them on the stores ``env`` configures."""
+
+    async def read() -> list[Document]:
         container = Container(settings=load_settings(env))
         try:
             repository: DocumentRepository = await container.repository()
-            return {
-                (await repository.get(DEFAULT_OWNER, document_id)).blob_key for document_id in document_ids
-            }
+            return [await repository.get(DEFAULT_OWNER, document_id) for document_id in document_ids]
         finally:
             await close(container)
 

@@ -38,6 +38,7 @@ from tests.faults.support import (
     assert_unavailable,
     aws_env,
     blob_keys_of,
+    documents_of,
     download_digest,
     filesystem_env,
     list_all,
@@ -189,7 +190,8 @@ def test_a_store_failure_names_the_store_to_the_client_and_the_rest_to_the_log(s
     """The client gets the failing store's role and a request id; the endpoint, bucket, table and
     object key go to the log only, in a line carrying the same id."""
     document = _upload(stack.client, "before.txt")
-    (blob_key,) = blob_keys_of(stack.env, [document["id"]])
+    [stored] = documents_of(stack.env, [document["id"]])
+    blob_key = stored.blob_key
     secrets = ("127.0.0.1", "http", stack.bucket, stack.env["DOCPIPE_DYNAMODB_TABLE"], "botocore")
 
     stack.s3.fail(Fault.REFUSE)

@@ -112,9 +112,10 @@ async def test_a_pdf_is_processed_its_text_kept_and_found(pipeline: Pipeline) ->
     assert [event.type for event in pipeline.delivered] == ["document.created", "document.processed"]
 
 
-async def test_a_type_no_processor_reads_is_skipped(pipeline: Pipeline) -> None:
+async def test_a_type_no_processor_reads_is_born_skipped(pipeline: Pipeline) -> None:
     uploaded = await pipeline.upload(b"\x89PNG\r\n\x1a\n", "a.png", "image/png")
-    await pipeline.deliver()
+    assert uploaded.processing.state is ProcessingState.SKIPPED
+    assert [event.type for event in await pipeline.deliver()] == ["document.created"]
     document = await pipeline.service.get(OWNER, uploaded.id)
     assert document.processing.state is ProcessingState.SKIPPED
     assert pipeline.blobs.keys() == {document.blob_key}
@@ -205,11 +206,7 @@ async def test_reprocessing_takes_pending_and_outdated_documents_or_as_asked(pip
     image = await pipeline.upload(b"\x89PNG\r\n\x1a\n", "c.png", "image/png")
     report = await reprocess(pipeline.repository, pipeline.processing, Selection.OUTDATED, concurrency=2)
     assert report.examined == 3
-    assert report.states == {
-        ProcessingState.DONE: 1,
-        ProcessingState.FAILED: 1,
-        ProcessingState.SKIPPED: 1,
-    }
+    assert report.states == {ProcessingState.DONE: 1, ProcessingState.FAILED: 1}  # the image was born skipped
     report = await reprocess(pipeline.repository, pipeline.processing, Selection.OUTDATED, concurrency=2)
     assert report.states == {}
     report = await reprocess(pipeline.repository, pipeline.processing, Selection.FAILED, concurrency=2)

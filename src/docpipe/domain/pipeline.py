@@ -72,9 +72,8 @@ class DocumentProcessing:
         except DocumentNotFound:
             await self._discard(processing.text_key)
             return None
-        except BaseException:
-            await self._discard(processing.text_key)
-            raise
+        # Any other failure may have been recorded after all (a store that timed out): the text stays,
+        # referenced then, or an orphan for fsck to reclaim.
         if recorded.processing != processing:  # the bytes were replaced meanwhile: a stale result
             await self._discard(processing.text_key)
         elif document.processing.text_key != processing.text_key:

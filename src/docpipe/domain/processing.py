@@ -143,6 +143,15 @@ def processor_for(content_type: str) -> Processor:
     raise UnsupportedType(content_type)
 
 
+def reads(content_type: str) -> bool:
+    """Whether some processor reads ``content_type``: documents of other types are born ``skipped``."""
+    try:
+        processor_for(content_type)
+    except UnsupportedType:
+        return False
+    return True
+
+
 def declared_charset(content_type: str) -> str | None:
     """The ``charset`` parameter of ``content_type``, if it has one."""
     try:

@@ -53,6 +53,7 @@ from docpipe.domain.model import (
     DocumentChanges,
     ListQuery,
     NewDocument,
+    Processing,
     ProcessingState,
     is_document_id,
     new_blob_key,
@@ -60,6 +61,7 @@ from docpipe.domain.model import (
     utc_now,
 )
 from docpipe.domain.ports import BlobStore, DocumentRepository, SearchIndex
+from docpipe.domain.processing import reads
 from docpipe.domain.streams import MeteredStream, read_ahead, rechunk
 
 logger = logging.getLogger(__name__)
@@ -234,6 +236,7 @@ class Upload:
             metadata=dict(details.metadata),
             created_at=now,
             updated_at=now,
+            processing=Processing() if reads(content_type) else Processing(state=ProcessingState.SKIPPED),
         )
         self._attempted = document.id
         try:
