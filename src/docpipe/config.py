@@ -42,6 +42,14 @@ class AuthMode(StrEnum):
     NONE = "none"
 
 
+class ProcessingMode(StrEnum):
+    """Whether this server process extracts documents' text (``DOCPIPE_PROCESSING``). ``off`` serves the
+    API only: documents stay ``pending`` until a process that does (``docpipe reprocess``) takes them."""
+
+    ON = "on"
+    OFF = "off"
+
+
 class Secret:
     """A setting's value that must never be shown: ``repr`` and ``str`` hide it, so that settings in a
     log line or a traceback do not leak it. ``matches`` compares a presented value in constant time."""
@@ -149,6 +157,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     create_missing: bool = True
     """Create a missing bucket, table, folder or database, at start-up and when one goes missing."""
     auth: AuthMode = AuthMode.KEYS
+    processing: ProcessingMode = ProcessingMode.ON
     admin_key: Secret | None = None
     """A key of owner ``default`` with every scope, taken from the environment; with none, the first
     start writes one to ``<data_dir>/admin.key``."""
@@ -179,6 +188,7 @@ _TOP_LEVEL = {
     "DOCPIPE_UPLOAD_EXPIRY_HOURS": "upload_expiry_hours",
     "DOCPIPE_CREATE_MISSING": "create_missing",
     "DOCPIPE_AUTH": "auth",
+    "DOCPIPE_PROCESSING": "processing",
     "DOCPIPE_ADMIN_KEY": "admin_key",
     "DOCPIPE_PUBLIC_URL": "public_url",
 }

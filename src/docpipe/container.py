@@ -23,7 +23,7 @@ from docpipe.adapters import (
 from docpipe.adapters.extraction import sandbox
 from docpipe.adapters.extraction.limits import Limits, MiB
 from docpipe.adapters.extraction.spool import SpoolingExtractor
-from docpipe.config import BlobStoreKind, Settings
+from docpipe.config import BlobStoreKind, ProcessingMode, Settings
 from docpipe.domain.authentication import Authenticator
 from docpipe.domain.document_search import DocumentSearch
 from docpipe.domain.fsck import Fsck
@@ -88,10 +88,19 @@ async def _not_offered() -> AsyncIterator[None]:
 
 
 def _relay(
-    outbox: Outbox, processing: DocumentProcessing, index: SearchIndex | None, indexing: SearchIndexing
+    outbox: Outbox,
+    settings: Settings,
+    processing: DocumentProcessing,
+    index: SearchIndex | None,
+    indexing: SearchIndexing,
 ) -> Relay:
-    """The relay of this process: events to processing, and to the search index when there is one."""
-    consumers: list[EventConsumer] = [processing] if index is None else [processing, indexing]
+    """The relay of this process: events to processing (unless ``DOCPIPE_PROCESSING=off``), and to the
+    search index when there is one."""
+    consumers: list[EventConsumer] = []
+    if settings.processing is ProcessingMode.ON:
+        consumers.append(processing)
+    if index is not None:
+        consumers.append(indexing)
     return Relay(outbox, consumers)
 
 
@@ -254,7 +263,7 @@ class Container(containers.DeclarativeContainer):
 
     search = providers.Singleton(DocumentSearch, search_index, repository)
 
-    relay = providers.Singleton(_relay, outbox, processing, search_index, indexing)
+    relay = providers.Singleton(_relay, outbox, settings, processing, search_index, indexing)
     """Delivers the outbox's events to processing and search indexing; ``docpipe serve`` runs it."""
 
     fsck = providers.Factory(

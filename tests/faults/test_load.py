@@ -69,7 +69,10 @@ class Tally:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    with live_server(filesystem_env(tmp_path / "data"), tmp_path / "docpipe.log") as server:
+    """The HTTP core under load, as these tests measured it before processing existed: processing's own
+    cost under load is a benchmark's question (bench/), not these tests'."""
+    env = {**filesystem_env(tmp_path / "data"), "DOCPIPE_PROCESSING": "off"}
+    with live_server(env, tmp_path / "docpipe.log") as server:
         yield server
 
 

@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from dependency_injector import providers
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from docpipe.adapters.extraction.in_process import InProcessExtractor
 from docpipe.config import Settings
 from docpipe.container import Container
 from tests.adapters_under_test import settings_for
@@ -33,8 +35,14 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def container(settings: Settings) -> Container:
-    """The container the ``client`` fixture's app runs on: a test may reach the adapters through it."""
-    return Container(settings=settings)
+    """The container the ``client`` fixture's app runs on: a test may reach the adapters through it.
+
+    Text is extracted in process (``InProcessExtractor``, which passes the extractor contract suite):
+    a sandbox child process per app would cost most HTTP tests more than they do. ``test_processing``
+    and the live-server tests run the sandbox."""
+    container = Container(settings=settings)
+    container.extractor.override(providers.Object(InProcessExtractor()))
+    return container
 
 
 @pytest.fixture

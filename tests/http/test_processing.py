@@ -9,15 +9,23 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from dependency_injector import providers
 
-from docpipe.config import RepositoryKind, Settings
+from docpipe.config import ProcessingMode, RepositoryKind, Settings
 from docpipe.container import Container
 from docpipe.domain.processing import Extraction
 from tests.credentials import bearer
 from tests.extraction import documents
 from tests.http.helpers import Client, assert_problem, serve, upload_ok
+
+
+@pytest.fixture
+def container(settings: Settings) -> Container:
+    """The container as ``docpipe serve`` makes it: text extracted in the sandbox's child processes."""
+    return Container(settings=settings)
+
 
 EVENTUALLY = 60.0
 """Seconds processing may take on a busy test machine (a first extraction starts a child process)."""
@@ -80,6 +88,19 @@ async def test_a_type_no_processor_reads_is_skipped(client: Client) -> None:
     uploaded = await upload_ok(client, b"\x89PNG\r\n\x1a\n", "a.png", content_type="image/png")
     assert (await processed(client, uploaded["id"]))["processing"]["state"] == "skipped"
     assert_problem(await client.get(f"/documents/{uploaded['id']}/text"), 404)
+
+
+async def test_a_server_with_processing_off_leaves_documents_pending_and_findable_by_name(
+    settings: Settings,
+) -> None:
+    off = msgspec.structs.replace(settings, processing=ProcessingMode.OFF)
+    async with serve(off, Container(settings=off)) as client:
+        uploaded = await upload_ok(client, b"walrus", "walrus.txt")
+        await asyncio.sleep(1)  # time enough for a relay that would process it (one runs: search)
+        document = (await client.get(f"/documents/{uploaded['id']}")).json()
+        assert document["processing"]["state"] == "pending"
+        if searchable(settings):
+            assert await found(client, "walrus") == [uploaded["id"]]
 
 
 class _HeldExtractor:

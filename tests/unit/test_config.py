@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from docpipe.config import GIB, BlobStoreKind, OidcSettings, SettingsError, load_settings
+from docpipe.config import GIB, BlobStoreKind, OidcSettings, ProcessingMode, SettingsError, load_settings
 
 
 def test_defaults_are_the_embedded_setup() -> None:
@@ -30,6 +30,11 @@ def test_extraction_limits_are_parsed() -> None:
     ).extraction
     assert (extraction.workers, extraction.memory_mb, extraction.timeout) == (3, 256, 9)
     assert extraction.cpu_seconds == load_settings({}).extraction.cpu_seconds
+
+
+def test_processing_can_be_turned_off() -> None:
+    assert load_settings({}).processing is ProcessingMode.ON
+    assert load_settings({"DOCPIPE_PROCESSING": "off"}).processing is ProcessingMode.OFF
 
 
 def test_variables_are_parsed() -> None:
@@ -67,6 +72,7 @@ def test_variables_are_parsed() -> None:
         {"DOCPIPE_MAX_CONNECTIONS": "-5"},
         {"DOCPIPE_BODY_MIN_RATE": "fast"},
         {"DOCPIPE_EXTRACT_WORKERS": "0"},
+        {"DOCPIPE_PROCESSING": "later"},
         {"DOCPIPE_EXTRACT_MEMORY_MB": "64"},
         {"DOCPIPE_EXTRACT_CPU_SECONDS": "-1"},
         {"DOCPIPE_CREATE_MISSING": "sometimes"},
