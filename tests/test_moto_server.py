@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import aioboto3
+import pytest
 from aiobotocore.config import AioConfig
 from types_aiobotocore_dynamodb.client import DynamoDBClient
 
@@ -83,3 +84,62 @@ async def test_no_committed_transaction_is_undone_by_a_failing_one(moto_server: 
         "a value was handed out twice: a write was lost"
     )
     assert final == WRITERS * INCREMENTS
+
+
+async def test_a_cancelled_transaction_leaves_every_item_as_it_was(moto_server: MotoServer) -> None:
+    """The tests' moto undoes a transaction from the items it wrote; the undo must be exact."""
+    async with aioboto3.Session().client("dynamodb", endpoint_url=moto_server.endpoint_url) as client:
+        await client.create_table(
+            TableName=TABLE,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        try:
+            kept = {"pk": {"S": "p"}, "sk": {"S": "kept"}, "n": {"N": "1"}}
+            doomed = {"pk": {"S": "p"}, "sk": {"S": "doomed"}, "n": {"N": "1"}}
+            guard = {"pk": {"S": "p"}, "sk": {"S": "guard"}, "n": {"N": "1"}}
+            for item in (kept, doomed, guard):
+                await client.put_item(TableName=TABLE, Item=item)
+            with pytest.raises(client.exceptions.TransactionCanceledException) as cancelled:
+                await client.transact_write_items(
+                    TransactItems=[
+                        {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "p"}, "sk": {"S": "new"}}}},
+                        {
+                            "Update": {
+                                "TableName": TABLE,
+                                "Key": {"pk": kept["pk"], "sk": kept["sk"]},
+                                "UpdateExpression": "SET n = n + :one",
+                                "ExpressionAttributeValues": {":one": {"N": "1"}},
+                            }
+                        },
+                        {"Delete": {"TableName": TABLE, "Key": {"pk": doomed["pk"], "sk": doomed["sk"]}}},
+                        {
+                            "ConditionCheck": {
+                                "TableName": TABLE,
+                                "Key": {"pk": guard["pk"], "sk": guard["sk"]},
+                                "ConditionExpression": "n = :two",
+                                "ExpressionAttributeValues": {":two": {"N": "2"}},
+                            }
+                        },
+                    ]
+                )
+            reasons = [reason["Code"] for reason in cancelled.value.response["CancellationReasons"]]
+            assert reasons == ["None", "None", "None", "ConditionalCheckFailed"]
+            items = (
+                await client.query(
+                    TableName=TABLE,
+                    KeyConditionExpression="pk = :p",
+                    ExpressionAttributeValues={":p": {"S": "p"}},
+                    ConsistentRead=True,
+                )
+            )["Items"]
+            assert sorted(items, key=lambda item: item["sk"]["S"]) == [doomed, guard, kept]
+        finally:
+            await client.delete_table(TableName=TABLE)
