@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from docpipe.adapters.filesystem import FilesystemBlobStore, open_blob_store
 from docpipe.domain.errors import StoreMissing
 from docpipe.domain.model import new_blob_key, new_document_id
+from tests.faults.support import wait_for
 
 opened_blob_store = contextlib.asynccontextmanager(open_blob_store)
 
@@ -53,3 +56,22 @@ def test_a_key_names_a_file_under_its_owners_folder_or_a_bare_ids_fan_out_folder
 def test_a_key_that_would_leave_its_place_is_refused(tmp_path: Path, key: str) -> None:
     with pytest.raises(ValueError, match="not a blob key"):
         FilesystemBlobStore(tmp_path).path_of(key)
+
+
+async def test_a_put_cancelled_while_its_file_is_being_created_leaves_no_file_behind(tmp_path: Path) -> None:
+    """The partial file is created in a worker thread; a put cancelled meanwhile never gets the file, so
+    whatever the thread made must still be closed and removed, not left open for the garbage collector."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"never written"
+
+    store = FilesystemBlobStore(tmp_path)
+    for _ in range(20):
+        put = asyncio.create_task(store.put(new_blob_key("tenant-a"), chunks()))
+        await asyncio.sleep(0)  # the put now waits for the thread creating its partial file
+        put.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await put
+    await asyncio.to_thread(
+        wait_for, lambda: not list(tmp_path.rglob("*.partial")), 10, "the cancelled puts' files removed"
+    )

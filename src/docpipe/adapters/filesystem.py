@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from docpipe.adapters.disk import has_no_room
 from docpipe.adapters.durable_files import fsync_folder
+from docpipe.adapters.thread_files import open_in_thread
 from docpipe.domain.errors import (
     BlobNotFound,
     InvalidInput,
@@ -148,7 +149,8 @@ class FilesystemBlobStore:
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         with self._failures():
-            partial = await asyncio.to_thread(_PartialFile, self.path_of(key))
+            path = self.path_of(key)
+            partial = await open_in_thread(lambda: _PartialFile(path), _PartialFile.discard)
         size = 0
         try:
             async for chunk in chunks:
@@ -165,7 +167,8 @@ class FilesystemBlobStore:
     async def open(self, key: str, byte_range: ByteRange | None = None) -> AsyncIterator[bytes]:
         try:
             with self._failures():
-                blob, first = await asyncio.to_thread(_open_and_read, self.path_of(key), byte_range)
+                path = self.path_of(key)
+                blob, first = await open_in_thread(lambda: _open_and_read(path, byte_range), _close_reader)
         except FileNotFoundError:
             raise BlobNotFound(key) from None
         return _read(blob, first)
@@ -236,7 +239,8 @@ class FilesystemBlobStore:
         """Truncate to ``offset`` (what a crashed writer left past it goes), write, fsync."""
         try:
             with self._failures():
-                file = await asyncio.to_thread(_Appender, self._unfinished(key), offset)
+                path = self._unfinished(key)
+                file = await open_in_thread(lambda: _Appender(path, offset), _Appender.close)
         except FileNotFoundError:
             raise BlobNotFound(key) from None
         try:
@@ -257,7 +261,9 @@ class FilesystemBlobStore:
         path = self._unfinished(key)
         try:
             with self._failures():
-                reader, first = await asyncio.to_thread(_open_and_read, path, ByteRange(0, end - 1))
+                reader, first = await open_in_thread(
+                    lambda: _open_and_read(path, ByteRange(0, end - 1)), _close_reader
+                )
         except FileNotFoundError:
             chunks = await self.open(key, ByteRange(0, end - 1))
         else:
@@ -382,6 +388,10 @@ class _BlobReader:
 def _open_and_read(path: Path, byte_range: ByteRange | None) -> tuple[_BlobReader, bytes]:
     reader = _BlobReader(path, byte_range)
     return reader, reader.read()
+
+
+def _close_reader(opened: tuple[_BlobReader, bytes]) -> None:
+    opened[0].close()
 
 
 async def _read(reader: _BlobReader, first: bytes) -> AsyncIterator[bytes]:
