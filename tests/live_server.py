@@ -24,7 +24,7 @@ class LiveServer:
         self._log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 60) -> None:
         with self._log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "docpipe.entrypoints.cli", "serve"],

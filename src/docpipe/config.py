@@ -122,7 +122,9 @@ class LimitSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_connections: Positive = 1000
     max_concurrent_uploads: Positive = 16
     header_timeout: Positive = 10
-    keep_alive_timeout: Positive = 5
+    keep_alive_timeout: Positive = 20
+    """Longer than client pools keep idle connections (httpx 5 s, aiohttp 15 s, Node 5 s): a server
+    closing one as the client reuses it makes the request fail with no response."""
     body_idle_timeout: Positive = 30
     body_min_rate: Positive = 1024
     """Bytes per second, averaged over ``body_rate_window`` seconds of waiting for the client."""

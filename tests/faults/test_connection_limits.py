@@ -147,6 +147,24 @@ def test_a_body_that_trickles_or_stalls_is_refused(
     assert "request failed" not in server.log()
 
 
+HTTPX_KEEPALIVE_EXPIRY = 5.0
+"""How long httpx keeps an idle connection for reuse by default (aiohttp: 15 s, Node: 4 to 5 s)."""
+
+
+def test_an_idle_connection_outlives_a_client_pools_keepalive(server: LiveServer) -> None:
+    """A server that closes idle connections exactly when a client pool expires them races with it: the
+    client reuses the connection as it closes and sees "server disconnected" with no response. So a
+    connection idle a little longer than httpx keeps one still serves the next request."""
+    request = b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with _connect(server) as sock:
+        sock.sendall(request)
+        assert read_response(sock).status == 200
+        time.sleep(HTTPX_KEEPALIVE_EXPIRY + 1)
+        assert not _readable(sock), "the server closed an idle connection a client pool would still reuse"
+        sock.sendall(request)
+        assert read_response(sock).status == 200
+
+
 def test_connections_over_the_limit_get_503(tmp_path: Path) -> None:
     env = filesystem_env(tmp_path / "data", DOCPIPE_MAX_CONNECTIONS="4", DOCPIPE_HEADER_TIMEOUT="60")
 
