@@ -28,9 +28,13 @@ LAPSE_WAIT = VISIBILITY + 1
 """Long enough a receive for a hidden job's visibility to lapse meanwhile."""
 
 
-def fresh_settings(endpoint_url: str, **overrides: int) -> SqsSettings:
-    fields = {"max_attempts": MAX_ATTEMPTS, "visibility_timeout": VISIBILITY, **overrides}
-    return SqsSettings(queue=f"docpipe-test-{uuid.uuid4().hex[:12]}", endpoint_url=endpoint_url, **fields)
+def fresh_settings(endpoint_url: str) -> SqsSettings:
+    return SqsSettings(
+        queue=f"docpipe-test-{uuid.uuid4().hex[:12]}",
+        endpoint_url=endpoint_url,
+        max_attempts=MAX_ATTEMPTS,
+        visibility_timeout=VISIBILITY,
+    )
 
 
 def job(number: int = 1) -> Job:

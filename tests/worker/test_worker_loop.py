@@ -11,6 +11,7 @@ from typing import Any
 
 import aioboto3
 import pytest
+from types_aiobotocore_sqs.literals import QueueAttributeNameType
 
 from docpipe.adapters.sqs import SqsWorkQueue, open_work_queue
 from docpipe.config import SqsSettings
@@ -82,7 +83,10 @@ async def queue(settings: SqsSettings) -> AsyncIterator[SqsWorkQueue]:
 
 async def left_in(settings: SqsSettings) -> int:
     """The messages the queue holds, hidden ones included: 0 once every job was deleted."""
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    names: list[QueueAttributeNameType] = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+    ]
     async with aioboto3.Session().client("sqs", endpoint_url=settings.endpoint_url) as client:
         url = (await client.get_queue_url(QueueName=settings.queue))["QueueUrl"]
         answer = await client.get_queue_attributes(QueueUrl=url, AttributeNames=names)

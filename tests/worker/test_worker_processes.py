@@ -12,12 +12,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import boto3
+import botocore.session
 import httpx
 import pytest
 
+from docpipe.entrypoints.cli import main
+from docpipe.entrypoints.worker_cli import CANNOT_RUN
 from tests.credentials import ADMIN_HEADERS
 from tests.faults.proxy import Fault, FaultProxy
 from tests.faults.support import aws_env
@@ -71,7 +73,10 @@ class Setup:
         self.server = server
         self.tmp = tmp
         self.moto = moto
-        self.sqs: Any = boto3.client("sqs", endpoint_url=moto.endpoint_url)
+        # botocore-stubs types no service's methods: a plain client, answers read as Any
+        self.sqs: Any = cast(Any, botocore.session.get_session()).create_client(
+            "sqs", endpoint_url=moto.endpoint_url
+        )
         self.queue_url: str = self.sqs.get_queue_url(QueueName=env["DOCPIPE_SQS_QUEUE"])["QueueUrl"]
 
     def worker(self, **overrides: str) -> WorkerProcess:
@@ -162,3 +167,14 @@ def test_workers_process_what_the_server_queued_and_a_killed_workers_job_goes_to
         assert successor.stop() == 0, successor.log()
     assert setup.messages("ApproximateNumberOfMessages") == 0
     assert "Traceback" not in successor.log()
+
+
+def test_a_worker_without_a_queue_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """Without DOCPIPE_QUEUE=sqs the servers process documents themselves: there is nothing to take."""
+    monkeypatch.setenv("DOCPIPE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DOCPIPE_QUEUE", raising=False)
+    assert main(["worker"]) == CANNOT_RUN
+    assert "set DOCPIPE_QUEUE=sqs" in caplog.text
+    assert not any(tmp_path.iterdir())  # nothing was opened
