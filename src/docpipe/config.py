@@ -50,6 +50,14 @@ class ProcessingMode(StrEnum):
     OFF = "off"
 
 
+class QueueKind(StrEnum):
+    """Where documents are processed (``DOCPIPE_QUEUE``): ``local``, by the relay of each server process;
+    ``sqs``, by ``docpipe worker`` processes that the servers' relays feed through an SQS queue."""
+
+    LOCAL = "local"
+    SQS = "sqs"
+
+
 class Secret:
     """A setting's value that must never be shown: ``repr`` and ``str`` hide it, so that settings in a
     log line or a traceback do not leak it. ``matches`` compares a presented value in constant time."""
@@ -100,6 +108,22 @@ class DynamoDbSettings(msgspec.Struct, frozen=True, kw_only=True):
     table: str = "docpipe-documents"
     endpoint_url: str | None = None
     region: str | None = None
+
+
+class SqsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The SQS queue that feeds ``docpipe worker`` (with ``DOCPIPE_QUEUE=sqs``), and its dead-letter queue
+    ``<queue>-dlq``. Credentials come from the standard AWS chain; a region left ``None`` is the AWS
+    profile's."""
+
+    queue: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,76}$")] = "docpipe-events"
+    """SQS allows 80 letters, digits, ``-`` and ``_``, and the dead-letter queue's name adds ``-dlq``."""
+    endpoint_url: str | None = None
+    region: str | None = None
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
+    """Receives of a message before SQS moves it to the dead-letter queue (its ``maxReceiveCount``)."""
+    visibility_timeout: Annotated[int, msgspec.Meta(ge=1, le=43200)] = 60
+    """Seconds a received message stays hidden from other workers; a worker extends it while working,
+    so this is how soon the job of a worker that died is handed to another."""
 
 
 class OidcSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -160,11 +184,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Create a missing bucket, table, folder or database, at start-up and when one goes missing."""
     auth: AuthMode = AuthMode.KEYS
     processing: ProcessingMode = ProcessingMode.ON
+    queue: QueueKind = QueueKind.LOCAL
     admin_key: Secret | None = None
     """A key of owner ``default`` with every scope, taken from the environment; with none, the first
     start writes one to ``<data_dir>/admin.key``."""
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
     dynamodb: DynamoDbSettings = msgspec.field(default_factory=DynamoDbSettings)
+    sqs: SqsSettings = msgspec.field(default_factory=SqsSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
     extraction: ExtractionSettings = msgspec.field(default_factory=ExtractionSettings)
     oidc: OidcSettings | None = None
@@ -191,6 +217,7 @@ _TOP_LEVEL = {
     "DOCPIPE_CREATE_MISSING": "create_missing",
     "DOCPIPE_AUTH": "auth",
     "DOCPIPE_PROCESSING": "processing",
+    "DOCPIPE_QUEUE": "queue",
     "DOCPIPE_ADMIN_KEY": "admin_key",
     "DOCPIPE_PUBLIC_URL": "public_url",
 }
@@ -209,6 +236,13 @@ _DYNAMODB = {
     "DOCPIPE_DYNAMODB_TABLE": "table",
     "DOCPIPE_DYNAMODB_ENDPOINT_URL": "endpoint_url",
     "DOCPIPE_DYNAMODB_REGION": "region",
+}
+_SQS = {
+    "DOCPIPE_SQS_QUEUE": "queue",
+    "DOCPIPE_SQS_ENDPOINT_URL": "endpoint_url",
+    "DOCPIPE_SQS_REGION": "region",
+    "DOCPIPE_SQS_MAX_ATTEMPTS": "max_attempts",
+    "DOCPIPE_SQS_VISIBILITY_TIMEOUT": "visibility_timeout",
 }
 
 _LIMITS = {
@@ -235,7 +269,9 @@ _OIDC = {
     "DOCPIPE_OIDC_OWNER_CLAIM": "owner_claim",
 }
 
-KNOWN_VARIABLES = frozenset({*_TOP_LEVEL, _SIGNING_KEY, *_S3, *_DYNAMODB, *_LIMITS, *_EXTRACTION, *_OIDC})
+KNOWN_VARIABLES = frozenset(
+    {*_TOP_LEVEL, _SIGNING_KEY, *_S3, *_DYNAMODB, *_SQS, *_LIMITS, *_EXTRACTION, *_OIDC}
+)
 _AWS_REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
 """Where a store's region comes from when its ``DOCPIPE_*_REGION`` is unset, first one set wins; with
 none set the AWS profile's applies. Resolved here because the pinned botocore reads only the second."""
@@ -321,6 +357,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     raw: dict[str, object] = dict(_pick(env, _TOP_LEVEL))
     raw["s3"] = _with_region(_pick(env, _S3), env)
     raw["dynamodb"] = _with_region(_pick(env, _DYNAMODB), env)
+    raw["sqs"] = _with_region(_pick(env, _SQS), env)
     raw["limits"] = _pick(env, _LIMITS)
     raw["extraction"] = _pick(env, _EXTRACTION)
     raw["oidc"] = _oidc(env)
@@ -342,6 +379,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 f"invalid configuration: DOCPIPE_WORKERS={settings.workers} with {' and '.join(in_memory)}:"
                 " each process would hold data of its own; use one worker, or stores on disk or AWS"
             )
+    if settings.queue is QueueKind.SQS:
+        _check_queue(settings)
     if settings.max_upload_bytes <= 0:
         raise SettingsError("invalid configuration: DOCPIPE_MAX_UPLOAD_BYTES must be positive")
     if settings.upload_expiry_hours <= 0:
@@ -357,6 +396,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if url is not None and not url.startswith(("http://", "https://")):
             raise SettingsError(f"invalid configuration: {name} must start with http:// or https://")
     return settings
+
+
+def _check_queue(settings: Settings) -> None:
+    """With a queue, workers elsewhere must see the servers' documents, and servers never extract."""
+    if settings.repository is RepositoryKind.MEMORY or settings.blob_store is BlobStoreKind.MEMORY:
+        raise SettingsError(
+            "invalid configuration: DOCPIPE_QUEUE=sqs with a memory store: docpipe worker processes"
+            " could not see the documents; use stores on disk or AWS"
+        )
+    if settings.processing is ProcessingMode.OFF:
+        raise SettingsError(
+            "invalid configuration: DOCPIPE_PROCESSING=off with DOCPIPE_QUEUE=sqs: with a queue, servers"
+            " never extract text (docpipe worker processes do); unset DOCPIPE_PROCESSING"
+        )
 
 
 def _check_admin_key(value: str) -> None:

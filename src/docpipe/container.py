@@ -19,6 +19,7 @@ from docpipe.adapters import (
     sniffing,
     sqlite,
     sqlite_search,
+    sqs,
 )
 from docpipe.adapters.extraction import sandbox
 from docpipe.adapters.extraction.limits import Limits, MiB
@@ -43,6 +44,7 @@ from docpipe.domain.ports import (
 from docpipe.domain.relay import EventConsumer, Relay
 from docpipe.domain.service import DocumentService
 from docpipe.domain.uploads.service import ResumableUploads
+from docpipe.domain.worker import QueuedProcessing, Worker
 
 
 def _blob_store_kind(settings: Settings) -> str:
@@ -51,6 +53,10 @@ def _blob_store_kind(settings: Settings) -> str:
 
 def _repository_kind(settings: Settings) -> str:
     return settings.repository.value
+
+
+def _queue_kind(settings: Settings) -> str:
+    return settings.queue.value
 
 
 def _oidc_state(settings: Settings) -> str:
@@ -90,12 +96,12 @@ async def _not_offered() -> AsyncIterator[None]:
 def _relay(
     outbox: Outbox,
     settings: Settings,
-    processing: DocumentProcessing,
+    processing: EventConsumer,
     index: SearchIndex | None,
     indexing: SearchIndexing,
 ) -> Relay:
-    """The relay of this process: events to processing (unless ``DOCPIPE_PROCESSING=off``), and to the
-    search index when there is one."""
+    """The relay of this process: events to processing (unless ``DOCPIPE_PROCESSING=off``), in process
+    or queued for workers, and to the search index when there is one."""
     consumers: list[EventConsumer] = []
     if settings.processing is ProcessingMode.ON:
         consumers.append(processing)
@@ -259,11 +265,39 @@ class Container(containers.DeclarativeContainer):
         index=search_index,
     )
 
+    work_queue = providers.Selector(
+        providers.Callable(_queue_kind, settings),
+        local=providers.Resource(_not_offered),
+        sqs=providers.Resource(
+            sqs.open_work_queue,
+            aws_session,
+            settings.provided.sqs,
+            create_missing=settings.provided.create_missing,
+        ),
+    )
+    """Where the relay queues processing jobs for ``docpipe worker``; ``None`` when servers process."""
+
+    processing_consumer = providers.Selector(
+        providers.Callable(_queue_kind, settings),
+        local=processing,
+        sqs=providers.Singleton(QueuedProcessing, work_queue),
+    )
+    """What the relay hands events to for processing: ``processing`` itself, or the work queue."""
+
+    worker = providers.Singleton(
+        Worker,
+        work_queue,
+        processing,
+        concurrency=settings.provided.extraction.workers,
+        visibility_seconds=settings.provided.sqs.visibility_timeout,
+    )
+    """``docpipe worker``'s loop: jobs from the work queue, processed as a server would."""
+
     indexing = providers.Singleton(SearchIndexing, search_index)
 
     search = providers.Singleton(DocumentSearch, search_index, repository)
 
-    relay = providers.Singleton(_relay, outbox, settings, processing, search_index, indexing)
+    relay = providers.Singleton(_relay, outbox, settings, processing_consumer, search_index, indexing)
     """Delivers the outbox's events to processing and search indexing; ``docpipe serve`` runs it."""
 
     fsck = providers.Factory(

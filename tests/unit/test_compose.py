@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from docpipe.config import KNOWN_VARIABLES, BlobStoreKind, RepositoryKind, load_settings
+from docpipe.config import KNOWN_VARIABLES, BlobStoreKind, QueueKind, RepositoryKind, load_settings
 
 COMPOSE = Path(__file__).parents[2] / "compose.yaml"
 
@@ -30,8 +30,9 @@ def test_the_api_is_configured_for_s3_and_dynamodb_on_the_emulator() -> None:
 
 
 def test_every_docpipe_variable_in_compose_is_one_docpipe_reads() -> None:
-    names = {name for name in _services()["api"]["environment"] if name.startswith("DOCPIPE_")}
-    assert names <= KNOWN_VARIABLES
+    for service in ("api", "worker"):
+        names = {name for name in _services()[service]["environment"] if name.startswith("DOCPIPE_")}
+        assert names <= KNOWN_VARIABLES
 
 
 def test_services_have_healthchecks_and_start_in_order() -> None:
@@ -39,3 +40,17 @@ def test_services_have_healthchecks_and_start_in_order() -> None:
     assert services["api"]["depends_on"]["aws"]["condition"] == "service_healthy"
     assert "/health/ready" in " ".join(services["api"]["healthcheck"]["test"])
     assert all(service["healthcheck"]["test"] for service in services.values())
+
+
+def test_the_worker_shares_the_apis_stores_and_queue() -> None:
+    """Processing runs in the worker: it must see the documents the API stores, through the same queue."""
+    services = _services()
+    worker, api = services["worker"], services["api"]
+    assert worker["command"] == ["docpipe", "worker"]
+    worker_settings = load_settings({name: str(value) for name, value in worker["environment"].items()})
+    api_settings = load_settings({name: str(value) for name, value in api["environment"].items()})
+    assert worker_settings.queue is api_settings.queue is QueueKind.SQS
+    for part in ("s3", "dynamodb", "sqs"):
+        assert getattr(worker_settings, part) == getattr(api_settings, part)
+    assert worker["environment"]["AWS_ENDPOINT_URL"] == api["environment"]["AWS_ENDPOINT_URL"]
+    assert worker["depends_on"]["api"]["condition"] == "service_healthy"

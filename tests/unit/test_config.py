@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from docpipe.config import GIB, BlobStoreKind, OidcSettings, ProcessingMode, SettingsError, load_settings
+from docpipe.config import (
+    GIB,
+    BlobStoreKind,
+    OidcSettings,
+    ProcessingMode,
+    QueueKind,
+    SettingsError,
+    SqsSettings,
+    load_settings,
+)
 
 
 def test_defaults_are_the_embedded_setup() -> None:
@@ -80,6 +89,12 @@ def test_variables_are_parsed() -> None:
         {"DOCPIPE_S3_PUBLIC_ENDPOINT_URL": "s3.example.com"},
         {"DOCPIPE_S3_PRESIGNED_REDIRECT": "maybe"},
         {"DOCPIPE_SIGNING_KEY": "short"},
+        {"DOCPIPE_QUEUE": "kafka"},
+        {"DOCPIPE_SQS_QUEUE": "jobs.fifo"},
+        {"DOCPIPE_SQS_QUEUE": "q" * 77},
+        {"DOCPIPE_SQS_MAX_ATTEMPTS": "0"},
+        {"DOCPIPE_SQS_VISIBILITY_TIMEOUT": "0"},
+        {"DOCPIPE_SQS_VISIBILITY_TIMEOUT": "43201"},
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_error(environ: dict[str, str]) -> None:
@@ -133,6 +148,47 @@ def test_each_store_takes_its_own_region_then_aws_region_then_aws_default_region
     """With none of them set the region stays unset, and botocore takes the profile's."""
     settings = load_settings(environ)
     assert (settings.s3.region, settings.dynamodb.region) == (s3_region, dynamodb_region)
+
+
+def test_servers_process_unless_a_queue_is_chosen() -> None:
+    assert load_settings({}).queue is QueueKind.LOCAL
+    settings = load_settings(
+        {
+            "DOCPIPE_QUEUE": "sqs",
+            "DOCPIPE_SQS_QUEUE": "acme-jobs",
+            "DOCPIPE_SQS_ENDPOINT_URL": "http://localhost:4566",
+            "DOCPIPE_SQS_MAX_ATTEMPTS": "3",
+            "DOCPIPE_SQS_VISIBILITY_TIMEOUT": "90",
+            "AWS_REGION": "eu-north-1",
+        }
+    )
+    assert settings.queue is QueueKind.SQS
+    assert settings.sqs == SqsSettings(
+        queue="acme-jobs",
+        endpoint_url="http://localhost:4566",
+        region="eu-north-1",
+        max_attempts=3,
+        visibility_timeout=90,
+    )
+    assert (
+        load_settings({"DOCPIPE_SQS_REGION": "us-west-2", "AWS_REGION": "eu-north-1"}).sqs.region
+        == "us-west-2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"DOCPIPE_BLOB_STORE": "memory", "DOCPIPE_REPOSITORY": "memory"}, "memory store"),
+        ({"DOCPIPE_REPOSITORY": "memory"}, "memory store"),
+        ({"DOCPIPE_PROCESSING": "off"}, "DOCPIPE_PROCESSING=off"),
+    ],
+)
+def test_a_queue_is_refused_where_workers_could_not_do_the_work(environ: dict[str, str], named: str) -> None:
+    """A worker cannot see what a memory store holds; and with a queue servers never extract, so
+    ``DOCPIPE_PROCESSING=off`` would only leave everything pending by surprise."""
+    with pytest.raises(SettingsError, match=named):
+        load_settings({"DOCPIPE_QUEUE": "sqs", **environ})
 
 
 def test_oidc_is_off_unless_an_issuer_is_set() -> None:

@@ -1,4 +1,4 @@
-"""AWS failures, S3's and DynamoDB's alike, turned into domain errors in this one place."""
+"""AWS failures, S3's, DynamoDB's and SQS's alike, turned into domain errors in this one place."""
 
 from __future__ import annotations
 
@@ -44,7 +44,14 @@ _REFUSED_CREDENTIALS = frozenset(
         "ExpiredTokenException",
     }
 )
-_MISSING = frozenset({"NoSuchBucket", "ResourceNotFoundException"})
+_MISSING = frozenset(
+    {
+        "NoSuchBucket",
+        "ResourceNotFoundException",
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+    }
+)
 _IN_A_TRANSACTION = "TransactionConflictException"
 """DynamoDB's refusal of a single-item write to an item a transaction is writing at that moment
 (HTTP 400, which botocore does not retry)."""
@@ -61,7 +68,7 @@ def status(error: ClientError) -> int:
 
 
 def is_missing_store(error: ClientError) -> bool:
-    """The bucket or table is gone. HeadBucket answers a bare 404, having no body to name a code in."""
+    """The bucket, table or queue is gone. HeadBucket answers a bare 404, having no body to name a code in."""
     return code(error) in _MISSING or (error.operation_name == "HeadBucket" and status(error) == 404)
 
 

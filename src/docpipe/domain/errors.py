@@ -165,6 +165,7 @@ class StoreRole(StrEnum):
     BLOB_STORE = "blob store"
     REPOSITORY = "metadata repository"
     SEARCH_INDEX = "search index"
+    PROCESSING_QUEUE = "processing queue"
 
 
 class StoreFailure(DocpipeError):

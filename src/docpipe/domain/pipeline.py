@@ -31,6 +31,12 @@ MISSING_CONTENT = "the document's content is missing from the blob store"
 REPROCESS_PAGE = 100
 
 
+def asks_for_processing(event: Event) -> bool:
+    """Whether ``event`` needs the document processed: only new documents do, since bytes never change
+    under an id (new bytes make a new document) and the other changes leave the text as it was."""
+    return event.type is EventType.CREATED
+
+
 class DocumentProcessing:
     """Extracts the text of each new document and records what was found on it.
 
@@ -51,7 +57,7 @@ class DocumentProcessing:
         self._index = index
 
     async def handle(self, event: Event) -> None:
-        if event.type is EventType.CREATED:
+        if asks_for_processing(event):
             await self.process(event.owner, event.document_id)
 
     async def process(self, owner: str, document_id: str, *, again: bool = False) -> Document | None:

@@ -10,6 +10,7 @@ from typing import Protocol, runtime_checkable
 from docpipe.domain.events import Event
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.identity import Principal
+from docpipe.domain.jobs import Delivery, Job
 from docpipe.domain.keys import ApiKey
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page, Processing
 from docpipe.domain.search import SearchPage, SearchQuery
@@ -379,4 +380,29 @@ class SearchIndex(Protocol):
 
     async def rebuild(self) -> None:
         """Rebuild the index's structures from what it stores, and drop what unfinished writes left."""
+        ...
+
+
+class WorkQueue(Protocol):
+    """Jobs handed from the servers' relays to ``docpipe worker`` processes, at least once.
+
+    A received job is hidden from other receivers for a while (its visibility), and comes back to
+    whoever receives next once that ends without ``delete``: a worker that dies loses no job. A job
+    received too often without being deleted goes to a dead-letter queue instead of coming back."""
+
+    async def send(self, job: Job) -> None:
+        """Queue ``job``; returns once the queue holds it durably."""
+        ...
+
+    async def receive(self, limit: int, wait_seconds: float) -> list[Delivery]:
+        """At most ``limit`` jobs, hidden from other receivers for the queue's visibility timeout;
+        waits up to ``wait_seconds`` for one to arrive (empty when none did)."""
+        ...
+
+    async def hold(self, delivery: Delivery, seconds: float) -> None:
+        """Hide the job from every receiver for ``seconds`` from now (0: hand it out again at once)."""
+        ...
+
+    async def delete(self, delivery: Delivery) -> None:
+        """Remove the job for good: it was done."""
         ...

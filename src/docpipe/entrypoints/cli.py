@@ -24,7 +24,7 @@ from docpipe.domain.errors import StoreFailure, StoreMissing
 from docpipe.domain.fsck import DEFAULT_GRACE, FindingKind, Fsck, FsckReport
 from docpipe.domain.key_service import KeyService
 from docpipe.domain.ports import KeyRepository
-from docpipe.entrypoints import data_lock, keys_cli, reprocess_cli
+from docpipe.entrypoints import data_lock, keys_cli, reprocess_cli, worker_cli
 from docpipe.entrypoints.admin_key import ensure_admin_key
 from docpipe.entrypoints.http.app import create_app
 from docpipe.entrypoints.http.connections import ServerConfig
@@ -247,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     keys_cli.add_commands(commands)
     reprocess_cli.add_command(commands)
+    worker_cli.add_command(commands)
     arguments = parser.parse_args(argv)
     _configure_logging()
     try:
@@ -264,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             return keys_cli.run(settings, arguments)
         if arguments.command == "reprocess":
             return reprocess_cli.run(settings, arguments)
+        if arguments.command == "worker":
+            return worker_cli.run(settings)
         return serve(settings, arguments.host or settings.host, arguments.port or settings.port)
     except KeyboardInterrupt:
         logger.info("stopped: interrupted")
