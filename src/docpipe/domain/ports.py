@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from docpipe.domain.events import Event
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
@@ -14,7 +14,9 @@ from docpipe.domain.keys import ApiKey
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page, Processing
 from docpipe.domain.search import SearchPage, SearchQuery
 from docpipe.domain.uploads.session import Lease, UploadSession
-from docpipe.domain.webhooks import Delivery
+
+if TYPE_CHECKING:
+    from docpipe.domain.webhooks import Delivery
 
 
 class BlobStore(Protocol):
