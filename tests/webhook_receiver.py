@@ -92,7 +92,16 @@ class Receiver:
                 await self._arrived.wait()
 
     def delivered_of(self, document_id: str) -> list[Received]:
-        return [received for received in self.delivered if received.document["id"] == document_id]
+        """The document's webhooks delivered, in order, each once: delivery is at least once, and a
+        duplicate (an event the relay handed out again, after a restart or a failing consumer) comes
+        right after the first, before the document's next webhook."""
+        found: list[Received] = []
+        for received in self.delivered:
+            if received.document["id"] == document_id and (
+                not found or found[-1].webhook_id != received.webhook_id
+            ):
+                found.append(received)
+        return found
 
 
 @contextlib.asynccontextmanager
