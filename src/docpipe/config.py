@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hmac
 import ipaddress
 import os
@@ -137,6 +138,24 @@ class OidcSettings(msgspec.Struct, frozen=True, kw_only=True):
     """The claim whose value is the owner a token acts for."""
 
 
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+"""What Standard Webhooks secrets may start with, before their base64."""
+WEBHOOK_KEY_BYTES = (24, 64)
+"""The shortest and longest webhook key the Standard Webhooks specification recommends."""
+
+
+class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where every event is posted, and the secret its signature is made with (see ``domain.webhooks``)."""
+
+    url: str
+    secret: Secret
+    """Base64, optionally after ``whsec_``: the HMAC key, as the receiver is given it."""
+
+    def key(self) -> bytes:
+        """The HMAC key the secret stands for (``load_settings`` checked that it decodes)."""
+        return base64.b64decode(self.secret.reveal().removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
+
+
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 
 
@@ -199,6 +218,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Keys that sign links, the first signing, all verifying; none: one generated in ``data_dir``."""
     public_url: str | None = None
     """The URL clients reach docpipe at (behind a proxy), which links are made of; else each request's."""
+    webhook: WebhookSettings | None = None
+    """``None``: no webhooks are posted."""
 
 
 class SettingsError(ValueError):
@@ -269,8 +290,13 @@ _OIDC = {
     "DOCPIPE_OIDC_OWNER_CLAIM": "owner_claim",
 }
 
+_WEBHOOK = {
+    "DOCPIPE_WEBHOOK_URL": "url",
+    "DOCPIPE_WEBHOOK_SECRET": "secret",
+}
+
 KNOWN_VARIABLES = frozenset(
-    {*_TOP_LEVEL, _SIGNING_KEY, *_S3, *_DYNAMODB, *_SQS, *_LIMITS, *_EXTRACTION, *_OIDC}
+    {*_TOP_LEVEL, _SIGNING_KEY, *_S3, *_DYNAMODB, *_SQS, *_LIMITS, *_EXTRACTION, *_OIDC, *_WEBHOOK}
 )
 _AWS_REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
 """Where a store's region comes from when its ``DOCPIPE_*_REGION`` is unset, first one set wins; with
@@ -328,6 +354,37 @@ def _oidc(environ: Mapping[str, str]) -> dict[str, str] | None:
     return fields
 
 
+def _webhook(environ: Mapping[str, str]) -> dict[str, str] | None:
+    """The webhook settings, both or neither; the messages never quote the secret."""
+    fields = _pick(environ, _WEBHOOK)
+    if not fields:
+        return None
+    if "url" not in fields:
+        raise SettingsError("invalid configuration: DOCPIPE_WEBHOOK_SECRET needs DOCPIPE_WEBHOOK_URL")
+    if "secret" not in fields:
+        raise SettingsError(
+            "invalid configuration: DOCPIPE_WEBHOOK_URL needs DOCPIPE_WEBHOOK_SECRET, the key webhooks are"
+            " signed with (e.g. the output of: openssl rand -base64 32)"
+        )
+    parts = urlsplit(fields["url"])
+    if parts.scheme not in {"https", "http"} or not parts.hostname or parts.fragment:
+        raise SettingsError(
+            "invalid configuration: DOCPIPE_WEBHOOK_URL must be an http(s) URL without a fragment"
+        )
+    try:
+        key = WebhookSettings(url=fields["url"], secret=Secret(fields["secret"])).key()
+    except ValueError:
+        key = b""
+    shortest, longest = WEBHOOK_KEY_BYTES
+    if not shortest <= len(key) <= longest:
+        raise SettingsError(
+            "invalid configuration: DOCPIPE_WEBHOOK_SECRET must be the base64 of"
+            f" {shortest} to {longest} bytes, optionally after {WEBHOOK_SECRET_PREFIX!r}"
+            " (e.g. the output of: openssl rand -base64 32)"
+        )
+    return fields
+
+
 def _decode(kind: type, value: object) -> object:
     if kind is Path and isinstance(value, str):
         return Path(value)
@@ -362,6 +419,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     raw["extraction"] = _pick(env, _EXTRACTION)
     raw["oidc"] = _oidc(env)
     raw["signing_keys"] = _signing_keys(env)
+    raw["webhook"] = _webhook(env)
     try:
         settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode)
     except msgspec.ValidationError as error:

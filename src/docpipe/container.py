@@ -20,6 +20,7 @@ from docpipe.adapters import (
     sqlite,
     sqlite_search,
     sqs,
+    webhook_sender,
 )
 from docpipe.adapters.extraction import sandbox
 from docpipe.adapters.extraction.limits import Limits, MiB
@@ -44,7 +45,9 @@ from docpipe.domain.ports import (
 from docpipe.domain.relay import EventConsumer, Relay
 from docpipe.domain.service import DocumentService
 from docpipe.domain.uploads.service import ResumableUploads
+from docpipe.domain.webhooks import RETRY_SCHEDULE, WebhookDispatcher, WebhookQueuing
 from docpipe.domain.worker import QueuedProcessing, Worker
+from docpipe.entrypoints.http.webhook_payload import webhook_body
 
 
 def _blob_store_kind(settings: Settings) -> str:
@@ -61,6 +64,10 @@ def _queue_kind(settings: Settings) -> str:
 
 def _oidc_state(settings: Settings) -> str:
     return "off" if settings.oidc is None else "on"
+
+
+def _webhook_state(settings: Settings) -> str:
+    return "off" if settings.webhook is None else "on"
 
 
 async def _no_token_verifier() -> AsyncIterator[None]:
@@ -99,14 +106,18 @@ def _relay(
     processing: EventConsumer,
     index: SearchIndex | None,
     indexing: SearchIndexing,
+    webhooks: WebhookQueuing | None,
 ) -> Relay:
     """The relay of this process: events to processing (unless ``DOCPIPE_PROCESSING=off``), in process
-    or queued for workers, and to the search index when there is one."""
+    or queued for workers, to the search index when there is one, and to the webhook queue when webhooks
+    are on."""
     consumers: list[EventConsumer] = []
     if settings.processing is ProcessingMode.ON:
         consumers.append(processing)
     if index is not None:
         consumers.append(indexing)
+    if webhooks is not None:
+        consumers.append(webhooks)
     return Relay(outbox, consumers)
 
 
@@ -297,8 +308,44 @@ class Container(containers.DeclarativeContainer):
 
     search = providers.Singleton(DocumentSearch, search_index, repository)
 
-    relay = providers.Singleton(_relay, outbox, settings, processing_consumer, search_index, indexing)
-    """Delivers the outbox's events to processing and search indexing; ``docpipe serve`` runs it."""
+    webhook_queue = providers.Selector(
+        providers.Callable(_repository_kind, settings),
+        sqlite=providers.Singleton(sqlite.SqliteRepository.webhook_queue, sqlite_repository),
+        dynamodb=providers.Singleton(dynamodb.DynamoDbRepository.webhook_queue, dynamodb_repository),
+        memory=providers.Singleton(memory.MemoryRepository.webhook_queue, memory_repository),
+    )
+    """The webhooks not yet delivered, beside the documents' metadata: the relay adds, the dispatcher
+    posts."""
+
+    webhook_schedule = providers.Object(RETRY_SCHEDULE)
+    """Seconds between a failed webhook's tries (tests shorten them)."""
+
+    webhook_queuing = providers.Selector(
+        providers.Callable(_webhook_state, settings),
+        on=providers.Singleton(WebhookQueuing, webhook_queue),
+        off=providers.Resource(_not_offered),
+    )
+
+    webhook_dispatcher = providers.Selector(
+        providers.Callable(_webhook_state, settings),
+        on=providers.Singleton(
+            WebhookDispatcher,
+            webhook_queue,
+            providers.Resource(
+                webhook_sender.open_webhook_sender, settings.provided.webhook, providers.Object(webhook_body)
+            ),
+            schedule=webhook_schedule,
+        ),
+        off=providers.Resource(_not_offered),
+    )
+    """Posts the queued webhooks (``DOCPIPE_WEBHOOK_URL``); ``None`` when webhooks are off. ``docpipe
+    serve`` runs it beside the relay."""
+
+    relay = providers.Singleton(
+        _relay, outbox, settings, processing_consumer, search_index, indexing, webhook_queuing
+    )
+    """Delivers the outbox's events to processing, search indexing and the webhook queue; ``docpipe
+    serve`` runs it."""
 
     fsck = providers.Factory(
         Fsck, blobs=blob_store, repository=repository, uploads=upload_sessions, index=search_index

@@ -17,7 +17,7 @@ from types_aiobotocore_sqs import SQSClient
 from docpipe.adapters.sqs import DEAD_LETTER_SUFFIX, SqsWorkQueue, open_work_queue
 from docpipe.config import SqsSettings
 from docpipe.domain.errors import StoreMissing, StoreUnavailable
-from docpipe.domain.jobs import Delivery, Job
+from docpipe.domain.jobs import Job, JobReceipt
 from tests.contract.support import until_it_passes
 from tests.moto_server import MotoServer
 
@@ -59,7 +59,7 @@ async def client(settings: SqsSettings) -> AsyncIterator[SQSClient]:
         yield plain
 
 
-async def only(queue: SqsWorkQueue, wait_seconds: float = 0) -> Delivery:
+async def only(queue: SqsWorkQueue, wait_seconds: float = 0) -> JobReceipt:
     deliveries = await queue.receive(10, wait_seconds)
     assert len(deliveries) == 1, deliveries
     return deliveries[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,46 @@ def test_link_settings_are_parsed() -> None:
     )
     defaults = load_settings({})
     assert (defaults.public_url, defaults.s3.presigned_redirect, defaults.signing_keys) == (None, False, ())
+
+
+WEBHOOK_KEY = bytes(range(32))
+WEBHOOK_SECRET = base64.b64encode(WEBHOOK_KEY).decode()
+
+
+@pytest.mark.parametrize("secret", [WEBHOOK_SECRET, f"whsec_{WEBHOOK_SECRET}"])
+def test_webhook_settings_are_parsed_with_or_without_the_whsec_prefix(secret: str) -> None:
+    settings = load_settings(
+        {"DOCPIPE_WEBHOOK_URL": "https://hooks.example/in?t=1", "DOCPIPE_WEBHOOK_SECRET": secret}
+    )
+    assert settings.webhook is not None
+    assert settings.webhook.url == "https://hooks.example/in?t=1"
+    assert settings.webhook.key() == WEBHOOK_KEY
+    assert secret not in repr(settings)
+    assert load_settings({}).webhook is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"DOCPIPE_WEBHOOK_URL": "https://hooks.example/in"}, "DOCPIPE_WEBHOOK_SECRET"),
+        ({"DOCPIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}, "DOCPIPE_WEBHOOK_URL"),
+        ({"DOCPIPE_WEBHOOK_URL": "hooks.example/in", "DOCPIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}, "http"),
+        (
+            {"DOCPIPE_WEBHOOK_URL": "https://hooks.example/#x", "DOCPIPE_WEBHOOK_SECRET": WEBHOOK_SECRET},
+            "fragment",
+        ),
+        (
+            {"DOCPIPE_WEBHOOK_URL": "https://hooks.example/", "DOCPIPE_WEBHOOK_SECRET": "not base64!"},
+            "base64",
+        ),
+        (
+            {"DOCPIPE_WEBHOOK_URL": "https://hooks.example/", "DOCPIPE_WEBHOOK_SECRET": "c2hvcnQ="},
+            "24 to 64 bytes",
+        ),
+    ],
+)
+def test_incomplete_or_unusable_webhook_settings_are_refused(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named) as refused:
+        load_settings(environ)
+    assert "c2hvcnQ" not in str(refused.value)
+    assert WEBHOOK_SECRET not in str(refused.value)

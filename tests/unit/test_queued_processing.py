@@ -8,7 +8,7 @@ import pytest
 
 from docpipe.domain.errors import StoreRole, StoreUnavailable
 from docpipe.domain.events import EventType, event_of
-from docpipe.domain.jobs import Delivery, Job
+from docpipe.domain.jobs import Job, JobReceipt
 from docpipe.domain.model import Processing, ProcessingState, with_processing
 from docpipe.domain.worker import QueuedProcessing
 from tests.contract.test_repository_contract import make_document
@@ -26,13 +26,13 @@ class SentJobs:
             raise StoreUnavailable(StoreRole.PROCESSING_QUEUE, "refusing for the test")
         self.sent.append(job)
 
-    async def receive(self, limit: int, wait_seconds: float) -> list[Delivery]:
+    async def receive(self, limit: int, wait_seconds: float) -> list[JobReceipt]:
         raise NotImplementedError
 
-    async def hold(self, delivery: Delivery, seconds: float) -> None:
+    async def hold(self, delivery: JobReceipt, seconds: float) -> None:
         raise NotImplementedError
 
-    async def delete(self, delivery: Delivery) -> None:
+    async def delete(self, delivery: JobReceipt) -> None:
         raise NotImplementedError
 
 

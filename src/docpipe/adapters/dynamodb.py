@@ -18,7 +18,8 @@ contain no ``#``, and no unprefixed partition starts with ``O#``)::
     OWNERS                       <owner>   none: an owner other than ``default`` that added documents
 
 and the API keys, ``APIKEY#<secret hash>`` and ``APIKEYS`` items (see ``dynamodb_keys``), and the
-outbox, ``OUTBOX#<shard>`` and ``OUTBOX_LEASES`` items (see ``dynamodb_outbox``). A document item
+outbox, ``OUTBOX#<shard>`` and ``OUTBOX_LEASES`` items (see ``dynamodb_outbox``), and the webhooks not
+yet delivered, ``WEBHOOKS#<shard>`` and ``WEBHOOK_LEASES`` items (see ``dynamodb_webhooks``). A document item
 written before processing existed reads as ``pending``.
 
 The document item answers ``get`` and carries the version that conditional writes compare. Listing
@@ -71,6 +72,7 @@ from aiobotocore.config import AioConfig
 from docpipe.adapters.aws_errors import AwsFailures
 from docpipe.adapters.dynamodb_keys import DynamoDbKeyRepository
 from docpipe.adapters.dynamodb_outbox import DynamoDbOutbox, event_put
+from docpipe.adapters.dynamodb_webhooks import DynamoDbWebhookQueue
 from docpipe.adapters.turns import Turns
 from docpipe.config import DynamoDbSettings
 from docpipe.domain.errors import (
@@ -372,6 +374,10 @@ class DynamoDbRepository:
     def outbox(self, lease_seconds: float = LEASE_SECONDS) -> DynamoDbOutbox:
         """The events of these documents in the same table, for one relay (see ``dynamodb_outbox``)."""
         return DynamoDbOutbox(self._client, self._table, self._failures, self._commits, lease_seconds)
+
+    def webhook_queue(self, lease_seconds: float = LEASE_SECONDS) -> DynamoDbWebhookQueue:
+        """The webhooks not yet delivered, in the same table, for a dispatcher (see ``dynamodb_webhooks``)."""
+        return DynamoDbWebhookQueue(self._client, self._table, self._failures, lease_seconds)
 
     async def close(self) -> None:
         """Stop a recreation of the table still in progress."""

@@ -63,8 +63,7 @@ def event_put(table: str, event: Event) -> TransactWriteItemTypeDef:
 
 
 class DynamoDbOutbox:
-    """One relay's view of the outbox (see ``DynamoDbRepository.outbox``): the shards it holds the lease
-    of, each until when, as it wrote them (no other holder can take a lease before then)."""
+    """One relay's view of the outbox (see ``DynamoDbRepository.outbox``)."""
 
     def __init__(
         self,
@@ -78,20 +77,12 @@ class DynamoDbOutbox:
         self._table = table
         self._failures = failures
         self._commits = commits
-        self._lease_seconds = lease_seconds
-        self._holder = uuid.uuid4().hex
-        self._held: dict[int, float] = {}
-        """Lease ends by shard."""
+        self._leases = ShardLeases(client, table, failures, _LEASES, lease_seconds)
 
     async def pending(self, limit: int) -> list[Event]:
         """The oldest ``limit`` events of each shard held, merged by id: each document's events are a
         prefix of its shard's, so the merge keeps every document's events in order."""
-        now = time.time()
-        if len(self._held) < OUTBOX_SHARDS or any(
-            needs_renewal(until, now, self._lease_seconds) for until in self._held.values()
-        ):
-            await self._take_leases(now)
-        shards = [shard for shard, until in self._held.items() if until > now]
+        shards = await self._leases.held(time.time())
         with self._failures.converted():
             found = await asyncio.gather(*(self._oldest(shard, limit) for shard in shards))
         return sorted((event for events in found for event in events), key=lambda event: event.id)[:limit]
@@ -110,20 +101,60 @@ class DynamoDbOutbox:
                     await asyncio.sleep(_UNPROCESSED_PAUSE)
 
     async def release(self) -> None:
+        await self._leases.release()
+
+    def next_commit(self) -> asyncio.Event:
+        return self._commits.next()
+
+    async def _oldest(self, shard: int, limit: int) -> list[Event]:
+        response = await self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"{_SHARD}{shard}"}},
+            ProjectionExpression="event",
+            ConsistentRead=True,
+            Limit=limit,
+        )
+        return [_decoder.decode(item["event"]["S"]) for item in response["Items"]]
+
+
+class ShardLeases:
+    """The leases of ``OUTBOX_SHARDS`` shards, as items under the partition key ``partition``: which
+    shards this holder has, each until when, as it wrote them (no other holder can take a lease before
+    then)."""
+
+    def __init__(
+        self, client: DynamoDBClient, table: str, failures: AwsFailures, partition: str, lease_seconds: float
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._failures = failures
+        self._partition = partition
+        self._lease_seconds = lease_seconds
+        self._holder = uuid.uuid4().hex
+        self._held: dict[int, float] = {}
+        """Lease ends by shard."""
+
+    async def held(self, now: float) -> list[int]:
+        """The shards this holder has the lease of at ``now``, renewing or taking leases when needed."""
+        if len(self._held) < OUTBOX_SHARDS or any(
+            needs_renewal(until, now, self._lease_seconds) for until in self._held.values()
+        ):
+            await self._take_leases(now)
+        return [shard for shard, until in self._held.items() if until > now]
+
+    async def release(self) -> None:
         held, self._held = self._held, {}
         with self._failures.converted():
             for shard in held:
                 with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
                     await self._client.delete_item(
                         TableName=self._table,
-                        Key=_lease_key(shard),
+                        Key=self._key(shard),
                         ConditionExpression="#holder = :holder",
                         ExpressionAttributeNames={"#holder": "holder"},
                         ExpressionAttributeValues={":holder": {"S": self._holder}},
                     )
-
-    def next_commit(self) -> asyncio.Event:
-        return self._commits.next()
 
     async def _take_leases(self, now: float) -> None:
         """Renew the leases held that need it and take those no running lease holds: one Query of the
@@ -132,7 +163,7 @@ class DynamoDbOutbox:
             response = await self._client.query(
                 TableName=self._table,
                 KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": _LEASES}},
+                ExpressionAttributeValues={":pk": {"S": self._partition}},
                 ConsistentRead=True,
             )
             leases = {
@@ -156,7 +187,7 @@ class DynamoDbOutbox:
             await self._client.put_item(
                 TableName=self._table,
                 Item={
-                    **_lease_key(shard),
+                    **self._key(shard),
                     "holder": {"S": self._holder},
                     "lease_until": {"N": f"{now + self._lease_seconds:.6f}"},
                 },
@@ -168,16 +199,8 @@ class DynamoDbOutbox:
             return False
         return True
 
-    async def _oldest(self, shard: int, limit: int) -> list[Event]:
-        response = await self._client.query(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"{_SHARD}{shard}"}},
-            ProjectionExpression="event",
-            ConsistentRead=True,
-            Limit=limit,
-        )
-        return [_decoder.decode(item["event"]["S"]) for item in response["Items"]]
+    def _key(self, shard: int) -> Item:
+        return {"pk": {"S": self._partition}, "sk": {"S": str(shard)}}
 
 
 def shard_of(owner: str, document_id: str) -> int:
@@ -186,7 +209,3 @@ def shard_of(owner: str, document_id: str) -> int:
 
 def _event_key(event: Event) -> Item:
     return {"pk": {"S": f"{_SHARD}{shard_of(event.owner, event.document_id)}"}, "sk": {"S": event.id}}
-
-
-def _lease_key(shard: int) -> Item:
-    return {"pk": {"S": _LEASES}, "sk": {"S": str(shard)}}

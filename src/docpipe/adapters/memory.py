@@ -38,6 +38,7 @@ from docpipe.domain.model import (
 from docpipe.domain.outbox import LEASE_SECONDS, Commits
 from docpipe.domain.streams import CHUNK_SIZE
 from docpipe.domain.uploads.session import Lease, UploadSession, refuse_lease
+from docpipe.domain.webhooks import Delivery
 
 
 class _Blob:
@@ -171,6 +172,7 @@ class MemoryRepository:
         self._keys: dict[tuple[str, str], _KeyRecord] = {}
         """Idempotency records by (owner, key)."""
         self._outbox = _Events()
+        self._webhooks = _Webhooks()
 
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         if document.id in self._documents:
@@ -256,6 +258,10 @@ class MemoryRepository:
         """The events of these documents, for one relay (see ``ports.Outbox``)."""
         return MemoryOutbox(self._outbox, lease_seconds)
 
+    def webhook_queue(self, lease_seconds: float = LEASE_SECONDS) -> MemoryWebhookQueue:
+        """The webhooks not yet delivered, for one dispatcher (see ``ports.WebhookQueue``)."""
+        return MemoryWebhookQueue(self._webhooks, lease_seconds)
+
 
 class _Events:
     """The outbox of a ``MemoryRepository``: its events in commit order, and the one lease on them all."""
@@ -296,6 +302,68 @@ class MemoryOutbox:
 
     def next_commit(self) -> asyncio.Event:
         return self._events.commits.next()
+
+
+class _Queued(msgspec.Struct):
+    delivery: Delivery
+    not_before: float = 0.0
+
+
+class _Webhooks:
+    """The webhook queue of a ``MemoryRepository``: in the order added, and the one lease on it all."""
+
+    def __init__(self) -> None:
+        self.queued: dict[str, _Queued] = {}
+        self.holder: str | None = None
+        self.lease_until = 0.0
+
+
+class MemoryWebhookQueue:
+    """One dispatcher's view of a ``MemoryRepository``'s webhook queue: one lease covers it all."""
+
+    def __init__(self, webhooks: _Webhooks, lease_seconds: float) -> None:
+        self._webhooks = webhooks
+        self._lease_seconds = lease_seconds
+        self._holder = uuid.uuid4().hex
+        self._additions = Commits()
+
+    async def add(self, event: Event) -> None:
+        self._webhooks.queued.setdefault(event.id, _Queued(Delivery(event=event)))
+        self._additions.ring()
+
+    async def pending(self, limit: int, now: float) -> list[Delivery]:
+        webhooks = self._webhooks
+        lease_now = time.time()
+        if webhooks.holder != self._holder and webhooks.lease_until > lease_now:
+            return []
+        webhooks.holder, webhooks.lease_until = self._holder, lease_now + self._lease_seconds
+        postponed = {
+            (queued.delivery.event.owner, queued.delivery.event.document_id)
+            for queued in webhooks.queued.values()
+            if queued.not_before > now
+        }
+        due = (
+            queued.delivery
+            for queued in webhooks.queued.values()
+            if (queued.delivery.event.owner, queued.delivery.event.document_id) not in postponed
+        )
+        return list(itertools.islice(due, limit))
+
+    async def remove(self, event: Event) -> None:
+        self._webhooks.queued.pop(event.id, None)
+
+    async def postpone(self, event: Event, attempts: int, until: float) -> None:
+        queued = self._webhooks.queued.get(event.id)
+        if queued is not None:
+            queued.delivery = Delivery(event=event, attempts=attempts)
+            queued.not_before = until
+
+    async def release(self) -> None:
+        if self._webhooks.holder == self._holder:
+            self._webhooks.holder, self._webhooks.lease_until = None, 0.0
+
+    def next_addition(self) -> asyncio.Event:
+        return self._additions.next()
 
 
 class MemoryUploadRepository:

@@ -22,6 +22,8 @@ from docpipe.adapters.sqlite_outbox import SCHEMA as OUTBOX_SCHEMA
 from docpipe.adapters.sqlite_outbox import SqliteOutbox, write_event
 from docpipe.adapters.sqlite_uploads import SCHEMA as UPLOAD_SCHEMA
 from docpipe.adapters.sqlite_uploads import SqliteUploadRepository
+from docpipe.adapters.sqlite_webhooks import SCHEMA as WEBHOOK_SCHEMA
+from docpipe.adapters.sqlite_webhooks import SqliteWebhookQueue
 from docpipe.domain.errors import (
     DocumentNotFound,
     DuplicateDocument,
@@ -549,6 +551,10 @@ class SqliteRepository:
         """The events of these documents in the same file, for one relay (see ``sqlite_outbox``)."""
         return SqliteOutbox(self._read, self._transaction, self._commits, lease_seconds)
 
+    def webhook_queue(self, lease_seconds: float = LEASE_SECONDS) -> SqliteWebhookQueue:
+        """The webhooks not yet delivered, in the same file, for one dispatcher (see ``sqlite_webhooks``)."""
+        return SqliteWebhookQueue(self._read, self._transaction, lease_seconds)
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self._writer, self._write_lock)
 
@@ -719,6 +725,7 @@ async def open_repository(data_dir: Path, *, create_missing: bool = True) -> Asy
             await writer.executescript(KEY_SCHEMA)
             await writer.executescript(UPLOAD_SCHEMA)
             await writer.executescript(OUTBOX_SCHEMA)
+            await writer.executescript(WEBHOOK_SCHEMA)
             await _prepare(writer)
             readers = []
             for _ in range(READER_CONNECTIONS):

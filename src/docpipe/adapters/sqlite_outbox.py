@@ -46,20 +46,16 @@ async def write_event(db: aiosqlite.Connection, event: Event) -> None:
 
 class SqliteOutbox:
     """One relay's view of the outbox, through the document repository's connections (see
-    ``SqliteRepository.outbox``). It remembers until when it holds the lease, as it wrote it: no other
-    holder can take the lease before then."""
+    ``SqliteRepository.outbox``)."""
 
     def __init__(self, read: Read, transaction: Transaction, commits: Commits, lease_seconds: float) -> None:
         self._read = read
         self._transaction = transaction
         self._commits = commits
-        self._lease_seconds = lease_seconds
-        self._holder = uuid.uuid4().hex
-        self._held_until = 0.0
+        self._lease = SqliteLease(read, transaction, "outbox_lease", lease_seconds)
 
     async def pending(self, limit: int) -> list[Event]:
-        now = time.time()
-        if needs_renewal(self._held_until, now, self._lease_seconds) and not await self._take_lease(now):
+        if not await self._lease.held(time.time()):
             return []
         rows = await self._read("SELECT event FROM outbox ORDER BY position LIMIT ?", (limit,))
         return [_decoder.decode(row[0]) for row in rows]
@@ -69,23 +65,43 @@ class SqliteOutbox:
             await db.executemany("DELETE FROM outbox WHERE id = ?", [(event.id,) for event in events])
 
     async def release(self) -> None:
-        self._held_until = 0.0
-        async with self._transaction() as db:
-            await db.execute("DELETE FROM outbox_lease WHERE holder = ?", (self._holder,))
+        await self._lease.release()
 
     def next_commit(self) -> asyncio.Event:
         return self._commits.next()
 
-    async def _take_lease(self, now: float) -> bool:
+
+class SqliteLease:
+    """The one lease of a table of the shape of ``outbox_lease``. It remembers until when it holds the
+    lease, as it wrote it: no other holder can take the lease before then."""
+
+    def __init__(self, read: Read, transaction: Transaction, table: str, lease_seconds: float) -> None:
+        self._read = read
+        self._transaction = transaction
+        self._table = table
+        self._lease_seconds = lease_seconds
+        self._holder = uuid.uuid4().hex
+        self._held_until = 0.0
+
+    async def held(self, now: float) -> bool:
+        """Whether this holder has the lease at ``now``, renewing or taking it when needed."""
+        return not needs_renewal(self._held_until, now, self._lease_seconds) or await self._take(now)
+
+    async def release(self) -> None:
+        self._held_until = 0.0
+        async with self._transaction() as db:
+            await db.execute(f"DELETE FROM {self._table} WHERE holder = ?", (self._holder,))  # noqa: S608
+
+    async def _take(self, now: float) -> bool:
         """Take or renew the lease, unless another holder's runs: read first, so that a relay waiting
         for another's lease to lapse does not take the write lock at every poll."""
-        held = await self._read("SELECT holder, lease_until FROM outbox_lease", ())
+        held = await self._read(f"SELECT holder, lease_until FROM {self._table}", ())  # noqa: S608
         if held and held[0][0] != self._holder and held[0][1] > now:
             return False
         until = now + self._lease_seconds
         async with self._transaction() as db:
             taken = await db.execute(
-                "INSERT INTO outbox_lease (only, holder, lease_until) VALUES (0, ?, ?) "
+                f"INSERT INTO {self._table} (only, holder, lease_until) VALUES (0, ?, ?) "  # noqa: S608
                 "ON CONFLICT (only) DO UPDATE "
                 "SET holder = excluded.holder, lease_until = excluded.lease_until "
                 "WHERE holder = excluded.holder OR lease_until <= ?",

@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 from docpipe.adapters.aws_errors import AwsFailures, code
 from docpipe.config import SqsSettings
 from docpipe.domain.errors import StoreRole
-from docpipe.domain.jobs import Delivery, Job
+from docpipe.domain.jobs import Job, JobReceipt
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -81,7 +81,7 @@ class SqsWorkQueue:
         with self._failures.converted():
             await self._client.send_message(QueueUrl=self._url, MessageBody=msgspec.json.encode(job).decode())
 
-    async def receive(self, limit: int, wait_seconds: float) -> list[Delivery]:
+    async def receive(self, limit: int, wait_seconds: float) -> list[JobReceipt]:
         with self._failures.converted():
             answer = await self._client.receive_message(
                 QueueUrl=self._url,
@@ -102,10 +102,10 @@ class SqsWorkQueue:
                 )
                 continue
             attempt = int(message.get("Attributes", {}).get(_RECEIVE_COUNT, "1"))
-            deliveries.append(Delivery(job=job, receipt=message["ReceiptHandle"], attempt=attempt))
+            deliveries.append(JobReceipt(job=job, receipt=message["ReceiptHandle"], attempt=attempt))
         return deliveries
 
-    async def hold(self, delivery: Delivery, seconds: float) -> None:
+    async def hold(self, delivery: JobReceipt, seconds: float) -> None:
         with self._lapsed_ignored(delivery), self._failures.converted():
             await self._client.change_message_visibility(
                 QueueUrl=self._url,
@@ -113,12 +113,12 @@ class SqsWorkQueue:
                 VisibilityTimeout=max(0, min(math.ceil(seconds), MAX_VISIBILITY_SECONDS)),
             )
 
-    async def delete(self, delivery: Delivery) -> None:
+    async def delete(self, delivery: JobReceipt) -> None:
         with self._lapsed_ignored(delivery), self._failures.converted():
             await self._client.delete_message(QueueUrl=self._url, ReceiptHandle=delivery.receipt)
 
     @contextlib.contextmanager
-    def _lapsed_ignored(self, delivery: Delivery) -> Iterator[None]:
+    def _lapsed_ignored(self, delivery: JobReceipt) -> Iterator[None]:
         try:
             yield
         except ClientError as error:

@@ -275,3 +275,8 @@ class TextPending(TextNotExtracted):
 
     def __init__(self, document_id: str) -> None:
         super().__init__(document_id, "its processing is pending")
+
+
+class WebhookNotDelivered(DocpipeError):
+    """The webhook receiver did not take a webhook: an answer other than 2xx, a timeout, or no connection.
+    The message says which, without the receiver URL's query string (it may hold a token)."""

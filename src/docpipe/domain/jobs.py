@@ -23,7 +23,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
         return cls(event_id=event.id, owner=event.owner, document_id=event.document_id)
 
 
-class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+class JobReceipt(msgspec.Struct, frozen=True, kw_only=True):
     """One receipt of a job: ``receipt`` names this receipt to the queue, ``attempt`` counts the
     receipts of the job so far (1 the first time)."""
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from docpipe.domain.events import Event
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.identity import Principal
-from docpipe.domain.jobs import Delivery, Job
+from docpipe.domain.jobs import Job, JobReceipt
 from docpipe.domain.keys import ApiKey
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page, Processing
 from docpipe.domain.search import SearchPage, SearchQuery
 from docpipe.domain.uploads.session import Lease, UploadSession
+
+if TYPE_CHECKING:
+    from docpipe.domain.webhooks import Delivery
 
 
 class BlobStore(Protocol):
@@ -194,6 +197,54 @@ class Outbox(Protocol):
     def next_commit(self) -> asyncio.Event:
         """Set as soon as this process commits a change after the call (see ``domain.outbox.Commits``):
         the relay waits on it between polls, to deliver this process's events without delay."""
+        ...
+
+
+class WebhookQueue(Protocol):
+    """The webhooks not yet delivered, kept in the documents' store (see ``domain.webhooks``): they survive
+    restarts and several replicas share them.
+
+    ``add`` is called by the relay's webhook consumer, in commit order per document; the rest by one
+    dispatcher, under a lease as ``Outbox`` hands out events: while this queue's lease runs (renewed by
+    each ``pending``), no other queue is handed the deliveries it was handed, nor any other of their
+    documents'. A document's first delivery may be postponed (its receiver failed): until then, none of
+    the document's deliveries is handed out, while other documents' are.
+    """
+
+    async def add(self, event: Event) -> None:
+        """Queue the webhook of ``event``, after every one of its document queued before. Adding an event
+        still queued again changes nothing."""
+        ...
+
+    async def pending(self, limit: int, now: float) -> list[Delivery]:
+        """At most ``limit`` deliveries due at ``now`` (epoch seconds), of the documents this queue holds
+        the lease of: oldest first, each document's in commit order, and a document's only when its first
+        is due (not postponed past ``now``)."""
+        ...
+
+    async def remove(self, event: Event) -> None:
+        """Forget ``event``'s delivery: delivered, or given up. Removing it twice is not an error."""
+        ...
+
+    async def postpone(self, event: Event, attempts: int, until: float) -> None:
+        """Record that ``event``'s delivery failed ``attempts`` times and is next due at ``until``."""
+        ...
+
+    async def release(self) -> None:
+        """Give up this queue's leases, so that another dispatcher takes its deliveries over at once."""
+        ...
+
+    def next_addition(self) -> asyncio.Event:
+        """Set as soon as this process adds a delivery after the call: the dispatcher waits on it."""
+        ...
+
+
+class WebhookSender(Protocol):
+    """Posts an event's webhook to the receiver once, signed."""
+
+    async def send(self, event: Event) -> None:
+        """Return once the receiver took the webhook (a 2xx answer); raise ``WebhookNotDelivered`` when it
+        answered anything else, did not answer in time, or could not be reached."""
         ...
 
 
@@ -394,15 +445,15 @@ class WorkQueue(Protocol):
         """Queue ``job``; returns once the queue holds it durably."""
         ...
 
-    async def receive(self, limit: int, wait_seconds: float) -> list[Delivery]:
+    async def receive(self, limit: int, wait_seconds: float) -> list[JobReceipt]:
         """At most ``limit`` jobs, hidden from other receivers for the queue's visibility timeout;
         waits up to ``wait_seconds`` for one to arrive (empty when none did)."""
         ...
 
-    async def hold(self, delivery: Delivery, seconds: float) -> None:
+    async def hold(self, delivery: JobReceipt, seconds: float) -> None:
         """Hide the job from every receiver for ``seconds`` from now (0: hand it out again at once)."""
         ...
 
-    async def delete(self, delivery: Delivery) -> None:
+    async def delete(self, delivery: JobReceipt) -> None:
         """Remove the job for good: it was done."""
         ...

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from docpipe.domain.events import Event
-from docpipe.domain.jobs import Delivery, Job
+from docpipe.domain.jobs import Job, JobReceipt
 from docpipe.domain.model import Document
 from docpipe.domain.pipeline import asks_for_processing
 from docpipe.domain.ports import WorkQueue
@@ -118,7 +118,7 @@ class Worker:
             stopping.cancel()
             await self._finish(working)
 
-    async def _receive(self, limit: int, stopping: asyncio.Task[Any]) -> list[Delivery]:
+    async def _receive(self, limit: int, stopping: asyncio.Task[Any]) -> list[JobReceipt]:
         """What one receive brings, or nothing once ``stopping`` ends the wait; jobs that arrive as it
         does go back to the queue."""
         receiving = asyncio.ensure_future(self._queue.receive(limit, self._wait_seconds))
@@ -139,7 +139,7 @@ class Worker:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
 
-    async def _work(self, delivery: Delivery) -> None:
+    async def _work(self, delivery: JobReceipt) -> None:
         """Do one job: delete it once done; on failure hide it for a pause growing with its attempts;
         cancelled (the worker stopping), hand it back at once."""
         job = delivery.job
@@ -174,7 +174,7 @@ class Worker:
             )
 
     @contextlib.asynccontextmanager
-    async def _heartbeat(self, delivery: Delivery) -> AsyncIterator[None]:
+    async def _heartbeat(self, delivery: JobReceipt) -> AsyncIterator[None]:
         """Keep the job hidden from other workers while the block runs, renewing its visibility every
         third of the visibility timeout, so that two failed renewals in a row still leave it hidden."""
 
@@ -194,7 +194,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _hand_back(self, delivery: Delivery, seconds: float) -> None:
+    async def _hand_back(self, delivery: JobReceipt, seconds: float) -> None:
         try:
             await self._queue.hold(delivery, seconds)
         except Exception as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 
 from docpipe.config import AuthMode, Settings
 from docpipe.container import Container, close, open_authenticator, open_service, presigned_downloads
+from docpipe.domain.webhooks import WebhookDispatcher
 from docpipe.entrypoints import data_lock
 from docpipe.entrypoints.background import in_background
 from docpipe.entrypoints.http.authentication import (
@@ -74,7 +76,12 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
                 app.state.resumable = await container.resumable()  # type: ignore[misc]
                 app.state.search = await container.search()  # type: ignore[misc]
                 relay = await container.relay()  # type: ignore[misc]
-                async with sweeping(app.state.resumable), in_background(relay.run()):
+                webhooks: WebhookDispatcher | None = await container.webhook_dispatcher()
+                async with (
+                    sweeping(app.state.resumable),
+                    in_background(relay.run()),
+                    in_background(webhooks.run()) if webhooks is not None else contextlib.nullcontext(),
+                ):
                     yield
             finally:
                 await close(container)
