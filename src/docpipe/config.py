@@ -50,6 +50,16 @@ class ProcessingMode(StrEnum):
     OFF = "off"
 
 
+class SearchKind(StrEnum):
+    """Which index ``GET /search`` reads (``DOCPIPE_SEARCH``); unset, it follows the repository: SQLite's
+    own index beside SQLite, the in-memory one beside memory, none beside DynamoDB."""
+
+    SQLITE = "sqlite"
+    OPENSEARCH = "opensearch"
+    MEMORY = "memory"
+    NONE = "none"
+
+
 class Secret:
     """A setting's value that must never be shown: ``repr`` and ``str`` hide it, so that settings in a
     log line or a traceback do not leak it. ``matches`` compares a presented value in constant time."""
@@ -100,6 +110,16 @@ class DynamoDbSettings(msgspec.Struct, frozen=True, kw_only=True):
     table: str = "docpipe-documents"
     endpoint_url: str | None = None
     region: str | None = None
+
+
+class OpenSearchSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the OpenSearch search index lives (``DOCPIPE_SEARCH=opensearch``): ``url`` with its port,
+    e.g. ``https://search.example.com:443``; basic auth when ``username`` and ``password`` are set."""
+
+    url: str = ""
+    index: str = "docpipe-documents"
+    username: str | None = None
+    password: Secret | None = None
 
 
 class OidcSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -158,6 +178,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Create a missing bucket, table, folder or database, at start-up and when one goes missing."""
     auth: AuthMode = AuthMode.KEYS
     processing: ProcessingMode = ProcessingMode.ON
+    search: SearchKind | None = None
+    """``None``: the index that follows the repository (see ``SearchKind`` and ``search_kind``)."""
     admin_key: Secret | None = None
     """A key of owner ``default`` with every scope, taken from the environment; with none, the first
     start writes one to ``<data_dir>/admin.key``."""
@@ -165,12 +187,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     dynamodb: DynamoDbSettings = msgspec.field(default_factory=DynamoDbSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
     extraction: ExtractionSettings = msgspec.field(default_factory=ExtractionSettings)
+    opensearch: OpenSearchSettings = msgspec.field(default_factory=OpenSearchSettings)
     oidc: OidcSettings | None = None
     """``None``: bearer tokens other than docpipe's keys are refused."""
     signing_keys: tuple[SigningKey, ...] = ()
     """Keys that sign links, the first signing, all verifying; none: one generated in ``data_dir``."""
     public_url: str | None = None
     """The URL clients reach docpipe at (behind a proxy), which links are made of; else each request's."""
+
+    @property
+    def search_kind(self) -> SearchKind:
+        """The search index in use: ``search`` when set, else the one that follows the repository."""
+        if self.search is not None:
+            return self.search
+        return {
+            RepositoryKind.SQLITE: SearchKind.SQLITE,
+            RepositoryKind.MEMORY: SearchKind.MEMORY,
+            RepositoryKind.DYNAMODB: SearchKind.NONE,
+        }[self.repository]
 
 
 class SettingsError(ValueError):
@@ -189,6 +223,7 @@ _TOP_LEVEL = {
     "DOCPIPE_CREATE_MISSING": "create_missing",
     "DOCPIPE_AUTH": "auth",
     "DOCPIPE_PROCESSING": "processing",
+    "DOCPIPE_SEARCH": "search",
     "DOCPIPE_ADMIN_KEY": "admin_key",
     "DOCPIPE_PUBLIC_URL": "public_url",
 }
@@ -207,6 +242,13 @@ _DYNAMODB = {
     "DOCPIPE_DYNAMODB_TABLE": "table",
     "DOCPIPE_DYNAMODB_ENDPOINT_URL": "endpoint_url",
     "DOCPIPE_DYNAMODB_REGION": "region",
+}
+
+_OPENSEARCH = {
+    "DOCPIPE_OPENSEARCH_URL": "url",
+    "DOCPIPE_OPENSEARCH_INDEX": "index",
+    "DOCPIPE_OPENSEARCH_USERNAME": "username",
+    "DOCPIPE_OPENSEARCH_PASSWORD": "password",
 }
 
 _LIMITS = {
@@ -233,7 +275,9 @@ _OIDC = {
     "DOCPIPE_OIDC_OWNER_CLAIM": "owner_claim",
 }
 
-KNOWN_VARIABLES = frozenset({*_TOP_LEVEL, _SIGNING_KEY, *_S3, *_DYNAMODB, *_LIMITS, *_EXTRACTION, *_OIDC})
+KNOWN_VARIABLES = frozenset(
+    {*_TOP_LEVEL, _SIGNING_KEY, *_S3, *_DYNAMODB, *_OPENSEARCH, *_LIMITS, *_EXTRACTION, *_OIDC}
+)
 _AWS_REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
 """Where a store's region comes from when its ``DOCPIPE_*_REGION`` is unset, first one set wins; with
 none set the AWS profile's applies. Resolved here because the pinned botocore reads only the second."""
@@ -319,6 +363,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     raw: dict[str, object] = dict(_pick(env, _TOP_LEVEL))
     raw["s3"] = _with_region(_pick(env, _S3), env)
     raw["dynamodb"] = _with_region(_pick(env, _DYNAMODB), env)
+    raw["opensearch"] = _pick(env, _OPENSEARCH)
     raw["limits"] = _pick(env, _LIMITS)
     raw["extraction"] = _pick(env, _EXTRACTION)
     raw["oidc"] = _oidc(env)
@@ -346,6 +391,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("invalid configuration: DOCPIPE_UPLOAD_EXPIRY_HOURS must be positive")
     if settings.s3.max_connections <= 0:
         raise SettingsError("invalid configuration: DOCPIPE_S3_MAX_CONNECTIONS must be positive")
+    _check_search(settings)
     if settings.admin_key is not None:
         _check_admin_key(settings.admin_key.reveal())
     for name, url in (
@@ -355,6 +401,35 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if url is not None and not url.startswith(("http://", "https://")):
             raise SettingsError(f"invalid configuration: {name} must start with http:// or https://")
     return settings
+
+
+def _check_search(settings: Settings) -> None:
+    opensearch = settings.opensearch
+    if settings.search_kind is SearchKind.OPENSEARCH:
+        if not opensearch.url.startswith(("http://", "https://")):
+            raise SettingsError(
+                "invalid configuration: DOCPIPE_SEARCH=opensearch needs DOCPIPE_OPENSEARCH_URL, an http:// or"
+                " https:// URL with its port (e.g. https://search.example.com:443)"
+            )
+        if (opensearch.username is None) != (opensearch.password is None):
+            raise SettingsError(
+                "invalid configuration: DOCPIPE_OPENSEARCH_USERNAME and DOCPIPE_OPENSEARCH_PASSWORD are set"
+                " together or not at all"
+            )
+        host = urlsplit(opensearch.url).hostname or ""
+        if (
+            opensearch.password is not None
+            and opensearch.url.startswith("http://")
+            and not _is_loopback(host)
+        ):
+            raise SettingsError(
+                "invalid configuration: DOCPIPE_OPENSEARCH_PASSWORD would cross the network in plain http;"
+                " use an https:// DOCPIPE_OPENSEARCH_URL"
+            )
+    if settings.search is SearchKind.MEMORY and settings.repository is not RepositoryKind.MEMORY:
+        raise SettingsError(
+            "invalid configuration: DOCPIPE_SEARCH=memory goes with DOCPIPE_REPOSITORY=memory only"
+        )
 
 
 def _check_admin_key(value: str) -> None:

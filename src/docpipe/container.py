@@ -14,6 +14,7 @@ from docpipe.adapters import (
     memory,
     memory_search,
     oidc,
+    opensearch_search,
     s3,
     signing_key,
     sniffing,
@@ -51,6 +52,10 @@ def _blob_store_kind(settings: Settings) -> str:
 
 def _repository_kind(settings: Settings) -> str:
     return settings.repository.value
+
+
+def _search_kind(settings: Settings) -> str:
+    return settings.search_kind.value
 
 
 def _oidc_state(settings: Settings) -> str:
@@ -176,16 +181,21 @@ class Container(containers.DeclarativeContainer):
     itself, like ``keys``."""
 
     search_index = providers.Selector(
-        providers.Callable(_repository_kind, settings),
+        providers.Callable(_search_kind, settings),
         sqlite=providers.Resource(
             sqlite_search.open_search_index,
             settings.provided.data_dir,
             create_missing=settings.provided.create_missing,
         ),
-        dynamodb=providers.Resource(_not_offered),
+        opensearch=providers.Resource(
+            opensearch_search.open_search_index,
+            settings.provided.opensearch,
+            create_missing=settings.provided.create_missing,
+        ),
         memory=providers.Resource(memory_search.open_search_index),
+        none=providers.Resource(_not_offered),
     )
-    """Full-text search beside the metadata; ``None`` where not offered yet (``GET /search`` is 501)."""
+    """Full-text search (``DOCPIPE_SEARCH``); ``None`` when there is none (``GET /search`` is 501)."""
 
     token_verifier = providers.Selector(
         providers.Callable(_oidc_state, settings),
