@@ -76,6 +76,9 @@ logger = logging.getLogger(__name__)
 _ROLE = StoreRole.SEARCH_INDEX
 REQUEST_TIMEOUT_SECONDS = 60
 """How long one request to OpenSearch may take: a text of ``MAX_INDEXED_CHARS`` is one request."""
+MAX_WRITE_ATTEMPTS = 10
+"""Reads and conditional writes of a document's names before giving up (``StoreUnavailable``): each
+retry means another write to the same document landed between the read and the write."""
 MAX_RETRIES = 2
 """Retries of a request whose connection failed (opensearch-py's transport retries those only)."""
 _MARK_START = "\x02"
@@ -333,7 +336,7 @@ class OpenSearchIndex:
         again."""
         key = entry_id(document.owner, document.id)
         params = {"refresh": "wait_for" if refresh else "false"}
-        while True:
+        for _ in range(MAX_WRITE_ATTEMPTS):
             with self._failures(NotFoundError):
                 try:
                     stored = await self._client.get(
@@ -361,6 +364,9 @@ class OpenSearchIndex:
                 return
             except ConflictError:
                 continue  # written meanwhile: read the version again
+        raise StoreUnavailable(
+            _ROLE, f"OpenSearch index {self._index}: {key} changed under each of {MAX_WRITE_ATTEMPTS} writes"
+        )
 
     async def remove(self, owner: str, document_id: str) -> None:
         with contextlib.suppress(NotFoundError), self._failures(NotFoundError):
