@@ -70,7 +70,9 @@ class _Index:
         for name in source:
             if name not in self.mappings["properties"]:
                 raise FakeError(
-                    400, "strict_dynamic_mapping_exception", f"mapping set to strict, dynamic introduction of [{name}]"
+                    400,
+                    "strict_dynamic_mapping_exception",
+                    f"mapping set to strict, dynamic introduction of [{name}]",
                 )
 
 
@@ -82,7 +84,9 @@ def _analyzed(index: _Index, field: str, text: str) -> list[str]:
     analyzer = index.field(field).get("analyzer")
     if analyzer == "docpipe_words":
         return _words(text)
-    raise FakeError(400, "illegal_argument_exception", f"the fake cannot analyse field [{field}] ({analyzer})")
+    raise FakeError(
+        400, "illegal_argument_exception", f"the fake cannot analyse field [{field}] ({analyzer})"
+    )
 
 
 def _query_text(spec: Any) -> str:
@@ -113,7 +117,9 @@ def _matches(index: _Index, query: dict[str, Any], source: dict[str, Any]) -> fl
         field, spec = _single(body)
         wanted = spec["value"] if isinstance(spec, dict) else spec
         if index.field(field).get("type") != "keyword":
-            raise FakeError(400, "illegal_argument_exception", f"the fake only takes terms on keywords: {field}")
+            raise FakeError(
+                400, "illegal_argument_exception", f"the fake only takes terms on keywords: {field}"
+            )
         return 1.0 if wanted in index.values(source, field) else None
     if kind == "match_bool_prefix":
         field, spec = _single(body)
@@ -126,7 +132,9 @@ def _matches(index: _Index, query: dict[str, Any], source: dict[str, Any]) -> fl
     if kind == "match_phrase":
         field, spec = _single(body)
         if index.field(field).get("analyzer") != "docpipe_trigrams":
-            raise FakeError(400, "illegal_argument_exception", f"the fake only takes phrases of trigrams: {field}")
+            raise FakeError(
+                400, "illegal_argument_exception", f"the fake only takes phrases of trigrams: {field}"
+            )
         wanted = fold(_query_text(spec))
         if len(wanted) < 3:
             return None
@@ -148,7 +156,9 @@ def _bool(index: _Index, body: dict[str, Any], source: dict[str, Any]) -> float 
         if matched is None:
             return None
         score += matched
-    should = [matched for clause in clauses("should") if (matched := _matches(index, clause, source)) is not None]
+    should = [
+        matched for clause in clauses("should") if (matched := _matches(index, clause, source)) is not None
+    ]
     if clauses("should") and not should and not clauses("must") and not clauses("filter"):
         return None
     return score + sum(should)
@@ -175,7 +185,11 @@ def _highlight(index: _Index, spec: dict[str, Any], field: str, source: dict[str
         prefixes += _analyzed(index, field, _query_text(body))
     size = int(spec["fragment_size"])
     for value in index.values(source, field):
-        spans = [m.span() for m in _WORD.finditer(value) if any(fold(m.group())[:64].startswith(p) for p in prefixes)]
+        spans = [
+            m.span()
+            for m in _WORD.finditer(value)
+            if any(fold(m.group())[:64].startswith(p) for p in prefixes)
+        ]
         if not spans:
             continue
         start = max(0, spans[0][0] - size // 3)
@@ -195,7 +209,7 @@ def _after(values: list[Any], after: list[Any], orders: list[str]) -> bool:
     """Whether sort ``values`` come strictly after ``after`` in the sort's order."""
     for value, bound, order in zip(values, after, orders, strict=True):
         if value != bound:
-            return value < bound if order == "desc" else value > bound
+            return bool(value < bound if order == "desc" else value > bound)
     return False
 
 
@@ -249,7 +263,9 @@ class FakeOpenSearch:
         for field in body["mappings"]["properties"].values():
             for definition in (field, *field.get("fields", {}).values()):
                 if "analyzer" in definition and definition["analyzer"] not in analyzers:
-                    raise FakeError(400, "mapper_parsing_exception", f"analyzer [{definition['analyzer']}] not found")
+                    raise FakeError(
+                        400, "mapper_parsing_exception", f"analyzer [{definition['analyzer']}] not found"
+                    )
         self.indexes[name] = _Index(body["settings"], body["mappings"])
         return _json({"acknowledged": True, "shards_acknowledged": True, "index": name})
 
@@ -286,7 +302,14 @@ class FakeOpenSearch:
         if includes is not None:
             source = {field: source[field] for field in includes.split(",") if field in source}
         return _json(
-            {"_index": name, "_id": key, "found": True, "_seq_no": sequence, "_primary_term": 1, "_source": source}
+            {
+                "_index": name,
+                "_id": key,
+                "found": True,
+                "_seq_no": sequence,
+                "_primary_term": 1,
+                "_source": source,
+            }
         )
 
     def _writable(self, index: _Index, name: str) -> None:
@@ -317,7 +340,9 @@ class FakeOpenSearch:
         if stored is None:
             raise FakeError(404, "document_missing_exception", f"[{key}]: document missing")
         expected = request.query.get("if_seq_no")
-        if expected is not None and (int(expected) != stored[1] or request.query.get("if_primary_term") != "1"):
+        if expected is not None and (
+            int(expected) != stored[1] or request.query.get("if_primary_term") != "1"
+        ):
             raise FakeError(409, "version_conflict_engine_exception", f"[{key}]: version conflict")
         changes = (await request.json())["doc"]
         index.check_document(changes)
@@ -343,7 +368,7 @@ class FakeOpenSearch:
         sort = body["sort"]
         fields = [next(iter(spec)) for spec in sort]
         orders = [spec[field]["order"] for spec, field in zip(sort, fields, strict=True)]
-        hits = []
+        hits: list[dict[str, Any]] = []
         for key, (source, _) in index.documents.items():
             score = _matches(index, query, source)
             if score is None:
