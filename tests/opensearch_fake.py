@@ -218,6 +218,8 @@ class FakeOpenSearch:
 
     def __init__(self) -> None:
         self.indexes: dict[str, _Index] = {}
+        self.authorizations: set[str | None] = set()
+        """Every ``Authorization`` header received (``None`` for requests without one)."""
         self.searches: list[dict[str, Any]] = []
         """Every search body received, for tests that look at what the adapter sent."""
 
@@ -244,6 +246,7 @@ class FakeOpenSearch:
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.authorizations.add(request.headers.get("Authorization"))
         try:
             response: web.StreamResponse = await handler(request)
             return response

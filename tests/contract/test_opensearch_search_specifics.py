@@ -3,6 +3,9 @@ search and in every id, the text's cap, what its failures become, and what verif
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import uuid
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -11,7 +14,7 @@ from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import RequestError
 
 from docpipe.adapters.opensearch_search import OpenSearchIndex, _text_update, entry_id, open_search_index
-from docpipe.config import OpenSearchSettings
+from docpipe.config import OpenSearchSettings, Secret
 from docpipe.domain.errors import StorageFull, StoreMissing, StoreUnavailable
 from docpipe.domain.search import SearchQuery
 from docpipe.domain.search_text import MAX_INDEXED_CHARS, PASSAGE_CHARS
@@ -73,6 +76,31 @@ async def test_without_create_missing_a_missing_index_is_refused(opensearch_fake
     with pytest.raises(StoreMissing, match="docpipe-test-never-created"):
         await anext(open_search_index(settings, create_missing=False))
     assert "docpipe-test-never-created" not in opensearch_fake.state.indexes
+
+
+async def test_an_index_deleted_under_a_running_server_is_created_again_with_docpipes_mapping(
+    index: OpenSearchIndex, opensearch_fake: RunningFake
+) -> None:
+    del opensearch_fake.state.indexes[_index_name(index)]
+    with pytest.raises(StoreUnavailable):
+        await index.search("alice", SearchQuery.parse("again"))
+    document = a_document("again.pdf")
+    await index.put(document, text("words"))
+    assert await index.verify() == []
+    assert await found(index, "again words") == [document.id]
+
+
+async def test_basic_auth_is_sent_when_set(opensearch_fake: RunningFake) -> None:
+    settings = OpenSearchSettings(
+        url=opensearch_fake.url,
+        index=f"docpipe-test-{uuid.uuid4().hex[:12]}",
+        username="docpipe",
+        password=Secret("s3cret:pass"),
+    )
+    async with contextlib.asynccontextmanager(open_search_index)(settings) as index:
+        await index.check()
+    expected = "Basic " + base64.b64encode(b"docpipe:s3cret:pass").decode()
+    assert expected in opensearch_fake.state.authorizations
 
 
 async def test_an_unreachable_opensearch_is_unavailable() -> None:

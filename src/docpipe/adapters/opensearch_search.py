@@ -161,6 +161,11 @@ def _failures(index: str, *expected: type[TransportError]) -> Iterator[None]:
         raise StoreUnavailable(_ROLE, f"OpenSearch index {index}: {error}") from None
 
 
+def _index_missing(error: NotFoundError) -> bool:
+    """Whether a 404 is for the index itself, not for a document in it."""
+    return error.error == "index_not_found_exception"
+
+
 def entry_id(owner: str, document_id: str) -> str:
     """The id of a document in the index: owners hold no ``/``, so no two owners' ids meet."""
     return f"{owner}/{document_id}"
@@ -327,23 +332,29 @@ class OpenSearchIndex:
                     body=body,
                     params={"refresh": "wait_for", "retry_on_conflict": 3},
                 )
-        except NotFoundError:
+        except NotFoundError as error:
+            if _index_missing(error):
+                raise StoreUnavailable(_ROLE, f"OpenSearch index {self._index} went missing") from None
             return  # removed while its text was read: the remove wins
 
     async def _write_names(self, document: Document, *, refresh: bool) -> None:
         """Index ``document``'s names unless a higher version of it is indexed already: read the indexed
         version, then write only if the document is unchanged since (its sequence number), else read
-        again."""
+        again. An index gone missing is created again first (``DOCPIPE_CREATE_MISSING``)."""
         key = entry_id(document.owner, document.id)
         params = {"refresh": "wait_for" if refresh else "false"}
         for _ in range(MAX_WRITE_ATTEMPTS):
-            with self._failures(NotFoundError):
-                try:
+            try:
+                with self._failures(NotFoundError):
                     stored = await self._client.get(
                         index=self._index, id=key, params={"_source_includes": "version"}
                     )
-                except NotFoundError:
-                    stored = None
+            except NotFoundError as error:
+                if _index_missing(error):
+                    # Writing now would let OpenSearch create it with a mapping of its own guessing.
+                    await self.ensure_index()
+                    continue
+                stored = None
             try:
                 with self._failures(ConflictError):
                     if stored is None:
