@@ -274,8 +274,9 @@ class FakeOpenSearch:
 
     async def delete_index(self, request: web.Request) -> web.Response:
         name = request.match_info["index"]
-        self._index(name)
-        del self.indexes[name]
+        if request.query.get("ignore_unavailable") != "true":
+            self._index(name)
+        self.indexes.pop(name, None)
         return _json({"acknowledged": True})
 
     async def index_settings(self, request: web.Request) -> web.Response:
