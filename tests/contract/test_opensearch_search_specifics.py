@@ -143,6 +143,8 @@ async def test_verify_finds_a_missing_index_and_other_analysis_and_rebuild_recre
     [damage] = await index.verify()
     assert "'filename.inside'" in damage
     assert "standard" in damage
+    with pytest.raises(StoreUnavailable, match="reprocess --all"):
+        await index.rebuild()
     del opensearch_fake.state.indexes[name]
     assert await index.verify() == [f"the OpenSearch index {name} does not exist"]
     await index.rebuild()

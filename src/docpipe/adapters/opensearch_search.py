@@ -426,9 +426,16 @@ class OpenSearchIndex:
 
     async def rebuild(self) -> None:
         """Create the index when it is missing. A write is one request, so no unfinished write leaves
-        anything to drop; a shard OpenSearch lost or fields analysed otherwise it cannot rebuild in
-        place: delete the index and run ``docpipe reprocess --all`` to fill it again."""
+        anything to drop. A lost shard or fields analysed otherwise are not repaired in place (OpenSearch
+        cannot change a field's analysis): ``StoreUnavailable`` tells the operator to delete the index
+        and run ``docpipe reprocess --all``, which fills the one docpipe then creates."""
         await self.ensure_index()
+        if damage := await self.verify():
+            raise StoreUnavailable(
+                _ROLE,
+                f"OpenSearch index {self._index} cannot be repaired in place ({'; '.join(damage)}):"
+                " delete it, start docpipe (which creates it again) and run docpipe reprocess --all",
+            )
 
 
 async def open_search_index(
