@@ -29,7 +29,7 @@ $(RUNTIME): $(UV) pyproject.toml uv.lock
 	touch $(RUNTIME)
 
 $(DEV): $(UV) pyproject.toml uv.lock
-	$(SYNC)
+	$(SYNC) --all-extras
 	touch $(RUNTIME) $(DEV)
 
 run: $(RUNTIME)

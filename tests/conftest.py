@@ -9,6 +9,7 @@ import pytest
 from hypothesis import settings
 
 from tests.moto_server import MotoServer, running_moto_server
+from tests.opensearch_fake import RunningFake, running_fake_opensearch
 
 # Never let a test reach real AWS with a developer's credentials.
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
@@ -27,3 +28,10 @@ settings.load_profile("docpipe")
 def moto_server() -> Iterator[MotoServer]:
     with running_moto_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def opensearch_fake() -> Iterator[RunningFake]:
+    """A fake of the OpenSearch REST calls docpipe makes (``tests/opensearch_fake.py``), on loopback."""
+    with running_fake_opensearch() as fake:
+        yield fake

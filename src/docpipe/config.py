@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import importlib.util
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -57,6 +58,16 @@ class QueueKind(StrEnum):
 
     LOCAL = "local"
     SQS = "sqs"
+
+
+class SearchKind(StrEnum):
+    """Which index ``GET /search`` reads (``DOCPIPE_SEARCH``); unset, it follows the repository: SQLite's
+    own index beside SQLite, the in-memory one beside memory, none beside DynamoDB."""
+
+    SQLITE = "sqlite"
+    OPENSEARCH = "opensearch"
+    MEMORY = "memory"
+    NONE = "none"
 
 
 class Secret:
@@ -125,6 +136,16 @@ class SqsSettings(msgspec.Struct, frozen=True, kw_only=True):
     visibility_timeout: Annotated[int, msgspec.Meta(ge=1, le=43200)] = 60
     """Seconds a received message stays hidden from other workers; a worker extends it while working,
     so this is how soon the job of a worker that died is handed to another."""
+
+
+class OpenSearchSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the OpenSearch search index lives (``DOCPIPE_SEARCH=opensearch``): ``url`` with its port,
+    e.g. ``https://search.example.com:443``; basic auth when ``username`` and ``password`` are set."""
+
+    url: str = ""
+    index: str = "docpipe-documents"
+    username: str | None = None
+    password: Secret | None = None
 
 
 class OidcSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -204,6 +225,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth: AuthMode = AuthMode.KEYS
     processing: ProcessingMode = ProcessingMode.ON
     queue: QueueKind = QueueKind.LOCAL
+    search: SearchKind | None = None
+    """``None``: the index that follows the repository (see ``SearchKind`` and ``search_kind``)."""
     admin_key: Secret | None = None
     """A key of owner ``default`` with every scope, taken from the environment; with none, the first
     start writes one to ``<data_dir>/admin.key``."""
@@ -212,6 +235,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sqs: SqsSettings = msgspec.field(default_factory=SqsSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
     extraction: ExtractionSettings = msgspec.field(default_factory=ExtractionSettings)
+    opensearch: OpenSearchSettings = msgspec.field(default_factory=OpenSearchSettings)
     oidc: OidcSettings | None = None
     """``None``: bearer tokens other than docpipe's keys are refused."""
     signing_keys: tuple[SigningKey, ...] = ()
@@ -220,6 +244,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The URL clients reach docpipe at (behind a proxy), which links are made of; else each request's."""
     webhook: WebhookSettings | None = None
     """``None``: no webhooks are posted."""
+
+    @property
+    def search_kind(self) -> SearchKind:
+        """The search index in use: ``search`` when set, else the one that follows the repository."""
+        if self.search is not None:
+            return self.search
+        return {
+            RepositoryKind.SQLITE: SearchKind.SQLITE,
+            RepositoryKind.MEMORY: SearchKind.MEMORY,
+            RepositoryKind.DYNAMODB: SearchKind.NONE,
+        }[self.repository]
 
 
 class SettingsError(ValueError):
@@ -239,6 +274,7 @@ _TOP_LEVEL = {
     "DOCPIPE_AUTH": "auth",
     "DOCPIPE_PROCESSING": "processing",
     "DOCPIPE_QUEUE": "queue",
+    "DOCPIPE_SEARCH": "search",
     "DOCPIPE_ADMIN_KEY": "admin_key",
     "DOCPIPE_PUBLIC_URL": "public_url",
 }
@@ -264,6 +300,13 @@ _SQS = {
     "DOCPIPE_SQS_REGION": "region",
     "DOCPIPE_SQS_MAX_ATTEMPTS": "max_attempts",
     "DOCPIPE_SQS_VISIBILITY_TIMEOUT": "visibility_timeout",
+}
+
+_OPENSEARCH = {
+    "DOCPIPE_OPENSEARCH_URL": "url",
+    "DOCPIPE_OPENSEARCH_INDEX": "index",
+    "DOCPIPE_OPENSEARCH_USERNAME": "username",
+    "DOCPIPE_OPENSEARCH_PASSWORD": "password",
 }
 
 _LIMITS = {
@@ -296,7 +339,18 @@ _WEBHOOK = {
 }
 
 KNOWN_VARIABLES = frozenset(
-    {*_TOP_LEVEL, _SIGNING_KEY, *_S3, *_DYNAMODB, *_SQS, *_LIMITS, *_EXTRACTION, *_OIDC, *_WEBHOOK}
+    {
+        *_TOP_LEVEL,
+        _SIGNING_KEY,
+        *_S3,
+        *_DYNAMODB,
+        *_SQS,
+        *_OPENSEARCH,
+        *_LIMITS,
+        *_EXTRACTION,
+        *_OIDC,
+        *_WEBHOOK,
+    }
 )
 _AWS_REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
 """Where a store's region comes from when its ``DOCPIPE_*_REGION`` is unset, first one set wins; with
@@ -415,6 +469,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     raw["s3"] = _with_region(_pick(env, _S3), env)
     raw["dynamodb"] = _with_region(_pick(env, _DYNAMODB), env)
     raw["sqs"] = _with_region(_pick(env, _SQS), env)
+    raw["opensearch"] = _pick(env, _OPENSEARCH)
     raw["limits"] = _pick(env, _LIMITS)
     raw["extraction"] = _pick(env, _EXTRACTION)
     raw["oidc"] = _oidc(env)
@@ -445,6 +500,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("invalid configuration: DOCPIPE_UPLOAD_EXPIRY_HOURS must be positive")
     if settings.s3.max_connections <= 0:
         raise SettingsError("invalid configuration: DOCPIPE_S3_MAX_CONNECTIONS must be positive")
+    _check_search(settings)
     if settings.admin_key is not None:
         _check_admin_key(settings.admin_key.reveal())
     for name, url in (
@@ -467,6 +523,40 @@ def _check_queue(settings: Settings) -> None:
         raise SettingsError(
             "invalid configuration: DOCPIPE_PROCESSING=off with DOCPIPE_QUEUE=sqs: with a queue, servers"
             " never extract text (docpipe worker processes do); unset DOCPIPE_PROCESSING"
+        )
+
+
+def _check_search(settings: Settings) -> None:
+    opensearch = settings.opensearch
+    if settings.search_kind is SearchKind.OPENSEARCH:
+        if importlib.util.find_spec("opensearchpy") is None:
+            raise SettingsError(
+                "invalid configuration: DOCPIPE_SEARCH=opensearch needs docpipe's opensearch extra"
+                " (pip install 'docpipe[opensearch]', or uv sync --extra opensearch)"
+            )
+        if not opensearch.url.startswith(("http://", "https://")):
+            raise SettingsError(
+                "invalid configuration: DOCPIPE_SEARCH=opensearch needs DOCPIPE_OPENSEARCH_URL, an http:// or"
+                " https:// URL with its port (e.g. https://search.example.com:443)"
+            )
+        if (opensearch.username is None) != (opensearch.password is None):
+            raise SettingsError(
+                "invalid configuration: DOCPIPE_OPENSEARCH_USERNAME and DOCPIPE_OPENSEARCH_PASSWORD are set"
+                " together or not at all"
+            )
+        host = urlsplit(opensearch.url).hostname or ""
+        if (
+            opensearch.password is not None
+            and opensearch.url.startswith("http://")
+            and not _is_loopback(host)
+        ):
+            raise SettingsError(
+                "invalid configuration: DOCPIPE_OPENSEARCH_PASSWORD would cross the network in plain http;"
+                " use an https:// DOCPIPE_OPENSEARCH_URL"
+            )
+    if settings.search is SearchKind.MEMORY and settings.repository is not RepositoryKind.MEMORY:
+        raise SettingsError(
+            "invalid configuration: DOCPIPE_SEARCH=memory goes with DOCPIPE_REPOSITORY=memory only"
         )
 
 

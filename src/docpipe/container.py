@@ -25,7 +25,7 @@ from docpipe.adapters import (
 from docpipe.adapters.extraction import sandbox
 from docpipe.adapters.extraction.limits import Limits, MiB
 from docpipe.adapters.extraction.spool import SpoolingExtractor
-from docpipe.config import BlobStoreKind, ProcessingMode, Settings
+from docpipe.config import BlobStoreKind, OpenSearchSettings, ProcessingMode, Settings
 from docpipe.domain.authentication import Authenticator
 from docpipe.domain.document_search import DocumentSearch
 from docpipe.domain.fsck import Fsck
@@ -60,6 +60,20 @@ def _repository_kind(settings: Settings) -> str:
 
 def _queue_kind(settings: Settings) -> str:
     return settings.queue.value
+
+
+async def _open_opensearch_index(
+    settings: OpenSearchSettings, *, create_missing: bool
+) -> AsyncIterator[SearchIndex]:
+    """The OpenSearch index, imported only when chosen: opensearch-py is the ``opensearch`` extra."""
+    from docpipe.adapters import opensearch_search  # noqa: PLC0415 - the extra may be absent
+
+    async for index in opensearch_search.open_search_index(settings, create_missing=create_missing):
+        yield index
+
+
+def _search_kind(settings: Settings) -> str:
+    return settings.search_kind.value
 
 
 def _oidc_state(settings: Settings) -> str:
@@ -193,16 +207,21 @@ class Container(containers.DeclarativeContainer):
     itself, like ``keys``."""
 
     search_index = providers.Selector(
-        providers.Callable(_repository_kind, settings),
+        providers.Callable(_search_kind, settings),
         sqlite=providers.Resource(
             sqlite_search.open_search_index,
             settings.provided.data_dir,
             create_missing=settings.provided.create_missing,
         ),
-        dynamodb=providers.Resource(_not_offered),
+        opensearch=providers.Resource(
+            _open_opensearch_index,
+            settings.provided.opensearch,
+            create_missing=settings.provided.create_missing,
+        ),
         memory=providers.Resource(memory_search.open_search_index),
+        none=providers.Resource(_not_offered),
     )
-    """Full-text search beside the metadata; ``None`` where not offered yet (``GET /search`` is 501)."""
+    """Full-text search (``DOCPIPE_SEARCH``); ``None`` when there is none (``GET /search`` is 501)."""
 
     token_verifier = providers.Selector(
         providers.Callable(_oidc_state, settings),

@@ -3,27 +3,54 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from docpipe.adapters import memory_search, sqlite_search
+from opensearchpy import AsyncOpenSearch
+
+from docpipe.adapters import memory_search, opensearch_search, sqlite_search
+from docpipe.config import OpenSearchSettings
 from docpipe.domain.model import Document, new_document_id
 from docpipe.domain.ports import SearchIndex
 from docpipe.domain.search import SearchHit, SearchQuery
 
-SEARCH_INDEXES = ["sqlite", "memory"]
+LIVE_OPENSEARCH_URL = os.environ.get("DOCPIPE_TEST_OPENSEARCH_URL", "")
+"""A real OpenSearch to run the contract against as well (``opensearch-live``), when set."""
+SEARCH_INDEXES = ["sqlite", "memory", "opensearch", *(["opensearch-live"] if LIVE_OPENSEARCH_URL else [])]
 
 
 @contextlib.asynccontextmanager
-async def opened_search_index(kind: str, data_dir: Path) -> AsyncIterator[SearchIndex]:
-    """The adapter ``kind`` of the search index, its files (if any) in ``data_dir``."""
+async def opened_search_index(
+    kind: str, data_dir: Path, *, opensearch_url: str = LIVE_OPENSEARCH_URL
+) -> AsyncIterator[SearchIndex]:
+    """The adapter ``kind`` of the search index, its files (if any) in ``data_dir``; OpenSearch's (the
+    fake's or the live one's) at ``opensearch_url``, in an index of its own, deleted afterwards."""
     if kind == "sqlite":
         async with contextlib.asynccontextmanager(sqlite_search.open_search_index)(data_dir) as index:
+            yield index
+    elif kind.startswith("opensearch"):
+        async with opened_opensearch_index(opensearch_url) as index:
             yield index
     else:
         async with contextlib.asynccontextmanager(memory_search.open_search_index)() as fake:
             yield fake
+
+
+@contextlib.asynccontextmanager
+async def opened_opensearch_index(url: str) -> AsyncIterator[opensearch_search.OpenSearchIndex]:
+    settings = OpenSearchSettings(url=url, index=f"docpipe-test-{uuid.uuid4().hex[:12]}")
+    try:
+        async with contextlib.asynccontextmanager(opensearch_search.open_search_index)(settings) as index:
+            yield index
+    finally:
+        client = AsyncOpenSearch(hosts=[url])
+        try:
+            await client.indices.delete(index=settings.index, params={"ignore_unavailable": "true"})
+        finally:
+            await client.close()
 
 
 def a_document(

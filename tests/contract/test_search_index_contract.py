@@ -26,6 +26,11 @@ from tests.contract.search_support import (
 
 @pytest.fixture(params=SEARCH_INDEXES)
 async def search_index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SearchIndex]:
+    if request.param == "opensearch":
+        url = request.getfixturevalue("opensearch_fake").url
+        async with opened_search_index(request.param, tmp_path, opensearch_url=url) as index:
+            yield index
+        return
     async with opened_search_index(request.param, tmp_path) as index:
         yield index
 

@@ -194,4 +194,4 @@ async def test_search_without_a_backend_is_501(client: Client, settings: Setting
     if searchable(settings):
         pytest.skip("this pair has a search backend")
     problem = assert_problem(await client.get("/search", params={"q": "anything"}), 501)
-    assert "DOCPIPE_REPOSITORY" in problem["detail"]
+    assert "DOCPIPE_SEARCH=opensearch" in problem["detail"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from docpipe.config import (
     OidcSettings,
     ProcessingMode,
     QueueKind,
+    SearchKind,
     SettingsError,
     SqsSettings,
     load_settings,
@@ -45,6 +47,82 @@ def test_extraction_limits_are_parsed() -> None:
 def test_processing_can_be_turned_off() -> None:
     assert load_settings({}).processing is ProcessingMode.ON
     assert load_settings({"DOCPIPE_PROCESSING": "off"}).processing is ProcessingMode.OFF
+
+
+@pytest.mark.parametrize(
+    ("repository", "index"),
+    [("sqlite", SearchKind.SQLITE), ("memory", SearchKind.MEMORY), ("dynamodb", SearchKind.NONE)],
+)
+def test_the_search_index_follows_the_repository_unless_named(repository: str, index: SearchKind) -> None:
+    assert load_settings({"DOCPIPE_REPOSITORY": repository}).search_kind is index
+    named = load_settings({"DOCPIPE_REPOSITORY": repository, "DOCPIPE_SEARCH": "none"})
+    assert named.search_kind is SearchKind.NONE
+
+
+def test_opensearch_settings_are_parsed() -> None:
+    settings = load_settings(
+        {
+            "DOCPIPE_REPOSITORY": "dynamodb",
+            "DOCPIPE_SEARCH": "opensearch",
+            "DOCPIPE_OPENSEARCH_URL": "https://search.example.com:443",
+            "DOCPIPE_OPENSEARCH_USERNAME": "docpipe",
+            "DOCPIPE_OPENSEARCH_PASSWORD": "hunter2-hunter2",
+        }
+    )
+    assert settings.search_kind is SearchKind.OPENSEARCH
+    opensearch = settings.opensearch
+    assert (opensearch.url, opensearch.index, opensearch.username) == (
+        "https://search.example.com:443",
+        "docpipe-documents",
+        "docpipe",
+    )
+    assert opensearch.password is not None
+    assert "hunter2" not in repr(settings)
+    assert load_settings({"DOCPIPE_OPENSEARCH_INDEX": "docs"}).opensearch.index == "docs"
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"DOCPIPE_SEARCH": "opensearch"}, "DOCPIPE_OPENSEARCH_URL"),
+        ({"DOCPIPE_SEARCH": "opensearch", "DOCPIPE_OPENSEARCH_URL": "search:9200"}, "DOCPIPE_OPENSEARCH_URL"),
+        (
+            {
+                "DOCPIPE_SEARCH": "opensearch",
+                "DOCPIPE_OPENSEARCH_URL": "https://search:443",
+                "DOCPIPE_OPENSEARCH_USERNAME": "docpipe",
+            },
+            "DOCPIPE_OPENSEARCH_PASSWORD",
+        ),
+        (
+            {
+                "DOCPIPE_SEARCH": "opensearch",
+                "DOCPIPE_OPENSEARCH_URL": "http://search.example.com:9200",
+                "DOCPIPE_OPENSEARCH_USERNAME": "docpipe",
+                "DOCPIPE_OPENSEARCH_PASSWORD": "hunter2-hunter2",
+            },
+            "https",
+        ),
+        ({"DOCPIPE_SEARCH": "memory"}, "DOCPIPE_REPOSITORY=memory"),
+        ({"DOCPIPE_SEARCH": "elastic"}, "search"),
+    ],
+)
+def test_incomplete_or_unsafe_search_settings_are_refused(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ)
+
+
+def test_opensearch_without_its_extra_installed_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make run`` installs no extras; choosing OpenSearch then says what to install, at start-up."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "opensearchpy" else find_spec(name, *args),
+    )
+    environ = {"DOCPIPE_SEARCH": "opensearch", "DOCPIPE_OPENSEARCH_URL": "https://search:443"}
+    with pytest.raises(SettingsError, match=r"docpipe\[opensearch\]"):
+        load_settings(environ)
 
 
 def test_variables_are_parsed() -> None:

@@ -12,8 +12,8 @@ from docpipe.domain.ports import DocumentRepository, SearchIndex
 from docpipe.domain.search import SearchHit, SearchQuery
 
 SEARCH_NOT_OFFERED = (
-    "full-text search needs the embedded index, which DOCPIPE_REPOSITORY=sqlite (the default) or memory"
-    " keeps; with DynamoDB no search backend is offered yet"
+    "full-text search needs a search index: DOCPIPE_SEARCH=opensearch (with DOCPIPE_OPENSEARCH_URL), or"
+    " sqlite; with DOCPIPE_REPOSITORY=dynamodb there is none unless DOCPIPE_SEARCH names one"
 )
 
 
