@@ -18,7 +18,10 @@ from docpipe.container import Container
 from docpipe.domain.processing import Extraction
 from tests.credentials import bearer
 from tests.extraction import documents
+from tests.http.conftest import ADAPTER_PAIRS
 from tests.http.helpers import Client, assert_problem, serve, upload_ok
+
+pytestmark = pytest.mark.processing
 
 
 @pytest.fixture
@@ -42,8 +45,12 @@ async def processed(client: Client, document_id: str) -> dict[str, Any]:
         await asyncio.sleep(0.05)
 
 
-def searchable(settings: Settings) -> bool:
-    return settings.repository is not RepositoryKind.DYNAMODB
+SEARCHABLE = [pair for pair in ADAPTER_PAIRS if "dynamodb" not in pair]
+"""The pairs with a search index by default; DynamoDB's has none (OpenSearch is opt-in)."""
+with_search = pytest.mark.parametrize(
+    "settings", SEARCHABLE, ids=["+".join(pair) for pair in SEARCHABLE], indirect=True
+)
+without_search = pytest.mark.parametrize("settings", [("s3", "dynamodb")], ids=["s3+dynamodb"], indirect=True)
 
 
 async def found(client: Client, words: str, **params: str) -> list[str]:
@@ -99,7 +106,7 @@ async def test_a_server_with_processing_off_leaves_documents_pending_and_findabl
         await asyncio.sleep(1)  # time enough for a relay that would process it (one runs: search)
         document = (await client.get(f"/documents/{uploaded['id']}")).json()
         assert document["processing"]["state"] == "pending"
-        if searchable(settings):
+        if settings.repository is not RepositoryKind.DYNAMODB:  # DynamoDB has no index by default
             assert await found(client, "walrus") == [uploaded["id"]]
 
 
@@ -134,11 +141,10 @@ async def test_another_owners_text_is_404(client: Client) -> None:
     assert_problem(response, 404)
 
 
+@with_search
 async def test_a_document_is_found_by_name_at_once_and_by_text_once_processed(
     client: Client, settings: Settings
 ) -> None:
-    if not searchable(settings):
-        pytest.skip("no search backend with DynamoDB: see test_search_without_a_backend_is_501")
     uploaded = await upload_ok(client, "Un résumé rédigé à Zürich".encode(), "Résumé.txt")
     assert await found(client, "resume") == [uploaded["id"]]
     await processed(client, uploaded["id"])
@@ -149,11 +155,10 @@ async def test_a_document_is_found_by_name_at_once_and_by_text_once_processed(
     assert result["document"]["processing"]["state"] == "done"
 
 
+@with_search
 async def test_search_sees_only_the_callers_documents_and_not_deleted_ones(
     client: Client, settings: Settings
 ) -> None:
-    if not searchable(settings):
-        pytest.skip("no search backend with DynamoDB")
     mine = await upload_ok(client, b"narwhal", "narwhal.txt")
     bob = bearer(
         (await client.post("/keys", json={"owner": "bob", "scopes": ["read", "write"]})).json()["key"]
@@ -169,29 +174,26 @@ async def test_search_sees_only_the_callers_documents_and_not_deleted_ones(
     assert await found(client, "narwhal") == []
 
 
+@with_search
 @pytest.mark.parametrize("words", ['"', "*", "NEAR(", "a OR b", "x AND NOT y", "col:val", "^", "(((", "é*"])
 async def test_search_syntax_from_users_is_words_never_an_error(
     client: Client, settings: Settings, words: str
 ) -> None:
-    if not searchable(settings):
-        pytest.skip("no search backend with DynamoDB")
     response = await client.get("/search", params={"q": words})
     assert response.status_code in (200, 422), response.text
     if response.status_code == 422:
         assert_problem(response, 422)
 
 
+@with_search
 async def test_a_bad_search_is_refused_clearly(client: Client, settings: Settings) -> None:
-    if not searchable(settings):
-        pytest.skip("no search backend with DynamoDB")
     assert_problem(await client.get("/search", params={"q": "   "}), 422)
     assert_problem(await client.get("/search"), 400)
     assert_problem(await client.get("/search", params={"q": "a", "limit": "0"}), 400)
     assert_problem(await client.get("/search", params={"q": "a", "cursor": "garbage"}), 400)
 
 
-async def test_search_without_a_backend_is_501(client: Client, settings: Settings) -> None:
-    if searchable(settings):
-        pytest.skip("this pair has a search backend")
+@without_search
+async def test_search_without_a_backend_is_501(client: Client) -> None:
     problem = assert_problem(await client.get("/search", params={"q": "anything"}), 501)
     assert "DOCPIPE_SEARCH=opensearch" in problem["detail"]

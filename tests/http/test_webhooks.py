@@ -15,6 +15,8 @@ from tests.http.helpers import Client, upload_ok
 from tests.http.test_processing import processed
 from tests.webhook_receiver import Receiver, receiving
 
+pytestmark = pytest.mark.processing
+
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
