@@ -183,10 +183,10 @@ def run(options: Options, workspace: Workspace, report: Report) -> None:
         "moto server for SQS, all processes sharing the CPUs."
     )
     report.note(
-        "Pipeline: during an upload burst the relay hands each new document to indexing and processing "
-        "together, so with processing on its indexing too waits behind extraction and is done after the "
-        "burst (the backlog, timed in the JSON samples), while with it off the same writes are made during "
-        "the burst: uploads can come out faster with processing on."
+        "Pipeline: the relay hands each new document to indexing and processing together, so with "
+        "processing on a burst's indexing, too, waits behind extraction and is mostly done after the "
+        "window (the backlog, timed in the JSON samples), while with it off it is done during the window: "
+        "the windows compare uploads beside extraction with uploads beside indexing."
     )
 
 
