@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import downloads, listing, requests, s3, uploads
+from bench import downloads, listing, pipeline, requests, s3, uploads
 from bench.common import Options, Workspace
 from bench.report import Report
 
@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "s3": s3.run,
     "requests": requests.run,
     "listing": listing.run,
+    "pipeline": pipeline.run,
 }
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.md"
 
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     options, names, output = _parse(argv)
     needed = {"curl"} if {"downloads", "uploads"} & set(names) else set()
     needed |= {"nginx"} if {"downloads", "requests"} & set(names) else set()
+    needed |= {"hey"} if "pipeline" in names else set()
     missing = sorted(tool for tool in needed if shutil.which(tool) is None)
     if missing:
         print(f"missing tools: {', '.join(missing)} (apt-get install {' '.join(missing)})", file=sys.stderr)

@@ -1,5 +1,6 @@
 """Servers under test, each a child process on a free 127.0.0.1 port: docpipe, nginx, moto and the
-baseline apps of ``bench.baselines``; and the memory readings of ``/proc/<pid>/status``."""
+baseline apps of ``bench.baselines``; ``docpipe worker`` processes; and the memory readings of
+``/proc/<pid>/status``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +40,8 @@ def _inherited_environment() -> dict[str, str]:
 
 
 class ChildServer:
-    """One server process; output goes to a log file (never a pipe that nobody reads)."""
+    """One server process; output goes to a log file (never a pipe that nobody reads). It is up once
+    ``health_path`` answers 200, or, for a process that serves no HTTP, once ``ready_line`` is logged."""
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class ChildServer:
         *,
         env: Mapping[str, str] | None = None,
         health_path: str = "/health/live",
+        ready_line: str | None = None,
     ) -> None:
         self.name = name
         self.port = port
@@ -57,6 +61,7 @@ class ChildServer:
         self._env = {**_inherited_environment(), **(env or {})}
         self._log_path = log_path
         self._health_path = health_path
+        self._ready_line = ready_line
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -75,14 +80,19 @@ class ChildServer:
             if self._process.poll() is not None:
                 self._process = None
                 raise RuntimeError(f"{self.name} exited at start-up:\n{self.log_tail()}")
-            try:
-                if httpx.get(self.base_url + self._health_path, timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
+            if self._ready():
+                return
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.name} did not answer within {STARTUP_TIMEOUT_S:g} s:\n{self.log_tail()}")
+
+    def _ready(self) -> bool:
+        if self._ready_line is not None:
+            return self._ready_line in self.log_tail()
+        try:
+            return httpx.get(self.base_url + self._health_path, timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def stop(self) -> None:
         if self._process is None:
@@ -136,6 +146,24 @@ def docpipe(data_dir: Path, log_dir: Path, env: Mapping[str, str] | None = None)
         port,
         log_dir / f"docpipe-{port}.log",
         env=settings,
+    )
+
+
+def docpipe_worker(data_dir: Path, log_dir: Path, env: Mapping[str, str]) -> ChildServer:
+    """``python -m docpipe.entrypoints.cli worker`` on the stores of a ``docpipe`` with the same ``env``."""
+    settings = {
+        "DOCPIPE_BLOB_STORE": "filesystem",
+        "DOCPIPE_REPOSITORY": "sqlite",
+        "DOCPIPE_DATA_DIR": str(data_dir),
+        **env,
+    }
+    return ChildServer(
+        "docpipe worker",
+        [sys.executable, "-m", "docpipe.entrypoints.cli", "worker"],
+        0,
+        log_dir / f"docpipe-worker-{uuid.uuid4().hex[:8]}.log",
+        env=settings,
+        ready_line="waiting for documents to process",
     )
 
 

@@ -79,6 +79,9 @@ class Watched:
         await self._inner.acknowledge(events)
         self.acknowledged.add(events)
 
+    async def renew(self) -> bool:
+        return await self._inner.renew()
+
     async def release(self) -> None:
         await self._inner.release()
 

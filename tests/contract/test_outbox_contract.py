@@ -262,6 +262,30 @@ async def test_a_lapsed_lease_is_taken_over(store: RepositoryWithOutbox) -> None
     assert await lapsing.pending(DRAIN_LIMIT) == []
 
 
+async def test_a_renewed_lease_runs_on_past_its_first_term(store: RepositoryWithOutbox) -> None:
+    """A relay whose consumers take longer than a lease keeps its events by renewing: also once the
+    lease ran out, as long as no other relay asked for the events meanwhile."""
+    await store.add(make_document())
+    slow, rival = store.outbox(lease_seconds=1), store.outbox(lease_seconds=1)
+    assert len(await slow.pending(DRAIN_LIMIT)) == 1
+    assert await slow.renew()
+    await asyncio.sleep(1.1)  # past the lease taken by pending: a renewal that did not write lets it lapse
+    assert await slow.renew()
+    assert await rival.pending(DRAIN_LIMIT) == []
+
+
+async def test_a_lease_taken_over_or_released_is_not_renewed(store: RepositoryWithOutbox) -> None:
+    document = make_document()
+    await store.add(document)
+    lapsing, patient = store.outbox(lease_seconds=0.2), store.outbox()
+    assert len(await lapsing.pending(DRAIN_LIMIT)) == 1
+    assert kinds(await handed_at_last(patient, 1)) == [(EventType.CREATED, document.id, 1)]
+    assert not await lapsing.renew()
+    assert await lapsing.pending(DRAIN_LIMIT) == []
+    await patient.release()
+    assert not await patient.renew()
+
+
 async def test_a_commit_rings_the_outbox(store: RepositoryWithOutbox) -> None:
     outbox = store.outbox()
     commit = outbox.next_commit()

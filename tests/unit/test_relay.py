@@ -14,7 +14,7 @@ from docpipe.domain.errors import StoreRole, StoreUnavailable
 from docpipe.domain.events import Event, EventType
 from docpipe.domain.relay import Relay, backoff
 from tests.contract.test_repository_contract import OWNER, make_document, renamed
-from tests.relay_support import Acknowledged, Recorder, Watched, quick_relay, running
+from tests.relay_support import PATIENCE_SECONDS, Acknowledged, Recorder, Watched, quick_relay, running
 
 
 async def changes(
@@ -97,6 +97,9 @@ class FailingFirst:
             raise StoreUnavailable(StoreRole.REPOSITORY, "down for the test")
         await self._inner.acknowledge(events)
 
+    async def renew(self) -> bool:
+        return await self._inner.renew()
+
     async def release(self) -> None:
         await self._inner.release()
 
@@ -155,6 +158,67 @@ async def test_relays_sharing_a_store_do_not_deliver_the_same_events() -> None:
         await acknowledged.until(21)
     assert consumer.per_document() == expected
     await assert_drained(repository)
+
+
+class Holding:
+    """A consumer that holds each event until the test lets it go: a slow extraction."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def handle(self, event: Event) -> None:
+        self.started.set()
+        await self.go.wait()
+
+
+async def test_a_relay_keeps_its_lease_while_a_consumer_outlasts_it() -> None:
+    lease = 0.2
+    repository = MemoryRepository()
+    await repository.add(make_document())
+    consumer = Holding()
+    outbox = Watched(repository.outbox(lease_seconds=lease))
+    rival = repository.outbox(lease_seconds=lease)
+    relay = Relay(outbox, [consumer], poll_seconds=0.01, renew_seconds=lease / 10)
+    async with running(relay):
+        async with asyncio.timeout(PATIENCE_SECONDS):
+            await consumer.started.wait()
+        for _ in range(30):  # three leases
+            assert await rival.pending(10) == []
+            await asyncio.sleep(lease / 10)
+        consumer.go.set()
+        await outbox.until_acknowledged(1)
+    assert await rival.pending(10) == []
+
+
+class Losing(Watched):
+    """An outbox that loses its lease at the first renewal."""
+
+    def __init__(self, inner: MemoryOutbox) -> None:
+        super().__init__(inner)
+        self.lost = asyncio.Event()
+
+    async def renew(self) -> bool:
+        self.lost.set()
+        return False
+
+
+async def test_a_relay_that_lost_its_lease_starts_no_further_round_of_the_batch() -> None:
+    repository = MemoryRepository()
+    document = make_document()
+    await repository.add(document)
+    await repository.update(OWNER, document.id, renamed("b.pdf"))
+    outbox = Losing(repository.outbox())
+    consumer = Recorder()
+    holding = Holding()
+    relay = Relay(outbox, [consumer, holding], backoff_seconds=3600, renew_seconds=0.01)
+    async with running(relay):
+        async with asyncio.timeout(PATIENCE_SECONDS):
+            await outbox.lost.wait()
+        holding.go.set()
+        await outbox.until_acknowledged(1)
+        await asyncio.sleep(0.05)  # a second round would start at once
+    assert consumer.per_document() == {document.id: [(EventType.CREATED, 1)]}
 
 
 def test_backoff_doubles_to_its_cap_with_jitter() -> None:

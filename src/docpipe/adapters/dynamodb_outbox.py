@@ -100,6 +100,9 @@ class DynamoDbOutbox:
                     requests.extend(cast("list[WriteRequestTypeDef]", unprocessed))
                     await asyncio.sleep(_UNPROCESSED_PAUSE)
 
+    async def renew(self) -> bool:
+        return await self._leases.renew(time.time())
+
     async def release(self) -> None:
         await self._leases.release()
 
@@ -142,6 +145,21 @@ class ShardLeases:
         ):
             await self._take_leases(now)
         return [shard for shard, until in self._held.items() if until > now]
+
+    async def renew(self, now: float) -> bool:
+        """Whether this holder still has every lease it had (and has one) at ``now``, renewing those that
+        need it; a lease another holder took, or this one released, is not taken back."""
+        kept = bool(self._held)
+        with self._failures.converted():
+            for shard, until in list(self._held.items()):
+                if not needs_renewal(until, now, self._lease_seconds):
+                    continue
+                if await self._extend(shard, now):
+                    self._held[shard] = now + self._lease_seconds
+                else:
+                    del self._held[shard]
+                    kept = False
+        return kept
 
     async def release(self) -> None:
         held, self._held = self._held, {}
@@ -194,6 +212,24 @@ class ShardLeases:
                 ConditionExpression="attribute_not_exists(pk) OR lease_until <= :now OR #holder = :holder",
                 ExpressionAttributeNames={"#holder": "holder"},
                 ExpressionAttributeValues={":now": {"N": f"{now:.6f}"}, ":holder": {"S": self._holder}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    async def _extend(self, shard: int, now: float) -> bool:
+        """Whether this holder's lease of ``shard`` was still its own, and now runs a lease from ``now``."""
+        try:
+            await self._client.update_item(
+                TableName=self._table,
+                Key=self._key(shard),
+                UpdateExpression="SET lease_until = :until",
+                ConditionExpression="#holder = :holder",
+                ExpressionAttributeNames={"#holder": "holder"},
+                ExpressionAttributeValues={
+                    ":until": {"N": f"{now + self._lease_seconds:.6f}"},
+                    ":holder": {"S": self._holder},
+                },
             )
         except self._client.exceptions.ConditionalCheckFailedException:
             return False

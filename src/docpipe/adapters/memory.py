@@ -35,7 +35,7 @@ from docpipe.domain.model import (
     utc_now,
     with_processing,
 )
-from docpipe.domain.outbox import LEASE_SECONDS, Commits
+from docpipe.domain.outbox import LEASE_SECONDS, Commits, needs_renewal
 from docpipe.domain.streams import CHUNK_SIZE
 from docpipe.domain.uploads.session import Lease, UploadSession, refuse_lease
 from docpipe.domain.webhooks import Delivery
@@ -295,6 +295,14 @@ class MemoryOutbox:
     async def acknowledge(self, events: Sequence[Event]) -> None:
         for event in events:
             self._events.events.pop(event.id, None)
+
+    async def renew(self) -> bool:
+        if self._events.holder != self._holder:
+            return False
+        now = time.time()
+        if needs_renewal(self._events.lease_until, now, self._lease_seconds):
+            self._events.lease_until = now + self._lease_seconds
+        return True
 
     async def release(self) -> None:
         if self._events.holder == self._holder:

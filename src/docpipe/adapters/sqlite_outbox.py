@@ -64,6 +64,9 @@ class SqliteOutbox:
         async with self._transaction() as db:
             await db.executemany("DELETE FROM outbox WHERE id = ?", [(event.id,) for event in events])
 
+    async def renew(self) -> bool:
+        return await self._lease.renew(time.time())
+
     async def release(self) -> None:
         await self._lease.release()
 
@@ -86,6 +89,23 @@ class SqliteLease:
     async def held(self, now: float) -> bool:
         """Whether this holder has the lease at ``now``, renewing or taking it when needed."""
         return not needs_renewal(self._held_until, now, self._lease_seconds) or await self._take(now)
+
+    async def renew(self, now: float) -> bool:
+        """Whether this holder still has the lease at ``now``, renewing it when needed; a lease another
+        holder took, or this one released, is not taken back."""
+        if not needs_renewal(self._held_until, now, self._lease_seconds):
+            return True
+        until = now + self._lease_seconds
+        async with self._transaction() as db:
+            renewed = await db.execute(
+                f"UPDATE {self._table} SET lease_until = ? WHERE holder = ?",  # noqa: S608
+                (until, self._holder),
+            )
+            if renewed.rowcount == 0:
+                self._held_until = 0.0
+                return False
+        self._held_until = until
+        return True
 
     async def release(self) -> None:
         self._held_until = 0.0

@@ -10,6 +10,11 @@ LEASE_SECONDS = 30.0
 after at most this long; one that stopped cleanly released its lease at once."""
 
 
+RENEW_SECONDS = LEASE_SECONDS / 6
+"""How often a relay delivering a batch renews its lease: a renewal writes once half of the lease has
+run, so the lease always has a third of its term left, for a renewal slowed by a busy store."""
+
+
 def needs_renewal(until: float, now: float, lease_seconds: float) -> bool:
     """Whether a lease that runs until ``until`` is renewed at ``now``: once half of it has run, so a
     relay that asks for events more often than every half lease keeps it without a write per ask."""

@@ -173,10 +173,10 @@ class Outbox(Protocol):
 
     An outbox stands for one relay: it is made by its repository (``outbox()``), one per relay. The
     events are handed out under a lease, so that relays sharing a store (replicas) do not deliver the
-    same events side by side: while an outbox's lease runs (renewed by each ``pending``), no other
-    outbox is handed the events it was handed, nor any other event of their documents. A lease that
-    lapses (its relay died, or took longer than the lease between two calls) passes to the next outbox
-    that asks; ``release`` gives it up at once.
+    same events side by side: while an outbox's lease runs (renewed by each ``pending`` and ``renew``),
+    no other outbox is handed the events it was handed, nor any other event of their documents. A lease
+    that lapses (its relay died, or neither asked for events nor renewed for longer than the lease)
+    passes to the next outbox that asks; ``release`` gives it up at once.
     """
 
     async def pending(self, limit: int) -> list[Event]:
@@ -188,6 +188,13 @@ class Outbox(Protocol):
     async def acknowledge(self, events: Sequence[Event]) -> None:
         """Remove ``events`` (handed out by ``pending``): they were delivered. Removing one twice, or one
         another relay removed, is not an error."""
+        ...
+
+    async def renew(self) -> bool:
+        """Keep the leases of the events ``pending`` handed out while they are being delivered (writing
+        only once half of a lease has run, as ``pending`` does). False when a lease was lost: another
+        outbox took it over after it lapsed, or it was released; that outbox may have been handed the
+        same events."""
         ...
 
     async def release(self) -> None:

@@ -6,6 +6,9 @@ handed out again. Consumers therefore tolerate duplicates; an event's ``sequence
 duplicate from news. Each document's events are handed out in commit order, and a document's next
 event only once its previous one is acknowledged: a batch goes out in rounds, the first pending event
 of every document, then the second, and so on, each round acknowledged before the next one starts.
+While a batch is being delivered its lease is renewed, however long its consumers take (a slow
+extraction); a relay that loses it nonetheless (a store unreachable for longer than a lease) starts no
+further round of the batch, since another relay may now be delivering its events.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Protocol
 
 from docpipe.domain.errors import StoreFailure
 from docpipe.domain.events import Event
+from docpipe.domain.outbox import RENEW_SECONDS
 from docpipe.domain.ports import Outbox
 
 logger = logging.getLogger(__name__)
@@ -61,6 +65,7 @@ class Relay:
         backoff_seconds: float = BACKOFF_SECONDS,
         backoff_cap_seconds: float = BACKOFF_CAP_SECONDS,
         concurrency: int = CONCURRENCY,
+        renew_seconds: float = RENEW_SECONDS,
     ) -> None:
         self._outbox = outbox
         self._consumers = tuple(consumers)
@@ -69,6 +74,7 @@ class Relay:
         self._backoff_seconds = backoff_seconds
         self._backoff_cap_seconds = backoff_cap_seconds
         self._concurrency = asyncio.Semaphore(concurrency)
+        self._renew_seconds = renew_seconds
 
     async def run(self) -> None:
         """Deliver until cancelled; then release the outbox's lease, so another relay (or this one,
@@ -81,7 +87,7 @@ class Relay:
                 commit = self._outbox.next_commit()
                 try:
                     events = await self._outbox.pending(self._batch_size)
-                    delivered = await self._deliver(events)
+                    delivered = await self._deliver_renewing(events)
                 except StoreFailure as error:
                     logger.warning("the event outbox could not be read or acknowledged: %s", error)
                     delivered = False
@@ -102,15 +108,45 @@ class Relay:
         finally:
             await self._release()
 
-    async def _deliver(self, events: Sequence[Event]) -> bool:
+    async def _deliver_renewing(self, events: Sequence[Event]) -> bool:
+        """``_deliver`` while a task renews the outbox's lease."""
+        if not events:
+            return True
+        lost = asyncio.Event()
+        renewing = asyncio.create_task(self._renew(lost))
+        try:
+            return await self._deliver(events, lost)
+        finally:
+            renewing.cancel()
+            await asyncio.wait([renewing])
+
+    async def _renew(self, lost: asyncio.Event) -> None:
+        """Renew the lease every ``renew_seconds`` until cancelled; set ``lost`` if it was lost. A renewal
+        that fails (the store) is tried again at the next turn, while the lease still runs."""
+        while True:
+            await asyncio.sleep(self._renew_seconds)
+            try:
+                if not await self._outbox.renew():
+                    logger.warning("the event outbox's lease was lost during a batch; its rest is left")
+                    lost.set()
+                    return
+            except StoreFailure as error:
+                logger.warning("the event outbox's lease could not be renewed: %s", error)
+            except Exception:
+                logger.exception("the event outbox's lease could not be renewed")
+
+    async def _deliver(self, events: Sequence[Event], lost: asyncio.Event) -> bool:
         """Deliver ``events`` (oldest first) in rounds, acknowledging each round's delivered events before
-        the next round; a document whose event failed is left out of later rounds. Whether all went."""
+        the next round; a document whose event failed is left out of later rounds, and every round once
+        the lease is ``lost``. Whether all went."""
         by_document: dict[tuple[str, str], list[Event]] = {}
         for event in events:
             by_document.setdefault((event.owner, event.document_id), []).append(event)
         queues = list(by_document.values())
         complete = True
         while queues:
+            if lost.is_set():
+                return False
             round_ = [queue.pop(0) for queue in queues]
             handled = await asyncio.gather(*(self._handled(event) for event in round_))
             delivered = [event for event, ok in zip(round_, handled, strict=True) if ok]
