@@ -257,10 +257,10 @@ class Container(containers.DeclarativeContainer):
     upload_sessions = providers.Selector(
         providers.Callable(_repository_kind, settings),
         sqlite=providers.Singleton(sqlite.SqliteRepository.uploads, sqlite_repository),
-        dynamodb=providers.Resource(_not_offered),
+        dynamodb=providers.Singleton(dynamodb.DynamoDbRepository.uploads, dynamodb_repository),
         memory=providers.Resource(memory.open_upload_repository),
     )
-    """Resumable upload sessions, beside the documents' metadata; ``None`` where not offered yet."""
+    """Resumable upload sessions, beside the documents' metadata."""
 
     resumable_blobs = providers.Selector(
         providers.Callable(_blob_store_kind, settings),
