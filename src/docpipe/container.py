@@ -141,7 +141,7 @@ def _resumable_uploads(
     blobs: ResumableBlobs | None,
     settings: Settings,
 ) -> ResumableUploads | None:
-    """Resumable uploads when both stores offer them: ``None`` answers 501 (S3 and DynamoDB do not yet)."""
+    """Resumable uploads when both stores offer them (every adapter does; ``None`` would answer 501)."""
     if sessions is None or blobs is None:
         return None
     return ResumableUploads(documents, sessions, blobs, expiry=timedelta(hours=settings.upload_expiry_hours))
@@ -265,10 +265,10 @@ class Container(containers.DeclarativeContainer):
     resumable_blobs = providers.Selector(
         providers.Callable(_blob_store_kind, settings),
         filesystem=blob_store,
-        s3=providers.Resource(_not_offered),
+        s3=providers.Singleton(s3.S3BlobStore.resumable, blob_store),
         memory=blob_store,
     )
-    """The blob store when it can take resumable uploads' bytes; ``None`` where not offered yet."""
+    """Where resumable uploads' bytes go: the blob store itself, or on S3 its multipart uploads."""
 
     resumable = providers.Singleton(_resumable_uploads, service, upload_sessions, resumable_blobs, settings)
 

@@ -79,7 +79,8 @@ async def resumable_store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[ResumableBlobs, BlobStore]]:
     """The same adapter as both ports: its finished uploads are read as blobs."""
-    settings = settings_for(blob_store=request.param, data_dir=tmp_path)
+    kind: str = request.param
+    settings = settings_for(blob_store=kind, data_dir=tmp_path, aws_endpoint_url=_endpoint(request, kind))
     container = Container(settings=settings)
     resumable: ResumableBlobs = await container.resumable_blobs()
     blobs: BlobStore = await container.blob_store()

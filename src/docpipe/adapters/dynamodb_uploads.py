@@ -292,8 +292,6 @@ class DynamoDbUploadRepository:
         return self._failures.converted()
 
 
-
-
 def _by_blob_key(blob_key: str) -> Item:
     return {"pk": {"S": _BY_BLOB + blob_key}, "sk": {"S": _BY_BLOB_SORT_KEY}}
 
@@ -374,4 +372,3 @@ def _session(item: Item) -> UploadSession:
         lease_until=None if lease_until is None else _time(lease_until),
         document_id=text("document_id"),
     )
-
