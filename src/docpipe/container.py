@@ -37,10 +37,8 @@ from docpipe.domain.ports import (
     KeyRepository,
     Outbox,
     PresignedDownloads,
-    ResumableBlobs,
     SearchIndex,
     TokenVerifier,
-    UploadRepository,
 )
 from docpipe.domain.relay import EventConsumer, Relay
 from docpipe.domain.service import DocumentService
@@ -135,16 +133,8 @@ def _relay(
     return Relay(outbox, consumers)
 
 
-def _resumable_uploads(
-    documents: DocumentService,
-    sessions: UploadRepository | None,
-    blobs: ResumableBlobs | None,
-    settings: Settings,
-) -> ResumableUploads | None:
-    """Resumable uploads when both stores offer them (every adapter does; ``None`` would answer 501)."""
-    if sessions is None or blobs is None:
-        return None
-    return ResumableUploads(documents, sessions, blobs, expiry=timedelta(hours=settings.upload_expiry_hours))
+def _upload_expiry(settings: Settings) -> timedelta:
+    return timedelta(hours=settings.upload_expiry_hours)
 
 
 class Container(containers.DeclarativeContainer):
@@ -270,7 +260,13 @@ class Container(containers.DeclarativeContainer):
     )
     """Where resumable uploads' bytes go: the blob store itself, or on S3 its multipart uploads."""
 
-    resumable = providers.Singleton(_resumable_uploads, service, upload_sessions, resumable_blobs, settings)
+    resumable = providers.Singleton(
+        ResumableUploads,
+        service,
+        upload_sessions,
+        resumable_blobs,
+        expiry=providers.Callable(_upload_expiry, settings),
+    )
 
     link_clock = providers.Object(utc_now)
     """What time links are issued and checked at (tests move it forward)."""
