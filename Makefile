@@ -35,10 +35,18 @@ $(DEV): $(UV) pyproject.toml uv.lock
 run: $(RUNTIME)
 	$(BIN)/docpipe serve
 
-test: $(DEV)
+# tus-js-client for tests/http/test_tus_js.py, as tests/tus-js/package-lock.json pins it (npm ci installs
+# exactly the lockfile, from npm's cache when it has it; npm writes node_modules/.package-lock.json).
+TUS_JS := tests/tus-js
+TUS_JS_INSTALLED := $(TUS_JS)/node_modules/.package-lock.json
+
+$(TUS_JS_INSTALLED): $(TUS_JS)/package.json $(TUS_JS)/package-lock.json
+	cd $(TUS_JS) && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+
+test: $(DEV) $(TUS_JS_INSTALLED)
 	$(BIN)/pytest $(PARALLEL)
 
-test-fast: $(DEV)
+test-fast: $(DEV) $(TUS_JS_INSTALLED)
 	$(BIN)/pytest $(PARALLEL) -m "not slow"
 
 lint: $(DEV)
@@ -58,4 +66,4 @@ lock: $(UV)
 	$(UV) lock --python $(PYTHON) --no-python-downloads
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache $(TUS_JS)/node_modules

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import downloads, listing, pipeline, requests, s3, uploads
+from bench import downloads, listing, pipeline, requests, s3, tus, uploads
 from bench.common import Options, Workspace
 from bench.report import Report
 
@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "requests": requests.run,
     "listing": listing.run,
     "pipeline": pipeline.run,
+    "tus": tus.run,
 }
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.md"
 

@@ -18,10 +18,10 @@ from tests.credentials import ADMIN_KEY
 
 BLOB_STORES = [kind.value for kind in BlobStoreKind]
 REPOSITORIES = [kind.value for kind in RepositoryKind]
-UPLOAD_REPOSITORIES = ["sqlite", "memory"]
-"""The repositories that hold resumable upload sessions (DynamoDB does not yet)."""
-RESUMABLE_BLOB_STORES = ["filesystem", "memory"]
-"""The blob stores that take resumable uploads' bytes (S3 does not yet)."""
+UPLOAD_REPOSITORIES = REPOSITORIES
+"""The repositories that hold resumable upload sessions: all of them."""
+RESUMABLE_BLOB_STORES = BLOB_STORES
+"""The blob stores that take resumable uploads' bytes: all of them."""
 
 
 def settings_for(

@@ -37,10 +37,8 @@ from docpipe.domain.ports import (
     KeyRepository,
     Outbox,
     PresignedDownloads,
-    ResumableBlobs,
     SearchIndex,
     TokenVerifier,
-    UploadRepository,
 )
 from docpipe.domain.relay import EventConsumer, Relay
 from docpipe.domain.service import DocumentService
@@ -135,16 +133,8 @@ def _relay(
     return Relay(outbox, consumers)
 
 
-def _resumable_uploads(
-    documents: DocumentService,
-    sessions: UploadRepository | None,
-    blobs: ResumableBlobs | None,
-    settings: Settings,
-) -> ResumableUploads | None:
-    """Resumable uploads when both stores offer them: ``None`` answers 501 (S3 and DynamoDB do not yet)."""
-    if sessions is None or blobs is None:
-        return None
-    return ResumableUploads(documents, sessions, blobs, expiry=timedelta(hours=settings.upload_expiry_hours))
+def _upload_expiry(settings: Settings) -> timedelta:
+    return timedelta(hours=settings.upload_expiry_hours)
 
 
 class Container(containers.DeclarativeContainer):
@@ -257,20 +247,26 @@ class Container(containers.DeclarativeContainer):
     upload_sessions = providers.Selector(
         providers.Callable(_repository_kind, settings),
         sqlite=providers.Singleton(sqlite.SqliteRepository.uploads, sqlite_repository),
-        dynamodb=providers.Resource(_not_offered),
+        dynamodb=providers.Singleton(dynamodb.DynamoDbRepository.uploads, dynamodb_repository),
         memory=providers.Resource(memory.open_upload_repository),
     )
-    """Resumable upload sessions, beside the documents' metadata; ``None`` where not offered yet."""
+    """Resumable upload sessions, beside the documents' metadata."""
 
     resumable_blobs = providers.Selector(
         providers.Callable(_blob_store_kind, settings),
         filesystem=blob_store,
-        s3=providers.Resource(_not_offered),
+        s3=providers.Singleton(s3.S3BlobStore.resumable, blob_store),
         memory=blob_store,
     )
-    """The blob store when it can take resumable uploads' bytes; ``None`` where not offered yet."""
+    """Where resumable uploads' bytes go: the blob store itself, or on S3 its multipart uploads."""
 
-    resumable = providers.Singleton(_resumable_uploads, service, upload_sessions, resumable_blobs, settings)
+    resumable = providers.Singleton(
+        ResumableUploads,
+        service,
+        upload_sessions,
+        resumable_blobs,
+        expiry=providers.Callable(_upload_expiry, settings),
+    )
 
     link_clock = providers.Object(utc_now)
     """What time links are issued and checked at (tests move it forward)."""

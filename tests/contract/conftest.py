@@ -66,7 +66,8 @@ async def key_repository(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
 async def upload_repository(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[UploadRepository]:
-    settings = settings_for(repository=request.param, data_dir=tmp_path)
+    kind: str = request.param
+    settings = settings_for(repository=kind, data_dir=tmp_path, aws_endpoint_url=_endpoint(request, kind))
     container = Container(settings=settings)
     sessions: UploadRepository = await container.upload_sessions()
     yield sessions
@@ -78,7 +79,8 @@ async def resumable_store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[ResumableBlobs, BlobStore]]:
     """The same adapter as both ports: its finished uploads are read as blobs."""
-    settings = settings_for(blob_store=request.param, data_dir=tmp_path)
+    kind: str = request.param
+    settings = settings_for(blob_store=kind, data_dir=tmp_path, aws_endpoint_url=_endpoint(request, kind))
     container = Container(settings=settings)
     resumable: ResumableBlobs = await container.resumable_blobs()
     blobs: BlobStore = await container.blob_store()

@@ -182,3 +182,17 @@ async def test_a_session_without_content_type_or_tags_reads_back_as_such(
     session = msgspec.structs.replace(make_session(), content_type=None, tags=())
     await upload_repository.create(session)
     assert await upload_repository.get("alice", session.id) == session
+
+
+async def test_expired_follows_the_expiry_each_write_moved(upload_repository: UploadRepository) -> None:
+    later, sooner = make_session(expires_in=timedelta(minutes=1)), make_session(expires_in=timedelta(hours=2))
+    for session, expires_at in ((later, NOW + timedelta(hours=1)), (sooner, NOW + timedelta(minutes=5))):
+        await upload_repository.create(session)
+        lease = new_lease(NOW)
+        await upload_repository.take_lease("alice", session.id, 0, lease, NOW)
+        await upload_repository.advance("alice", session.id, lease.token, 10, None, expires_at)
+    assert [session.id for session in await upload_repository.expired(NOW + timedelta(minutes=10), 10)] == [
+        sooner.id
+    ]
+    everything = await upload_repository.expired(NOW + timedelta(hours=3), 10)
+    assert [session.id for session in everything] == [sooner.id, later.id]

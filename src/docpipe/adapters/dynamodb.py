@@ -19,7 +19,9 @@ contain no ``#``, and no unprefixed partition starts with ``O#``)::
 
 and the API keys, ``APIKEY#<secret hash>`` and ``APIKEYS`` items (see ``dynamodb_keys``), and the
 outbox, ``OUTBOX#<shard>`` and ``OUTBOX_LEASES`` items (see ``dynamodb_outbox``), and the webhooks not
-yet delivered, ``WEBHOOKS#<shard>`` and ``WEBHOOK_LEASES`` items (see ``dynamodb_webhooks``). A document item
+yet delivered, ``WEBHOOKS#<shard>`` and ``WEBHOOK_LEASES`` items (see ``dynamodb_webhooks``), and resumable
+upload sessions, ``<o>UPLOAD#<id>``, ``UPLOAD_BLOB#<blob key>`` and ``UPLOAD_EXPIRY`` items (see
+``dynamodb_uploads``). A document item
 written before processing existed reads as ``pending``.
 
 The document item answers ``get`` and carries the version that conditional writes compare. Listing
@@ -72,6 +74,7 @@ from aiobotocore.config import AioConfig
 from docpipe.adapters.aws_errors import AwsFailures
 from docpipe.adapters.dynamodb_keys import DynamoDbKeyRepository
 from docpipe.adapters.dynamodb_outbox import DynamoDbOutbox, event_put
+from docpipe.adapters.dynamodb_uploads import DynamoDbUploadRepository
 from docpipe.adapters.dynamodb_webhooks import DynamoDbWebhookQueue
 from docpipe.adapters.turns import Turns
 from docpipe.config import DynamoDbSettings
@@ -370,6 +373,10 @@ class DynamoDbRepository:
         """The API keys in the same table, through this client and its failure conversion (see
         ``dynamodb_keys``)."""
         return DynamoDbKeyRepository(self._client, self._table, self._failures, self.check)
+
+    def uploads(self) -> DynamoDbUploadRepository:
+        """Resumable upload sessions in the same table, through this client (see ``dynamodb_uploads``)."""
+        return DynamoDbUploadRepository(self._client, self._table, self._failures, _owned)
 
     def outbox(self, lease_seconds: float = LEASE_SECONDS) -> DynamoDbOutbox:
         """The events of these documents in the same table, for one relay (see ``dynamodb_outbox``)."""

@@ -16,6 +16,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.httpsession import AIOHTTPSession
 from botocore.exceptions import ClientError
 
+from docpipe.adapters import s3_resumable
 from docpipe.adapters.aws_errors import AwsFailures, code, is_missing_store, status
 from docpipe.config import S3Settings
 from docpipe.domain.errors import BlobNotFound, StoreRole, StoreUnavailable
@@ -140,23 +141,45 @@ class S3BlobStore:
                 ) from None
 
     async def inventory(self) -> AsyncIterator[BlobEntry]:
-        """Objects under the prefix, then unfinished multipart uploads under it (handle: the upload id)."""
+        """Objects under the prefix, then unfinished multipart uploads under it (handle: the upload id).
+
+        The tails of resumable uploads (``s3_resumable``) count with their upload's entry; a tail
+        whose upload is gone (a finish or an abort cut short) is an incomplete entry of its own
+        (handle: its object key). Tails are held until the uploads are listed: a few per upload in
+        progress."""
+        tails: dict[str, list[BlobEntry]] = {}
         objects = self._client.get_paginator("list_objects_v2")
         async for page in self._pages(objects.paginate(Bucket=self._bucket, Prefix=self._prefix)):
             for item in page.get("Contents", []):
-                yield BlobEntry(
-                    key=item["Key"].removeprefix(self._prefix),
+                tail = s3_resumable.tail_of(item["Key"])
+                entry = BlobEntry(
+                    key=(item["Key"] if tail is None else tail[0]).removeprefix(self._prefix),
                     size=item["Size"],
                     modified=item["LastModified"].astimezone(UTC),
-                    complete=True,
+                    complete=tail is None,
                     handle=item["Key"],
                 )
+                if tail is None:
+                    yield entry
+                else:
+                    tails.setdefault(entry.key, []).append(entry)
         uploads = self._client.get_paginator("list_multipart_uploads")
         async for listing in self._pages(uploads.paginate(Bucket=self._bucket, Prefix=self._prefix)):
             for upload in listing.get("Uploads", []):
-                entry = await self._unfinished(upload)
-                if entry is not None:
-                    yield entry
+                unfinished = await self._unfinished(
+                    upload, tails.pop(upload["Key"].removeprefix(self._prefix), [])
+                )
+                if unfinished is not None:
+                    yield unfinished
+        for leftovers in tails.values():
+            for leftover in leftovers:
+                yield leftover
+
+    def resumable(self, part_size: int = s3_resumable.PART_SIZE) -> s3_resumable.S3ResumableBlobs:
+        """Resumable uploads' bytes in this bucket, through this client (see ``s3_resumable``)."""
+        return s3_resumable.S3ResumableBlobs(
+            self, self._client, self._bucket, self._prefix, self._failures, part_size=part_size
+        )
 
     async def reclaim(self, entry: BlobEntry) -> None:
         object_key = self._prefix + entry.key
@@ -164,10 +187,11 @@ class S3BlobStore:
             if entry.complete:
                 await self._client.delete_object(Bucket=self._bucket, Key=object_key)
                 return
-            with contextlib.suppress(self._client.exceptions.NoSuchUpload):
-                await self._client.abort_multipart_upload(
-                    Bucket=self._bucket, Key=object_key, UploadId=entry.handle
-                )
+            if s3_resumable.tail_of(entry.handle) is not None:
+                await self._client.delete_object(Bucket=self._bucket, Key=entry.handle)
+                return
+        # The key's multipart upload and, if it was a resumable upload's, its tails (keys are unique).
+        await self.resumable().abort(entry.key)
 
     async def create_bucket_if_missing(self) -> None:
         with self._unavailable_on_failure():
@@ -206,13 +230,15 @@ class S3BlobStore:
                 return
             yield page
 
-    async def _unfinished(self, upload: MultipartUploadTypeDef) -> BlobEntry | None:
-        """The entry of an unfinished multipart upload, or ``None`` if it finished since it was listed.
+    async def _unfinished(self, upload: MultipartUploadTypeDef, tails: list[BlobEntry]) -> BlobEntry | None:
+        """The entry of an unfinished multipart upload with its ``tails``, or ``None`` if it finished
+        since it was listed.
 
-        It was modified when its latest part arrived: an upload still sending parts stays recent
-        however long ago it started.
+        It was modified when its latest part or tail arrived: an upload still sending parts stays
+        recent however long ago it started.
         """
-        size, modified = 0, upload["Initiated"]
+        size = sum(tail.size for tail in tails)
+        modified = max([upload["Initiated"], *(tail.modified for tail in tails)])
         parts = self._client.get_paginator("list_parts")
         request = parts.paginate(Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"])
         try:

@@ -382,7 +382,8 @@ class ResumableBlobs(Protocol):
 
     def read(self, key: str, end: int) -> AsyncIterator[bytes]:
         """The stored bytes ``0..end`` of the unfinished ``key``, to re-derive their sha-256 in a process
-        that did not receive them all."""
+        that did not receive them all. Asked only once every byte arrived, right before ``finish``: an
+        adapter that cannot read unfinished bytes (S3's parts) finishes them first."""
         ...
 
     async def finish(self, key: str) -> None:

@@ -30,11 +30,8 @@ async def _sweep_forever(uploads: ResumableUploads, interval: float) -> None:
 
 @contextlib.asynccontextmanager
 async def sweeping(
-    uploads: ResumableUploads | None, interval: float = SWEEP_INTERVAL_SECONDS
+    uploads: ResumableUploads, interval: float = SWEEP_INTERVAL_SECONDS
 ) -> AsyncIterator[None]:
-    """Sweep in the background while the block runs (not at all without resumable uploads)."""
-    if uploads is None:
-        yield
-        return
+    """Sweep in the background while the block runs."""
     async with in_background(_sweep_forever(uploads, interval)):
         yield

@@ -9,7 +9,6 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from docpipe.domain.document_search import DocumentSearch
-from docpipe.domain.errors import NotConfigured
 from docpipe.domain.identity import Principal
 from docpipe.domain.key_service import KeyService
 from docpipe.domain.service import DocumentService
@@ -30,12 +29,7 @@ def provide_key_service(state: State) -> KeyService:
 
 
 def provide_uploads(state: State) -> ResumableUploads:
-    """Resumable uploads, or 501 where the configured stores do not offer them."""
-    uploads: ResumableUploads | None = state.resumable
-    if uploads is None:
-        raise NotConfigured(
-            "resumable uploads are not available with the configured stores yet (S3, DynamoDB)"
-        )
+    uploads: ResumableUploads = state.resumable
     return uploads
 
 
