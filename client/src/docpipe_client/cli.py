@@ -196,6 +196,9 @@ def run(arguments: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
     except httpx.TransportError as error:
         out.fail(f"{url}: {error or type(error).__name__}; a transfer resumes when run again")
         return ExitCode.UNREACHABLE
+    except OSError as error:  # a local file (httpx's own failures are not OSErrors)
+        out.fail(f"{error.filename or ''}: {error.strerror or error}")
+        return ExitCode.USAGE
     except KeyboardInterrupt:
         out.fail("interrupted; a transfer resumes when run again")
         return ExitCode.INTERRUPTED

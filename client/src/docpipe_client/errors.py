@@ -12,7 +12,7 @@ class ExitCode(enum.IntEnum):
     REFUSED = 1
     """The server answered with an error (its problem+json shown as one line)."""
     USAGE = 2
-    """Bad arguments or a local file that cannot be read (argparse's own status for usage errors)."""
+    """Bad arguments, or a local file that cannot be read or written (argparse's status for usage errors)."""
     UNREACHABLE = 3
     """The server could not be reached or the connection broke; a transfer resumes when run again."""
     CORRUPT = 4

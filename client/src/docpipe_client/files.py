@@ -32,5 +32,7 @@ def read_range(
 
 def hash_prefix(path: Path, stop: int, digest: hashlib._Hash) -> None:
     """Add the first ``stop`` bytes of ``path`` to ``digest``: what an earlier run already transferred."""
+    if stop == 0:
+        return
     for _ in read_range(path, 0, stop, digest, lambda _size: None):
         pass

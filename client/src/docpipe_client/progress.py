@@ -29,4 +29,7 @@ def transfer_progress(quiet: bool) -> Progress:
         TimeRemainingColumn(),
         console=Console(stderr=True),
         disable=quiet or not sys.stderr.isatty(),
+        # Results printed meanwhile are drawn above the bars only when they go to the terminal too:
+        # redirected, they would end on stderr, not in the file or pipe stdout was sent to.
+        redirect_stdout=sys.stdout.isatty(),
     )
