@@ -35,15 +35,23 @@ def duration(text: str) -> int:
     return int(match[1]) * _SECONDS[match[2]]
 
 
+def _common_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--url", default=default, help=f"the server (default: $DOCPIPE_URL, else {DEFAULT_URL})"
+    )
+    parser.add_argument("--api-key", default=default, help="the API key (default: $DOCPIPE_API_KEY)")
+    parser.add_argument("--json", action="store_true", default=default, help="one JSON object per line")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bars")
+
+
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help=f"the server (default: $DOCPIPE_URL, else {DEFAULT_URL})")
-    common.add_argument("--api-key", help="the API key (default: $DOCPIPE_API_KEY)")
-    common.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    """The options common to every command go before or after its name (``--url U ls``, ``ls --url U``)."""
     top = argparse.ArgumentParser(
         prog="docpipe-client", description="docpipe from the command line (exit statuses: see README)."
     )
+    _common_options(top, None)
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, argparse.SUPPRESS)  # given after the command, they override; else untouched
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     upload = commands.add_parser("upload", parents=[common], help="upload files")
@@ -196,8 +204,11 @@ def run(arguments: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
     except httpx.TransportError as error:
         out.fail(f"{url}: {error or type(error).__name__}; a transfer resumes when run again")
         return ExitCode.UNREACHABLE
+    except BrokenPipeError:  # `docpipe-client ls | head`: nobody reads any more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor will Python's exit flush
+        return ExitCode.BROKEN_PIPE
     except OSError as error:  # a local file (httpx's own failures are not OSErrors)
-        out.fail(f"{error.filename or ''}: {error.strerror or error}")
+        out.fail(f"{error.filename}: {error.strerror}" if error.filename else str(error))
         return ExitCode.USAGE
     except KeyboardInterrupt:
         out.fail("interrupted; a transfer resumes when run again")

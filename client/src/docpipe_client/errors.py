@@ -19,6 +19,8 @@ class ExitCode(enum.IntEnum):
     """The bytes' sha-256 differs from the document's."""
     INTERRUPTED = 130
     """Ctrl+C, as shells report it (128 + SIGINT); a transfer resumes when run again."""
+    BROKEN_PIPE = 141
+    """Whoever read stdout stopped (``| head``), reported as a program killed by SIGPIPE is (128 + 13)."""
 
 
 class CommandFailed(Exception):

@@ -27,9 +27,9 @@ from docpipe_client.state import UploadState
 RESUMABLE_ABOVE = 8 * 1024 * 1024
 """Files of at least this many bytes go through tus in ``auto`` mode: below it, a broken upload costs
 little to repeat and one request is quicker than tus's three."""
-TUS_CHUNK = 64 * 1024 * 1024
-"""Bytes per tus PATCH. The server keeps what arrived of a broken PATCH, so this bounds no loss; it only
-keeps each request to a size that proxies in between accept."""
+TUS_CHUNK = 8 * 1024 * 1024
+"""Bytes per tus PATCH: what an interruption may cost. docpipe keeps the bytes of a PATCH whose body
+merely ends early, but drops the whole PATCH when its connection is reset."""
 TUS = {"Tus-Resumable": "1.0.0"}
 
 
