@@ -185,12 +185,21 @@ BAR = re.compile(r"(\S+) +━+ +100% +[\d.]+/[\d.]+ MB +[\d.]+ [kM]B/s +0:00:00"
 @pytest.mark.skipif(
     shutil.which("tmux") is None, reason="tmux is not installed (.ci/install-system-packages)"
 )
-def test_the_progress_bar_shows_bytes_rate_and_eta_in_a_terminal(server: LiveServer, tmp_path: Path) -> None:
+def test_progress_bars_show_bytes_rate_and_eta_in_a_terminal(server: LiveServer, tmp_path: Path) -> None:
     source = random_file(tmp_path / "shown.bin", 3 * MIB)
+    stored = httpx.post(
+        f"{server.base_url}/documents",
+        files={"file": ("stored.bin", os.urandom(3 * MIB))},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ).json()
     results = tmp_path / "results.jsonl"
     env = " ".join(shlex.quote(f"{name}={value}") for name, value in child_env().items())
     upload = shlex.join(command(server, "upload", "--json", str(source)))
-    script = f"env {env} {upload} > {shlex.quote(str(results))}; echo EXIT=$?; sleep 60"
+    download = shlex.join(command(server, "download", stored["id"], "-o", str(tmp_path / "fetched.bin")))
+    script = (
+        f"env {env} {upload} > {shlex.quote(str(results))} && env {env} {download} > /dev/null;"
+        " echo EXIT=$?; sleep 60"
+    )
     socket = f"docpipe-client-test-{os.getpid()}"
     tmux = ["tmux", "-L", socket, "-f", "/dev/null"]
     subprocess.run([*tmux, "new-session", "-d", "-x", "150", "-y", "20", script], check=True)
@@ -205,10 +214,10 @@ def test_the_progress_bar_shows_bytes_rate_and_eta_in_a_terminal(server: LiveSer
     finally:
         subprocess.run([*tmux, "kill-server"], check=False)
     assert "EXIT=0" in screen, screen
-    bars = [match[1] for match in BAR.finditer(screen)]
-    assert bars == ["shown.bin"], screen
+    assert [match[1] for match in BAR.finditer(screen)] == ["shown.bin", "fetched.bin"], screen
     [document] = [json.loads(line) for line in results.read_text().splitlines()]  # stdout kept clean
     assert document["sha256"] == sha256(source)
+    assert sha256(tmp_path / "fetched.bin") == stored["sha256"]
 
 
 def test_no_progress_bar_in_a_pipe(server: LiveServer, tmp_path: Path) -> None:
