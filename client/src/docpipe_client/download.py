@@ -19,7 +19,7 @@ from rich.progress import Progress
 
 from docpipe_client.api import Api, Document, document_path, expect
 from docpipe_client.errors import CommandFailed, ExitCode
-from docpipe_client.files import CHUNK, hash_prefix
+from docpipe_client.files import hash_prefix
 
 STDOUT = "-"
 
@@ -68,7 +68,7 @@ def download(api: Api, document_id: str, output: str | None, progress: Progress)
             ):
                 raise CommandFailed(f"the server sent another range than bytes {have}-", ExitCode.REFUSED)
             with part.open("ab" if have else "wb") as file:
-                for chunk in response.iter_bytes(CHUNK):
+                for chunk in response.iter_bytes():  # as received: a break keeps every byte that came
                     file.write(chunk)
                     digest.update(chunk)
                     progress.advance(task, len(chunk))
@@ -83,7 +83,7 @@ def _stream(api: Api, document: Document, out: BinaryIO, progress: Progress) -> 
     task = progress.add_task(document["filename"], total=document["size"])
     with api.http.stream("GET", f"{document_path(document['id'])}/content") as response:
         expect(response, 200)
-        for chunk in response.iter_bytes(CHUNK):
+        for chunk in response.iter_bytes():
             out.write(chunk)
             digest.update(chunk)
             progress.advance(task, len(chunk))
