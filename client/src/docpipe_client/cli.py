@@ -202,7 +202,7 @@ def run(arguments: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
         out.fail(failure.message)
         return failure.code
     except httpx.TransportError as error:
-        out.fail(f"{url}: {error or type(error).__name__}; a transfer resumes when run again")
+        out.fail(f"{url}: {str(error) or type(error).__name__}; a transfer resumes when run again")
         return ExitCode.UNREACHABLE
     except BrokenPipeError:  # `docpipe-client ls | head`: nobody reads any more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor will Python's exit flush
