@@ -338,6 +338,10 @@ _WEBHOOK = {
     "DOCPIPE_WEBHOOK_SECRET": "secret",
 }
 
+_CLIENT = ("DOCPIPE_URL", "DOCPIPE_API_KEY")
+"""Read by the ``docpipe-client`` command (client/), never by the server, which knows them only so that a
+shell set up for the client can still start it."""
+
 KNOWN_VARIABLES = frozenset(
     {
         *_TOP_LEVEL,
@@ -350,6 +354,7 @@ KNOWN_VARIABLES = frozenset(
         *_EXTRACTION,
         *_OIDC,
         *_WEBHOOK,
+        *_CLIENT,
     }
 )
 _AWS_REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")

@@ -367,3 +367,10 @@ def test_incomplete_or_unusable_webhook_settings_are_refused(environ: dict[str, 
         load_settings(environ)
     assert "c2hvcnQ" not in str(refused.value)
     assert WEBHOOK_SECRET not in str(refused.value)
+
+
+def test_the_client_commands_settings_do_not_stop_the_server() -> None:
+    """A shell set up for ``docpipe-client`` can still start ``docpipe serve``: the server knows the
+    client's variables and ignores them."""
+    environ = {"DOCPIPE_URL": "http://docs.example.com", "DOCPIPE_API_KEY": "dp_whatever"}
+    assert load_settings(environ) == load_settings({})
