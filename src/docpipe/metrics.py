@@ -24,20 +24,23 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
 )
 
 MULTIPROCESS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"
 """The variable prometheus-client reads, when it is first imported, to keep values in shared files."""
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-"""Prometheus's text exposition format."""
+MEDIA_TYPE = "text/plain; version=0.0.4"
+"""Prometheus's text exposition format (in UTF-8)."""
 
 UNMATCHED_ROUTE = "unmatched"
 """The ``route`` of requests no route answers (404, 405): their paths are never labels."""
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 """Seconds; uploads and downloads of large documents take minutes, hence the long tail."""
+
+disable_created_metrics()  # a ``_created`` series beside every counter and histogram would double them
 
 requests = Counter(
     "docpipe_http_requests",

@@ -17,6 +17,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, ReceiveMessage, Scope, Send
 
 from docpipe import metrics
+from docpipe.domain.model import is_document_id
 from docpipe.entrypoints.http.authentication import principal_if_known
 from docpipe.entrypoints.http.refusals import refusal_of
 from docpipe.entrypoints.http.request_id import request_id
@@ -141,6 +142,8 @@ def _access_fields(
     if document_id is None and exchange.location is not None and status == HTTPStatus.CREATED:
         created = _DOCUMENT_PATH.search(exchange.location)
         document_id = created.group(1) if created else None
+    if document_id is not None and not is_document_id(document_id):
+        document_id = None  # whatever a client put there, a key or a link token included, is not logged
     return {
         "method": method,
         "route": route,

@@ -27,7 +27,7 @@ from docpipe.domain.idempotency import MAX_KEY_LENGTH
 from docpipe.domain.identity import Scope
 from docpipe.entrypoints.http.authentication import REQUIRED_SCOPES
 from docpipe.entrypoints.http.problems import PROBLEM_JSON, Problem, phrase
-from docpipe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from docpipe.metrics import MEDIA_TYPE as METRICS_MEDIA_TYPE
 
 _BEARER = "bearer"
 SECURITY_COMPONENTS = Components(
@@ -135,7 +135,9 @@ class MetricsOperation(Operation):
     """``GET /metrics`` answers in Prometheus's text format."""
 
     def __post_init__(self) -> None:
-        text = {METRICS_CONTENT_TYPE: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))}
+        text = {
+            f"{METRICS_MEDIA_TYPE}; charset=utf-8": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+        }
         self.responses = {
             **(self.responses or {}),
             "200": OpenAPIResponse(description="every metric, in Prometheus's text format", content=text),

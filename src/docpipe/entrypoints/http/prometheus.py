@@ -20,4 +20,4 @@ class MetricsController(Controller):
         **requires(Scope.METRICS),
     )
     async def metrics(self) -> Response[bytes]:
-        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
+        return Response(metrics.exposition(), media_type=metrics.MEDIA_TYPE)  # Litestar adds the charset
