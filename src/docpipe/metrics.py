@@ -40,7 +40,8 @@ UNMATCHED_ROUTE = "unmatched"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 """Seconds; uploads and downloads of large documents take minutes, hence the long tail."""
 
-disable_created_metrics()  # a ``_created`` series beside every counter and histogram would double them
+# A ``_created`` series beside every counter and histogram would double the series for nothing.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 requests = Counter(
     "docpipe_http_requests",
