@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import logging.config
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import msgspec
 
@@ -77,26 +76,36 @@ def chosen(log_format: LogFormat | None) -> LogFormat:
     return LogFormat.TEXT if sys.stderr.isatty() else LogFormat.JSON
 
 
+class _DocpipeHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler docpipe writes its log with, a class of its own so that ``configure`` finds it again.
+    It writes to ``sys.stderr`` as it is at each line, as ``print`` does: one who replaced it (a test
+    capturing a command's output) gets the lines, and none goes to a stream closed since."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        """``StreamHandler.__init__`` sets a stream: the one of the moment is used instead."""
+
+
+def stderr_handler(log_format: LogFormat | None) -> logging.Handler:
+    """The one handler: to standard error, in ``log_format``, with request ids and without link tokens."""
+    handler = _DocpipeHandler()
+    handler.setFormatter(JsonLines() if chosen(log_format) is LogFormat.JSON else Text())
+    handler.addFilter(WithRequestId())
+    handler.addFilter(RedactLinkTokens())
+    return handler
+
+
 def logging_config(log_format: LogFormat | None) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` configuration: every logger through the one handler (uvicorn's
-    loggers included, whose own handlers it replaces; its access log is off, see ``server_config``)."""
-    formatter = JsonLines if chosen(log_format) is LogFormat.JSON else Text
+    """uvicorn's ``log_config``: every logger through docpipe's handler, uvicorn's included (whose own
+    handlers it replaces; its access log is off, see ``server_config``)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {
-            "request_id": {"()": f"{__name__}.{WithRequestId.__name__}"},
-            "link_tokens": {"()": f"{RedactLinkTokens.__module__}.{RedactLinkTokens.__name__}"},
-        },
-        "formatters": {"docpipe": {"()": f"{__name__}.{formatter.__name__}"}},
-        "handlers": {
-            "stderr": {
-                "class": "logging.StreamHandler",
-                "stream": "ext://sys.stderr",
-                "formatter": "docpipe",
-                "filters": ["request_id", "link_tokens"],
-            }
-        },
+        "handlers": {"stderr": {"()": f"{__name__}.{stderr_handler.__name__}", "log_format": log_format}},
         "root": {"level": "INFO", "handlers": ["stderr"]},
         "loggers": {
             name: {"handlers": [], "propagate": True, "level": "INFO"}
@@ -106,5 +115,10 @@ def logging_config(log_format: LogFormat | None) -> dict[str, Any]:
 
 
 def configure(log_format: LogFormat | None) -> None:
-    """Write this process's log as ``log_format`` says, from now on."""
-    logging.config.dictConfig(logging_config(log_format))
+    """Write this process's log as ``log_format`` says, from now on: docpipe's handler on the root logger
+    (replacing one put there before); handlers others put there (a test runner's) stay."""
+    root = logging.getLogger()
+    for handler in [handler for handler in root.handlers if isinstance(handler, _DocpipeHandler)]:
+        root.removeHandler(handler)
+    root.addHandler(stderr_handler(log_format))
+    root.setLevel(logging.INFO)
