@@ -70,6 +70,14 @@ class SearchKind(StrEnum):
     NONE = "none"
 
 
+class LogFormat(StrEnum):
+    """How log lines are written (``DOCPIPE_LOG_FORMAT``): one JSON object per line, or plain text for
+    people. Unset, text when standard error is a terminal, else JSON."""
+
+    JSON = "json"
+    TEXT = "text"
+
+
 class Secret:
     """A setting's value that must never be shown: ``repr`` and ``str`` hide it, so that settings in a
     log line or a traceback do not leak it. ``matches`` compares a presented value in constant time."""
@@ -244,6 +252,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The URL clients reach docpipe at (behind a proxy), which links are made of; else each request's."""
     webhook: WebhookSettings | None = None
     """``None``: no webhooks are posted."""
+    log_format: LogFormat | None = None
+    """``None``: text on a terminal, else JSON (see ``LogFormat``)."""
 
     @property
     def search_kind(self) -> SearchKind:
@@ -277,6 +287,7 @@ _TOP_LEVEL = {
     "DOCPIPE_SEARCH": "search",
     "DOCPIPE_ADMIN_KEY": "admin_key",
     "DOCPIPE_PUBLIC_URL": "public_url",
+    "DOCPIPE_LOG_FORMAT": "log_format",
 }
 _SIGNING_KEY = "DOCPIPE_SIGNING_KEY"
 _S3 = {

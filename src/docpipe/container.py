@@ -13,6 +13,7 @@ from docpipe.adapters import (
     filesystem,
     memory,
     memory_search,
+    metered,
     oidc,
     s3,
     signing_key,
@@ -130,7 +131,7 @@ def _relay(
         consumers.append(indexing)
     if webhooks is not None:
         consumers.append(webhooks)
-    return Relay(outbox, consumers)
+    return Relay(metered.MeteredOutbox(outbox), consumers)
 
 
 def _upload_expiry(settings: Settings) -> timedelta:
@@ -232,13 +233,22 @@ class Container(containers.DeclarativeContainer):
 
     key_service = providers.Singleton(KeyService, keys=keys)
 
+    metered_blob_store = providers.Singleton(
+        metered.MeteredBlobStore, blob_store, providers.Callable(_blob_store_kind, settings)
+    )
+    metered_repository = providers.Singleton(
+        metered.MeteredRepository, repository, providers.Callable(_repository_kind, settings)
+    )
+    """The stores as the use cases see them: each operation timed and its store failures counted
+    (``docpipe.metrics``), by adapter."""
+
     authenticator = providers.Resource(_open_authenticator, keys, settings, token_verifier)
     """Who a request's credential stands for; opening it opens ``keys`` and ``token_verifier``."""
 
     service = providers.Singleton(
         DocumentService,
-        blobs=blob_store,
-        repository=repository,
+        blobs=metered_blob_store,
+        repository=metered_repository,
         max_upload_bytes=settings.provided.max_upload_bytes,
         detect_content_type=providers.Object(sniffing.detect_content_type),
         index=search_index,
@@ -285,8 +295,8 @@ class Container(containers.DeclarativeContainer):
 
     processing = providers.Singleton(
         DocumentProcessing,
-        blobs=blob_store,
-        repository=repository,
+        blobs=metered_blob_store,
+        repository=metered_repository,
         extractor=providers.Singleton(SpoolingExtractor, extractor),
         index=search_index,
     )
@@ -321,7 +331,7 @@ class Container(containers.DeclarativeContainer):
 
     indexing = providers.Singleton(SearchIndexing, search_index)
 
-    search = providers.Singleton(DocumentSearch, search_index, repository)
+    search = providers.Singleton(DocumentSearch, search_index, metered_repository)
 
     webhook_queue = providers.Selector(
         providers.Callable(_repository_kind, settings),
@@ -345,7 +355,7 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(_webhook_state, settings),
         on=providers.Singleton(
             WebhookDispatcher,
-            webhook_queue,
+            providers.Singleton(metered.MeteredWebhookQueue, webhook_queue),
             providers.Resource(
                 webhook_sender.open_webhook_sender, settings.provided.webhook, providers.Object(webhook_body)
             ),

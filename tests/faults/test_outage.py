@@ -14,6 +14,7 @@ every listed document intact.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 import time
@@ -175,14 +176,17 @@ def test_blob_store_down_spares_the_metadata_routes(stack: AwsStack) -> None:
     _assert_resumed(stack.client, [before])
 
 
-def _log_lines_of(server: LiveServer, request_id: str) -> list[str]:
-    lines: list[str] = []
+def _log_lines_of(server: LiveServer, request_id: str) -> list[dict[str, Any]]:
+    """The JSON log lines written while serving the request, but its access line (logged last)."""
+    lines: list[dict[str, Any]] = []
 
     def logged() -> bool:
-        lines[:] = [line for line in server.log().splitlines() if request_id in line]
-        return bool(lines)
+        parsed = [json.loads(line) for line in server.log().splitlines()]
+        mine = [line for line in parsed if line.get("request_id") == request_id]
+        lines[:] = [line for line in mine if line["logger"] != "docpipe.access"]
+        return len(lines) < len(mine)
 
-    wait_for(logged, 10, f"a log line about request {request_id}")
+    wait_for(logged, 10, f"the access line of request {request_id}")
     return lines
 
 
@@ -206,9 +210,9 @@ def test_a_store_failure_names_the_store_to_the_client_and_the_rest_to_the_log(s
     for answer in (content.text, ready.text):
         assert not [secret for secret in secrets if secret in answer], answer
     (line,) = _log_lines_of(stack.server, "blobs-down-1")
-    assert line.startswith("WARNING")
-    assert stack.bucket in line
-    assert blob_key in line  # the object key, in the URL botocore could not reach
+    assert line["level"] == "WARNING"
+    assert stack.bucket in line["message"]
+    assert blob_key in line["message"]  # the object key, in the URL botocore could not reach
     stack.s3.restore()
 
     stack.dynamodb.fail(Fault.REFUSE)
@@ -220,7 +224,7 @@ def test_a_store_failure_names_the_store_to_the_client_and_the_rest_to_the_log(s
     for answer in (patch.text, ready.text):
         assert not [secret for secret in secrets if secret in answer], answer
     (line,) = _log_lines_of(stack.server, patch.headers["x-request-id"])
-    assert stack.env["DOCPIPE_DYNAMODB_TABLE"] in line
+    assert stack.env["DOCPIPE_DYNAMODB_TABLE"] in line["message"]
     stack.dynamodb.restore()
     _assert_resumed(stack.client, [document])
 

@@ -1,5 +1,6 @@
 """``DOCPIPE_WORKERS``: several processes serve one port, each with its own stores, all seeing one
-collection; SIGTERM stops them all; a store that cannot be reached stops start-up in one clear line."""
+collection and adding up their metrics; SIGTERM stops them all; a store that cannot be reached stops
+start-up in one clear line."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.credentials import ADMIN_HEADERS
 from tests.faults.support import filesystem_env
@@ -20,6 +22,7 @@ WORKERS = 2
 START_TIMEOUT_S = 120
 """Generous: the supervisor and each worker import docpipe in turn, slow on a loaded machine."""
 FRESH_CONNECTIONS = 40
+SCRAPES = 6
 
 
 def _worker_pids(server: LiveServer) -> list[int]:
@@ -27,6 +30,27 @@ def _worker_pids(server: LiveServer) -> list[int]:
     resource tracker is a child too)."""
     children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
     return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def _content_reads(server: LiveServer) -> float:
+    """What one scrape (answered by whichever worker the kernel picks) counts of content reads."""
+    scraped = httpx.get(f"{server.base_url}/metrics", headers=ADMIN_HEADERS)
+    assert scraped.status_code == 200, scraped.text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+        if sample.name == "docpipe_http_requests_total"
+        and sample.labels == {"method": "GET", "route": "/documents/{document_id}/content", "status": "200"}
+    )
+
+
+def _metrics_folder(pid: int) -> Path:
+    environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    (folder,) = [
+        entry.split(b"=", 1)[1] for entry in environment if entry.startswith(b"PROMETHEUS_MULTIPROC_DIR=")
+    ]
+    return Path(folder.decode())
 
 
 def test_workers_share_one_collection_and_stop_together(tmp_path: Path) -> None:
@@ -46,11 +70,16 @@ def test_workers_share_one_collection_and_stop_together(tmp_path: Path) -> None:
         for _ in range(FRESH_CONNECTIONS):  # a new connection each: the kernel spreads them over workers
             content = httpx.get(f"{server.base_url}/documents/{document_id}/content", headers=ADMIN_HEADERS)
             assert (content.status_code, content.content) == (200, b"one collection\n")
+        # Each scrape, on a fresh connection, goes to either worker; every one counts both workers' reads.
+        assert [_content_reads(server) for _ in range(SCRAPES)] == [FRESH_CONNECTIONS] * SCRAPES
+        metrics_folder = _metrics_folder(workers[0])
+        assert metrics_folder.is_dir()
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=60) == 0, server.log()
         server.process = None
         assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+        assert not metrics_folder.exists()
     finally:
         server.stop()
 

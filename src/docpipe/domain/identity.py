@@ -21,13 +21,15 @@ _OWNER = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class Scope(StrEnum):
-    """What a key may do: ``admin`` manages keys of any owner and grants no access to documents."""
+    """What a key may do: ``admin`` manages keys of any owner and ``metrics`` reads ``/metrics`` (for a
+    Prometheus server); neither grants access to documents."""
 
     READ = "read"
     WRITE = "write"
     DELETE = "delete"
     SHARE = "share"
     ADMIN = "admin"
+    METRICS = "metrics"
 
 
 ALL_SCOPES = frozenset(Scope)

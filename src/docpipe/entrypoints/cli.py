@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import copy
 import logging
 import signal
 import sys
 from datetime import timedelta
-from typing import Any
 
 import msgspec
 import uvicorn
@@ -18,17 +16,17 @@ import uvloop
 from litestar import Litestar
 from uvicorn.supervisors import Multiprocess
 
-from docpipe.config import LimitSettings, Settings, SettingsError, load_settings
+from docpipe import metrics
+from docpipe.config import LimitSettings, LogFormat, Settings, SettingsError, load_settings
 from docpipe.container import Container, close, open_service
 from docpipe.domain.errors import StoreFailure, StoreMissing
 from docpipe.domain.fsck import DEFAULT_GRACE, FindingKind, Fsck, FsckReport
 from docpipe.domain.key_service import KeyService
 from docpipe.domain.ports import KeyRepository
-from docpipe.entrypoints import data_lock, keys_cli, reprocess_cli, worker_cli
+from docpipe.entrypoints import data_lock, keys_cli, logs, reprocess_cli, worker_cli
 from docpipe.entrypoints.admin_key import ensure_admin_key
 from docpipe.entrypoints.http.app import create_app
 from docpipe.entrypoints.http.connections import ServerConfig
-from docpipe.entrypoints.http.link_paths import RedactLinkTokens
 
 logger = logging.getLogger("docpipe")
 
@@ -37,11 +35,17 @@ INTERRUPTED = 128 + signal.SIGINT
 
 
 def server_config(
-    app: Litestar | str, host: str, port: int, limits: LimitSettings, workers: int = 1
+    app: Litestar | str,
+    host: str,
+    port: int,
+    limits: LimitSettings,
+    workers: int = 1,
+    log_format: LogFormat | None = None,
 ) -> uvicorn.Config:
     """How docpipe runs uvicorn: httptools parses HTTP (guarded by ``limits``, see ``connections``),
     uvloop runs the event loop (both C). The bench's baseline apps are served with the same, so that
-    its ratios compare apps, not servers."""
+    its ratios compare apps, not servers. uvicorn logs through docpipe's handler (see ``logs``), and
+    its access log is off: docpipe's own (``http.observed``) replaces it."""
     return ServerConfig(
         app,
         limits=limits,
@@ -51,7 +55,8 @@ def server_config(
         factory=isinstance(app, str),
         loop="uvloop",
         log_level="info",
-        log_config=_uvicorn_logging(),
+        log_config=logs.logging_config(log_format),
+        access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=30,
         # How long the supervisor of several workers waits for one to answer its ping. A worker answers
@@ -59,15 +64,6 @@ def server_config(
         # kill and restart workers that are merely starting.
         timeout_worker_healthcheck=60,
     )
-
-
-def _uvicorn_logging() -> dict[str, Any]:
-    """uvicorn's own logging configuration, with link tokens kept out of every line it writes."""
-    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config["filters"] = {"link_tokens": {"()": f"{RedactLinkTokens.__module__}.{RedactLinkTokens.__name__}"}}
-    for handler in config["handlers"].values():
-        handler["filters"] = ["link_tokens"]
-    return config
 
 
 async def open_or_explain(settings: Settings, container: Container) -> bool:
@@ -97,7 +93,10 @@ async def serve_one(settings: Settings, host: str, port: int) -> int:
     container = Container(settings=settings)
     if not await open_or_explain(settings, container):
         return 1
-    await uvicorn.Server(server_config(create_app(settings, container), host, port, settings.limits)).serve()
+    config = server_config(
+        create_app(settings, container), host, port, settings.limits, log_format=settings.log_format
+    )
+    await uvicorn.Server(config).serve()
     return 0
 
 
@@ -129,14 +128,17 @@ def _serve_processes(settings: Settings, host: str, port: int) -> int:
         return uvloop.run(serve_one(settings, host, port))
     if not uvloop.run(_check_stores(settings)):
         return 1
-    config = server_config(f"{__name__}:worker_app", host, port, settings.limits, settings.workers)
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    with metrics.shared_between_processes():
+        config = server_config(
+            f"{__name__}:worker_app", host, port, settings.limits, settings.workers, settings.log_format
+        )
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
     return 0
 
 
 def worker_app() -> Litestar:
-    """The app of one worker process, which uvicorn imports by this name."""
-    _configure_logging()
+    """The app of one worker process, which uvicorn imports by this name (its logging is configured
+    by uvicorn, from ``server_config``)."""
     return create_app(load_settings())
 
 
@@ -217,10 +219,6 @@ def _minutes(value: str) -> timedelta:
     return grace
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="docpipe", description="Async document storage service.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -249,12 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     reprocess_cli.add_command(commands)
     worker_cli.add_command(commands)
     arguments = parser.parse_args(argv)
-    _configure_logging()
+    logs.configure(None)
     try:
         settings = load_settings()
     except SettingsError as error:
         logger.critical("%s", error)
         return 2
+    logs.configure(settings.log_format)
     try:
         if arguments.command == "fsck":
             check = fsck(

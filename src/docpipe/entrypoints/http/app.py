@@ -14,6 +14,7 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
+from docpipe import metrics
 from docpipe.config import AuthMode, Settings
 from docpipe.container import Container, close, open_authenticator, open_service, presigned_downloads
 from docpipe.domain.webhooks import WebhookDispatcher
@@ -38,8 +39,10 @@ from docpipe.entrypoints.http.documents import DocumentController
 from docpipe.entrypoints.http.health import HealthController
 from docpipe.entrypoints.http.keys import KeyController
 from docpipe.entrypoints.http.links import LinkController
+from docpipe.entrypoints.http.observed import Observed
 from docpipe.entrypoints.http.openapi import SECURITY_COMPONENTS
 from docpipe.entrypoints.http.problems import EXCEPTION_HANDLERS
+from docpipe.entrypoints.http.prometheus import MetricsController
 from docpipe.entrypoints.http.request_id import send_request_id
 from docpipe.entrypoints.http.request_limits import RequestLimits
 from docpipe.entrypoints.http.search import SearchController
@@ -85,8 +88,9 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
                     yield
             finally:
                 await close(container)
+                metrics.process_exiting()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             DocumentController,
             ContentController,
@@ -96,6 +100,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             KeyController,
             TextController,
             SearchController,
+            MetricsController,
         ],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),
@@ -125,3 +130,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             components=SECURITY_COMPONENTS,
         ),
     )
+    # Around Litestar's routing and exception handling, so that every request is measured and logged,
+    # those no route answers included (see ``observed``).
+    app.asgi_handler = Observed(app.asgi_handler)
+    return app

@@ -53,6 +53,11 @@ def principal_of(scope: AsgiScope) -> Principal:
     return cast("Principal", scope["state"][_PRINCIPAL])
 
 
+def principal_if_known(scope: AsgiScope) -> Principal | None:
+    """The principal ``Authentication`` found, or ``None`` (a public route, or not authenticated yet)."""
+    return cast("Principal | None", scope.get("state", {}).get(_PRINCIPAL))
+
+
 async def authentication_off(credential: str | None) -> Principal:
     """``DOCPIPE_AUTH=none``: every request is ``default``'s, with every scope."""
     return AUTHENTICATION_OFF

@@ -27,6 +27,7 @@ from docpipe.domain.idempotency import MAX_KEY_LENGTH
 from docpipe.domain.identity import Scope
 from docpipe.entrypoints.http.authentication import REQUIRED_SCOPES
 from docpipe.entrypoints.http.problems import PROBLEM_JSON, Problem, phrase
+from docpipe.metrics import MEDIA_TYPE as METRICS_MEDIA_TYPE
 
 _BEARER = "bearer"
 SECURITY_COMPONENTS = Components(
@@ -36,7 +37,7 @@ SECURITY_COMPONENTS = Components(
             scheme="bearer",
             description=(
                 "An API key (`dp_…`), or an OIDC access token where configured. Each operation lists the "
-                "scope it needs: read, write, delete, share or admin."
+                "scope it needs: read, write, delete, share, admin or metrics."
             ),
         )
     }
@@ -126,6 +127,20 @@ class TextOperation(Operation):
         self.responses = {
             **(self.responses or {}),
             "200": OpenAPIResponse(description="the text extracted from the document", content=text),
+        }
+
+
+@dataclass
+class MetricsOperation(Operation):
+    """``GET /metrics`` answers in Prometheus's text format."""
+
+    def __post_init__(self) -> None:
+        text = {
+            f"{METRICS_MEDIA_TYPE}; charset=utf-8": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+        }
+        self.responses = {
+            **(self.responses or {}),
+            "200": OpenAPIResponse(description="every metric, in Prometheus's text format", content=text),
         }
 
 

@@ -10,10 +10,12 @@ from litestar import Response
 from litestar.exceptions import HTTPException
 from litestar.types import ExceptionHandlersMap
 
+from docpipe import metrics
 from docpipe.domain import errors
 from docpipe.entrypoints.http.authentication import bearer_credential
 from docpipe.entrypoints.http.dependencies import AnyRequest
 from docpipe.entrypoints.http.link_paths import redacted
+from docpipe.entrypoints.http.refusals import note_refusal
 from docpipe.entrypoints.http.request_id import request_id
 
 logger = logging.getLogger("docpipe.http")
@@ -119,6 +121,7 @@ def _domain_error(request: AnyRequest, error: errors.DocpipeError) -> Response[b
     status = status_of(error)
     headers = retry_after(error)
     rid = request_id(request.scope)
+    note_refusal(request.scope, metrics.error_label(error))
     if isinstance(error, errors.RangeNotSatisfiable):
         headers["Content-Range"] = f"bytes */{error.size}"
     if isinstance(error, errors.Unauthenticated):
