@@ -31,6 +31,7 @@ from docpipe.entrypoints.http.conditional import (
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.disposition import content_disposition, disposition_for
 from docpipe.entrypoints.http.openapi import ContentOperation, requires
+from docpipe.entrypoints.http.prepared import prepared_bytes
 from docpipe.entrypoints.http.ranges import content_range, parse_range
 
 Service = NamedDependency[DocumentService]
@@ -96,7 +97,7 @@ async def serve_content(
         and if_modified_since is not None
         and not_modified_since(if_modified_since, document.created_at)
     ):
-        return Response(b"", status_code=HTTPStatus.NOT_MODIFIED, headers=_without_body_headers(headers))
+        return prepared_bytes(b"", HTTPStatus.NOT_MODIFIED, _without_body_headers(headers))
 
     byte_range = None
     if if_range_allows(request.headers.get("if-range"), etag, document.created_at):
@@ -110,12 +111,12 @@ async def serve_content(
     headers["Content-Length"] = str(length)
     if request.method == HttpMethod.HEAD:
         await service.check_content(document)
-        return Response(b"", status_code=status, headers=headers)
+        return prepared_bytes(b"", status, headers)
     chunks = await service.open_content(document, byte_range)
     if length <= CHUNK_SIZE:
         # Most documents are small: one chunk goes out as a plain body, without the task group and
         # disconnect listener Litestar sets up for every streamed response.
-        return Response(b"".join([chunk async for chunk in chunks]), status_code=status, headers=headers)
+        return prepared_bytes(b"".join([chunk async for chunk in chunks]), status, headers)
     return Stream(chunks, status_code=status, headers=headers)
 
 

@@ -12,16 +12,10 @@ from docpipe.domain.document_search import DocumentSearch
 from docpipe.domain.errors import NotConfigured
 from docpipe.domain.identity import Principal
 from docpipe.domain.key_service import KeyService
-from docpipe.domain.service import DocumentService
 from docpipe.domain.uploads.service import ResumableUploads
 from docpipe.entrypoints.http.authentication import principal_of
 
 AnyRequest = Request[Any, Any, State]
-
-
-def provide_service(state: State) -> DocumentService:
-    service: DocumentService = state.service
-    return service
 
 
 def provide_key_service(state: State) -> KeyService:

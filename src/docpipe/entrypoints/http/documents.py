@@ -21,6 +21,7 @@ from docpipe.entrypoints.http.allow import allow, options_first
 from docpipe.entrypoints.http.conditional import if_match_hits
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.openapi import UploadOperation, requires
+from docpipe.entrypoints.http.prepared import prepared_json
 from docpipe.entrypoints.http.request_limits import UPLOAD_ROUTE
 from docpipe.entrypoints.http.schemas import DocumentListOut, DocumentOut, DocumentPatch, metadata_etag
 from docpipe.entrypoints.http.uploads import receive_upload
@@ -142,7 +143,7 @@ class DocumentController(Controller):
         self, document_id: FromPath[str], service: Service, principal: CurrentPrincipal
     ) -> Response[DocumentOut]:
         document = await service.get(principal.owner, document_id)
-        return Response(DocumentOut.of(document), headers={"ETag": metadata_etag(document)})
+        return prepared_json(DocumentOut.of(document), {"ETag": metadata_etag(document)})
 
     @patch(
         "/documents/{document_id:str}",
