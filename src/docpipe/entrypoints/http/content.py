@@ -10,7 +10,7 @@ from typing import Annotated
 from litestar import Controller, Response, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
-from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
 from docpipe.domain.errors import InvalidInput, PreconditionFailed
@@ -38,7 +38,6 @@ Service = NamedDependency[DocumentService]
 Disposition = Annotated[
     str | None, QueryParameter(description="`inline` for types safe to show in a browser")
 ]
-RangeHeader = Annotated[str | None, HeaderParameter(name="Range", description="bytes=a-b, a- or -n")]
 
 
 _OPAQUE = parse_media_type(DEFAULT_CONTENT_TYPE)
@@ -157,7 +156,6 @@ class ContentController(Controller):
         service: Service,
         principal: CurrentPrincipal,
         disposition: Disposition = None,
-        range_: RangeHeader = None,
     ) -> Response[bytes] | Stream:
         return await serve_content(
             request, service, await service.get(principal.owner, document_id), disposition
@@ -175,7 +173,6 @@ class ContentController(Controller):
         service: Service,
         principal: CurrentPrincipal,
         disposition: Disposition = None,
-        range_: RangeHeader = None,
     ) -> Response[bytes] | Stream:
         document = await service.newest_named(principal.owner, filename)
         return await serve_content(request, service, document, disposition)
