@@ -31,19 +31,15 @@ JSON = "application/json"
 
 
 class Prepared(Response[T]):
-    """A ``Response`` whose body is encoded and whose headers are final (names as sent, values Latin-1).
+    """A ``Response`` whose body is encoded and whose ``headers`` are all it sends (values Latin-1).
 
-    A route returning it declares no response headers, cookies or background tasks of its own:
-    Litestar would pass them here to merge, and they are refused rather than silently dropped.
+    It has no cookies or background tasks, and a route returning it declares no response headers,
+    cookies or tasks of its own (Litestar would pass them here to merge): they are refused rather
+    than silently dropped. ``headers`` may still change until Litestar sends it.
     """
 
     def __init__(self, content: T, *, body: bytes, headers: Mapping[str, str], status_code: int) -> None:
-        super().__init__(content, status_code=status_code)
-        self._start = {
-            "type": "http.response.start",
-            "status": status_code,
-            "headers": [(name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()],
-        }
+        super().__init__(content, status_code=status_code, headers=headers)
         self._body = body
 
     def to_asgi_response(
@@ -61,10 +57,17 @@ class Prepared(Response[T]):
         type_encoders: TypeEncodersMap | None = None,
     ) -> ASGIResponse:
         if background is not None or cookies or encoded_headers or headers:
-            raise ImproperlyConfiguredException(
-                "a Prepared response takes no headers, cookies or tasks of a layer"
-            )
-        return _Messages(self._start, self._body)
+            raise ImproperlyConfiguredException("a Prepared response takes no layer's headers or cookies")
+        if self.cookies or self.background is not None:
+            raise ImproperlyConfiguredException("a Prepared response sends no cookies and runs no tasks")
+        start = {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": [
+                (name.lower().encode(), str(value).encode("latin-1")) for name, value in self.headers.items()
+            ],
+        }
+        return _Messages(start, self._body)
 
 
 class _Messages(ASGIResponse):
