@@ -43,6 +43,13 @@ Disposition = Annotated[
 _OPAQUE = parse_media_type(DEFAULT_CONTENT_TYPE)
 
 
+HEADER_CACHE_SIZE = 1024
+"""Values kept by the header helpers that content responses call every time: a stored media type
+parsed, a filename's Content-Disposition. Both depend only on their arguments."""
+_content_disposition = functools.lru_cache(maxsize=HEADER_CACHE_SIZE)(content_disposition)
+
+
+@functools.lru_cache(maxsize=HEADER_CACHE_SIZE)
 def served_media_type(stored: str) -> MediaType:
     """The stored type, parsed; ``application/octet-stream`` when it does not parse.
 
@@ -63,7 +70,7 @@ def representation_headers(document: Document, disposition: str | None) -> dict[
         "ETag": strong_etag(document.sha256),
         "Last-Modified": http_date(document.created_at),
         "Accept-Ranges": "bytes",
-        "Content-Disposition": content_disposition(
+        "Content-Disposition": _content_disposition(
             document.filename, disposition_for(disposition, media_type)
         ),
         # Set here, not as media_type: Litestar would append "; charset=utf-8" to every text/* type,
