@@ -19,6 +19,7 @@ from docpipe.domain.model import Document, DocumentChanges
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.allow import allow, options_first
 from docpipe.entrypoints.http.conditional import if_match_hits
+from docpipe.entrypoints.http.declared_type import declared_type
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.openapi import UploadOperation, requires
 from docpipe.entrypoints.http.prepared import prepared_json
@@ -104,7 +105,7 @@ class DocumentController(Controller):
     async def upload_form(
         self, request: AnyRequest, service: Service, principal: CurrentPrincipal
     ) -> Response[DocumentOut]:
-        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        if declared_type(request)[0] != "multipart/form-data":
             raise UnsupportedMediaType("POST /upload takes multipart/form-data with a part named 'file'")
         return created(await receive_upload(request, service, principal.owner))
 
@@ -167,7 +168,7 @@ class DocumentController(Controller):
         service: Service,
         principal: CurrentPrincipal,
     ) -> Response[DocumentOut]:
-        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        media_type, _ = declared_type(request)
         if media_type != "application/json" and not media_type.endswith("+json"):
             raise UnsupportedMediaType("PATCH takes a JSON body")
         changes = DocumentChanges(filename=data.filename, tags=data.tags, metadata=data.metadata)
