@@ -19,6 +19,7 @@ from docpipe.domain.media_types import MediaType, parse_media_type
 from docpipe.domain.model import Document
 from docpipe.domain.service import DEFAULT_CONTENT_TYPE, DocumentService
 from docpipe.domain.streams import CHUNK_SIZE
+from docpipe.entrypoints.http.authentication import principal_of
 from docpipe.entrypoints.http.conditional import (
     http_date,
     if_match_hits,
@@ -28,7 +29,7 @@ from docpipe.entrypoints.http.conditional import (
     not_modified_since,
     strong_etag,
 )
-from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
+from docpipe.entrypoints.http.dependencies import AnyRequest
 from docpipe.entrypoints.http.disposition import content_disposition, disposition_for
 from docpipe.entrypoints.http.openapi import ContentOperation, requires
 from docpipe.entrypoints.http.prepared import prepared_bytes
@@ -148,7 +149,9 @@ _READ_CONTENT = requires(
 class ContentController(Controller):
     """A document's bytes, by id or, as in the original API, by the newest document's filename.
 
-    GET and HEAD share one handler per path (HEAD answers with the headers GET would send).
+    GET and HEAD share one handler per path (HEAD answers with the headers GET would send). Each
+    takes one dependency, the service, and reads its principal with ``principal_of`` (see
+    ``CurrentPrincipal``).
     """
 
     @_content_route(
@@ -161,12 +164,10 @@ class ContentController(Controller):
         document_id: FromPath[str],
         request: AnyRequest,
         service: Service,
-        principal: CurrentPrincipal,
         disposition: Disposition = None,
     ) -> Response[bytes] | Stream:
-        return await serve_content(
-            request, service, await service.get(principal.owner, document_id), disposition
-        )
+        document = await service.get(principal_of(request.scope).owner, document_id)
+        return await serve_content(request, service, document, disposition)
 
     @_content_route(
         "/download/{filename:str}",
@@ -178,8 +179,7 @@ class ContentController(Controller):
         filename: FromPath[str],
         request: AnyRequest,
         service: Service,
-        principal: CurrentPrincipal,
         disposition: Disposition = None,
     ) -> Response[bytes] | Stream:
-        document = await service.newest_named(principal.owner, filename)
+        document = await service.newest_named(principal_of(request.scope).owner, filename)
         return await serve_content(request, service, document, disposition)

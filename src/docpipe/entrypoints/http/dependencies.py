@@ -39,7 +39,11 @@ def provide_search(state: State) -> DocumentSearch:
 
 
 CurrentPrincipal = NamedDependency[Principal]
-"""How a handler takes the request's principal: ``principal: CurrentPrincipal``."""
+"""How a handler takes the request's principal: ``principal: CurrentPrincipal``.
+
+The routes that serve most requests (a document's metadata and content) call ``principal_of`` on
+their request instead: given two dependencies, Litestar resolves them in an anyio task group, two
+tasks per request, which cost a third of such a request's time."""
 
 
 def provide_principal(request: AnyRequest) -> Principal:

@@ -18,6 +18,7 @@ from docpipe.domain.identity import Scope
 from docpipe.domain.model import Document, DocumentChanges
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.allow import allow, options_first
+from docpipe.entrypoints.http.authentication import principal_of
 from docpipe.entrypoints.http.conditional import if_match_hits
 from docpipe.entrypoints.http.declared_type import declared_type
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
@@ -141,9 +142,9 @@ class DocumentController(Controller):
         **requires(Scope.READ, HTTPStatus.NOT_FOUND),
     )
     async def get_document(
-        self, document_id: FromPath[str], service: Service, principal: CurrentPrincipal
+        self, document_id: FromPath[str], request: AnyRequest, service: Service
     ) -> Response[DocumentOut]:
-        document = await service.get(principal.owner, document_id)
+        document = await service.get(principal_of(request.scope).owner, document_id)
         return prepared_json(DocumentOut.of(document), {"ETag": metadata_etag(document)})
 
     @patch(
