@@ -68,6 +68,13 @@ def _parse(argv: list[str] | None) -> tuple[Options, list[str], Path]:
         "--repeat", type=int, help="rounds per measurement, median reported [BENCH_REPEAT; 5, --quick 3]"
     )
     parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="requests: measure only the rows whose title contains TEXT (repeatable), and their servers",
+    )
+    parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="markdown table (and .json beside it)"
     )
     arguments = parser.parse_args(argv)
@@ -84,7 +91,7 @@ def _parse(argv: list[str] | None) -> tuple[Options, list[str], Path]:
             parser.error(f"{name.replace('_', '-')} must be at least 1")
     if values["documents"] < listing.SMALL:
         parser.error(f"--documents must be at least {listing.SMALL}")
-    options = Options(quick=arguments.quick, **values)
+    options = Options(quick=arguments.quick, only=tuple(arguments.only), **values)
     return options, arguments.benchmarks or list(BENCHMARKS), arguments.output
 
 

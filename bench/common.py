@@ -39,6 +39,8 @@ class Options:
     repeat: int
     """Rounds of every measurement; medians are reported."""
     quick: bool
+    only: tuple[str, ...] = ()
+    """Texts a row's title must contain one of to be measured (the requests benchmark); empty: all rows."""
 
 
 def rotated(items: Sequence[T], round_number: int) -> list[T]:

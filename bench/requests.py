@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,7 @@ from typing import Literal
 import httpx
 
 from bench import servers
+from bench.baselines import SAMPLE
 from bench.common import AUTHORIZATION, AUTHORIZATION_LINE, Options, Workspace, median, rotated
 from bench.report import Report, Row, Target
 
@@ -164,31 +166,119 @@ def _small_files(folder: Path) -> dict[str, Path]:
     return files
 
 
+@dataclass(frozen=True)
+class RowSpec:
+    """A row of the report: the case measured against its baseline case, by case name."""
+
+    title: str
+    measured: str
+    baseline_name: str
+    baseline: str
+    target: Target | None
+
+
+def row_specs() -> list[RowSpec]:
+    specs: list[RowSpec] = []
+    for label in SIZES:
+        for method in METHODS:
+            what = f"{label} document, `{method}` content"
+            measured = f"docpipe {method} {label}"
+            specs.append(
+                RowSpec(
+                    f"{what}, vs bare stat + stream",
+                    measured,
+                    "bare Litestar",
+                    f"bare {method} {label}",
+                    RATIO_TARGET,
+                )
+            )
+            specs.append(RowSpec(f"{what}, vs nginx", measured, "nginx", f"nginx {method} {label}", None))
+    specs += [
+        RowSpec(
+            "`GET /documents/{id}`, vs bare JSON endpoint",
+            "docpipe metadata",
+            "bare Litestar",
+            "bare json",
+            RATIO_TARGET,
+        ),
+        RowSpec(
+            f"{SMALL} document, `GET` content, {WORKERS} workers vs 1",
+            f"docpipe {WORKERS} workers GET {SMALL}",
+            "1 worker",
+            f"docpipe GET {SMALL}",
+            WORKERS_TARGET,
+        ),
+        RowSpec(
+            f"`GET /documents/{{id}}`, {WORKERS} workers vs 1",
+            f"docpipe {WORKERS} workers metadata",
+            "1 worker",
+            "docpipe metadata",
+            WORKERS_TARGET,
+        ),
+    ]
+    return specs
+
+
+def _server_of(case: str) -> str:
+    """Which server a case loads, by its name: ``one``, ``two``, ``bare_files``, ``bare_json``, ``nginx``."""
+    if case.startswith(f"docpipe {WORKERS} workers"):
+        return "two"
+    if case.startswith("docpipe"):
+        return "one"
+    if case == "bare json":
+        return "bare_json"
+    return "bare_files" if case.startswith("bare") else "nginx"
+
+
+def _case(
+    name: str, started: dict[str, servers.ChildServer], ids: dict[str, dict[str, str]], files: dict[str, Path]
+) -> Case:
+    """The load of case ``name`` on the servers ``started``; ``ids`` are docpipe's documents by label."""
+    server = started[_server_of(name)]
+    if name == "bare json":
+        return Case(f"{server.base_url}/documents/{SAMPLE.id}")
+    if name.endswith("metadata"):
+        return Case(f"{server.base_url}/documents/{ids[_server_of(name)][SMALL]}")
+    *_, method_text, label_number, label_unit = name.split()
+    method: Method = "HEAD" if method_text == "HEAD" else "GET"
+    label = f"{label_number} {label_unit}"
+    if name.startswith("docpipe"):
+        return Case(f"{server.base_url}/documents/{ids[_server_of(name)][label]}/content", method)
+    if name.startswith("bare"):
+        return Case(f"{server.base_url}/files/{files[label].name}", method)
+    return Case(f"{server.base_url}/{files[label].name}", method)
+
+
 def run(options: Options, workspace: Workspace, report: Report) -> None:
+    """Every row, or those whose title contains one of ``options.only``: only their cases are loaded,
+    and only their servers started."""
+    specs = [
+        spec for spec in row_specs() if not options.only or any(text in spec.title for text in options.only)
+    ]
+    if not specs:
+        raise ValueError(f"no requests row matches {options.only}")
+    needed = {name for spec in specs for name in (spec.measured, spec.baseline)}
     logs = workspace.folder("logs")
     files = _small_files(workspace.folder("requests/files"))
-    one = servers.docpipe(workspace.folder("requests/docpipe-1"), logs)
-    two = servers.docpipe(workspace.folder("requests/docpipe-2"), logs, env={"DOCPIPE_WORKERS": str(WORKERS)})
-    bare_files = servers.baseline("files", logs, "--dir", str(workspace.folder("requests/files")))
-    bare_json = servers.baseline("json", logs)
-    nginx = servers.nginx(workspace.folder("requests/files"), workspace.folder("requests/nginx"))
-    with servers.running(one, two, bare_files, bare_json, nginx):
-        ids_one, ids_two = _store(one.base_url, files), _store(two.base_url, files)
-        cases: dict[str, Case] = {
-            "docpipe metadata": Case(f"{one.base_url}/documents/{ids_one[SMALL]}"),
-            "bare json": Case(f"{bare_json.base_url}/documents/{ids_one[SMALL]}"),
-            f"docpipe {WORKERS} workers metadata": Case(f"{two.base_url}/documents/{ids_two[SMALL]}"),
-            f"docpipe {WORKERS} workers GET {SMALL}": Case(
-                f"{two.base_url}/documents/{ids_two[SMALL]}/content"
-            ),
+    makers: dict[str, Callable[[], servers.ChildServer]] = {
+        "one": lambda: servers.docpipe(workspace.folder("requests/docpipe-1"), logs),
+        "two": lambda: servers.docpipe(
+            workspace.folder("requests/docpipe-2"), logs, env={"DOCPIPE_WORKERS": str(WORKERS)}
+        ),
+        "bare_files": lambda: servers.baseline(
+            "files", logs, "--dir", str(workspace.folder("requests/files"))
+        ),
+        "bare_json": lambda: servers.baseline("json", logs),
+        "nginx": lambda: servers.nginx(
+            workspace.folder("requests/files"), workspace.folder("requests/nginx")
+        ),
+    }
+    started = {key: makers[key]() for key in sorted({_server_of(case) for case in needed})}
+    with servers.running(*started.values()):
+        ids: dict[str, dict[str, str]] = {
+            key: _store(started[key].base_url, files) for key in ("one", "two") if key in started
         }
-        for label, path in files.items():
-            for method in METHODS:
-                cases[f"docpipe {method} {label}"] = Case(
-                    f"{one.base_url}/documents/{ids_one[label]}/content", method
-                )
-                cases[f"bare {method} {label}"] = Case(f"{bare_files.base_url}/files/{path.name}", method)
-                cases[f"nginx {method} {label}"] = Case(f"{nginx.base_url}/{path.name}", method)
+        cases = {name: _case(name, started, ids, files) for name in sorted(needed)}
         for case in cases.values():
             _load(case, WARM_UP_S)
         loads: dict[str, list[Load]] = {name: [] for name in cases}
@@ -199,62 +289,22 @@ def run(options: Options, workspace: Workspace, report: Report) -> None:
             print(f"  round {round_number} (req/s): {summary}", flush=True)
     rates = {name: [load.requests_per_s for load in values] for name, values in loads.items()}
 
-    def row(title: str, measured: str, baseline_name: str, baseline: str, target: Target | None) -> Row:
+    for spec in specs:
         p50s = {
             f"{name} p50 ms": [load.p50_ms for load in loads[name] if load.p50_ms is not None]
-            for name in (measured, baseline)
+            for name in (spec.measured, spec.baseline)
         }
-        return Row(
-            title,
-            median(rates[measured]),
-            "req/s",
-            baseline_name,
-            median(rates[baseline]),
-            target,
-            samples={measured: rates[measured], baseline: rates[baseline]} | p50s,
-        )
-
-    for label in SIZES:
-        for method in METHODS:
-            what = f"{label} document, `{method}` content"
-            measured = f"docpipe {method} {label}"
-            report.add(
-                row(
-                    f"{what}, vs bare stat + stream",
-                    measured,
-                    "bare Litestar",
-                    f"bare {method} {label}",
-                    RATIO_TARGET,
-                )
+        report.add(
+            Row(
+                spec.title,
+                median(rates[spec.measured]),
+                "req/s",
+                spec.baseline_name,
+                median(rates[spec.baseline]),
+                spec.target,
+                samples={spec.measured: rates[spec.measured], spec.baseline: rates[spec.baseline]} | p50s,
             )
-            report.add(row(f"{what}, vs nginx", measured, "nginx", f"nginx {method} {label}", None))
-    report.add(
-        row(
-            "`GET /documents/{id}`, vs bare JSON endpoint",
-            "docpipe metadata",
-            "bare Litestar",
-            "bare json",
-            RATIO_TARGET,
         )
-    )
-    report.add(
-        row(
-            f"{SMALL} document, `GET` content, {WORKERS} workers vs 1",
-            f"docpipe {WORKERS} workers GET {SMALL}",
-            "1 worker",
-            f"docpipe GET {SMALL}",
-            WORKERS_TARGET,
-        )
-    )
-    report.add(
-        row(
-            f"`GET /documents/{{id}}`, {WORKERS} workers vs 1",
-            f"docpipe {WORKERS} workers metadata",
-            "1 worker",
-            "docpipe metadata",
-            WORKERS_TARGET,
-        )
-    )
     tools = {method: tool_for(method) or "a Python httpx load generator" for method in METHODS}
     report.note(
         f"Small requests: {CONNECTIONS} keep-alive connections, `GET` load from {tools['GET']}, `HEAD` "

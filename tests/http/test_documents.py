@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
+
 from docpipe.config import Settings
 from docpipe.container import Container
 from docpipe.domain.identity import DEFAULT_OWNER
@@ -301,6 +303,16 @@ async def test_original_routes(client: Client) -> None:
     assert response.content == b"version 2"
     assert_problem(await client.post("/upload", content=b"raw", headers={"content-type": "text/plain"}), 415)
     assert_problem(await client.get("/download/missing.txt"), 404)
+
+
+@pytest.mark.parametrize("settings", [("memory", "memory")], ids=["memory+memory"], indirect=True)
+async def test_the_original_upload_route_refuses_a_type_that_only_starts_as_multipart(client: Client) -> None:
+    """``multipart/form-dataextra`` is another media type: 415, not a raw upload stored under it (the
+    route decides before any adapter is reached, so one pair is enough)."""
+    response = await client.post(
+        "/upload?filename=a.txt", content=b"raw", headers={"content-type": "multipart/form-dataextra"}
+    )
+    assert_problem(response, 415)
 
 
 async def test_unknown_routes_and_methods_answer_problem_json(client: Client) -> None:

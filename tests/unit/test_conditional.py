@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
 from hypothesis import given
@@ -130,6 +131,13 @@ def test_formats_an_imf_fixdate() -> None:
     assert http_date(MODIFIED) == MODIFIED_HTTP
     plus_two = timezone(timedelta(hours=2))
     assert http_date(datetime(1994, 11, 6, 10, 49, 37, tzinfo=plus_two)) == MODIFIED_HTTP
+
+
+@given(
+    st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.timezones())
+)
+def test_an_imf_fixdate_is_what_the_standard_library_writes(moment: datetime) -> None:
+    assert http_date(moment) == format_datetime(moment.astimezone(UTC), usegmt=True)
 
 
 def test_refuses_a_naive_datetime() -> None:

@@ -24,6 +24,7 @@ from typing import BinaryIO
 from docpipe.adapters.disk import has_no_room
 from docpipe.adapters.durable_files import fsync_folder
 from docpipe.adapters.thread_files import open_in_thread
+from docpipe.adapters.worker_thread import WorkerThread
 from docpipe.domain.errors import (
     BlobNotFound,
     InvalidInput,
@@ -137,6 +138,7 @@ class FilesystemBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._lookups = WorkerThread("docpipe-blob-lookups")
 
     def path_of(self, key: str) -> Path:
         """Keys are minted by docpipe (``new_blob_key``), never taken from clients, and checked all the
@@ -174,10 +176,11 @@ class FilesystemBlobStore:
         return _read(blob, first)
 
     async def exists(self, key: str) -> bool:
-        """One stat; a file that cannot be examined fails as it does for ``open``."""
+        """One stat, on the store's own thread (every HEAD of content asks); a file that cannot be
+        examined fails as it does for ``open``."""
         try:
             with self._failures():
-                await asyncio.to_thread(os.stat, self.path_of(key))
+                await self._lookups.run(os.stat, self.path_of(key))
         except FileNotFoundError:
             return False
         return True

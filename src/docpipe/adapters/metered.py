@@ -142,6 +142,9 @@ class MeteredOutbox:
     async def release(self) -> None:
         await self._outbox.release()
 
+    async def renew(self) -> bool:
+        return await self._outbox.renew()
+
     def next_commit(self) -> asyncio.Event:
         return self._outbox.next_commit()
 

@@ -43,6 +43,7 @@ from docpipe.domain.outbox import LEASE_SECONDS, Commits
 logger = logging.getLogger(__name__)
 
 READER_CONNECTIONS = 4
+"""One for point reads (a document by its id, the readiness check), the others for listing pages."""
 BUSY_TIMEOUT_MS = 5000
 """How long a write waits for another process's write lock before it gives up (503)."""
 DATABASE_NAME = "docpipe.sqlite3"
@@ -375,27 +376,43 @@ def _failures() -> Iterator[None]:
         raise StoreUnavailable(_ROLE, f"SQLite: {error}") from None
 
 
+async def _fetch(
+    reader: aiosqlite.Connection, statement: str, parameters: Sequence[Any]
+) -> list[sqlite3.Row]:
+    """One round trip to a reader's thread: execute and fetch together."""
+    with _failures():
+        return list(await reader.execute_fetchall(statement, parameters))
+
+
 class SqliteRepository:
     """Writes go through one connection under a lock, so no reader ever sees an uncommitted write.
 
-    Reads take turns over a few reader connections: each aiosqlite connection is one thread, and
-    WAL lets readers run side by side (SQLite releases the GIL while it works). ``folder`` holds
-    the database file.
+    Reads go to a few reader connections: each aiosqlite connection is one thread, and WAL lets
+    readers run side by side (SQLite releases the GIL while it works). Point reads all go to the
+    first: each takes microseconds, and its thread runs the ones queued meanwhile without sleeping,
+    where spreading them over several threads would wake one (and hand it the GIL) for each read.
+    Listing pages, which may take milliseconds, take turns over the others and so never hold a point
+    read up. ``folder`` holds the database file.
     """
 
     def __init__(
         self, writer: aiosqlite.Connection, readers: Sequence[aiosqlite.Connection], folder: Path
     ) -> None:
         self._writer = writer
-        self._readers = itertools.cycle(readers)
+        point_reader, *list_readers = readers
+        self._point_reader = point_reader
+        self._list_readers = itertools.cycle(list_readers or [point_reader])
         self._write_lock = asyncio.Lock()
         self._folder = folder
         self._commits = Commits()
 
     async def _read(self, statement: str, parameters: Sequence[Any]) -> list[sqlite3.Row]:
-        """One round trip to a reader thread: execute and fetch together."""
-        with _failures():
-            return list(await next(self._readers).execute_fetchall(statement, parameters))
+        """A statement of a listing page, on the next listing reader."""
+        return await _fetch(next(self._list_readers), statement, parameters)
+
+    async def _point_read(self, statement: str, parameters: Sequence[Any]) -> list[sqlite3.Row]:
+        """A statement that reads a row or two, on the point reader."""
+        return await _fetch(self._point_reader, statement, parameters)
 
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         async with self._transaction() as db:
@@ -423,7 +440,7 @@ class SqliteRepository:
         self._commits.ring()
 
     async def get(self, owner: str, document_id: str) -> Document:
-        rows = await self._read(f"{_SELECT} WHERE d.id = ? AND d.owner = ?", (document_id, owner))
+        rows = await self._point_read(f"{_SELECT} WHERE d.id = ? AND d.owner = ?", (document_id, owner))
         if not rows:
             raise DocumentNotFound(document_id)
         return _document(rows[0])
@@ -535,7 +552,7 @@ class SqliteRepository:
             yield owner
 
     async def check(self) -> None:
-        await self._read("SELECT 1", ())
+        await self._point_read("SELECT 1", ())
         if await asyncio.to_thread(has_no_room, self._folder):
             raise StorageFull(_ROLE, f"the file system of SQLite's folder {self._folder} has no room left")
 

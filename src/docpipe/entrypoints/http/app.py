@@ -17,6 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from docpipe import metrics
 from docpipe.config import AuthMode, Settings
 from docpipe.container import Container, close, open_authenticator, open_service, presigned_downloads
+from docpipe.domain.service import DocumentService
 from docpipe.domain.webhooks import WebhookDispatcher
 from docpipe.entrypoints import data_lock
 from docpipe.entrypoints.background import in_background
@@ -32,7 +33,6 @@ from docpipe.entrypoints.http.dependencies import (
     provide_key_service,
     provide_principal,
     provide_search,
-    provide_service,
     provide_uploads,
 )
 from docpipe.entrypoints.http.documents import DocumentController
@@ -89,6 +89,12 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             finally:
                 await close(container)
                 metrics.process_exiting()
+
+    def provide_service() -> DocumentService:
+        """Without parameters, Litestar calls it without converting any: a ``state`` parameter would
+        be a new ``State``, with its own lock, on every request."""
+        service: DocumentService = app.state.service
+        return service
 
     app = Litestar(
         route_handlers=[

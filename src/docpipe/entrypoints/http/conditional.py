@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Literal
 
 # entity-tag = [ weak ] opaque-tag; opaque-tag = DQUOTE *etagc DQUOTE;
@@ -97,12 +96,21 @@ def if_match_hits(header: str, etag: str) -> bool:
     return tags == "*" or any(tag.strong_match(current) for tag in tags)
 
 
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
 def http_date(moment: datetime) -> str:
     """``moment`` as an IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT`` (RFC 9110 §5.6.7).
 
     Sub-second digits are dropped. Raises ``ValueError`` for a naive datetime, whose zone is unknown.
+    Written out here (every content response carries one) rather than by ``email.utils``, which
+    takes several times as long for the same text, and by no locale.
     """
-    return format_datetime(_utc(moment), usegmt=True)
+    utc = _utc(moment)
+    return (
+        f"{_DAY_NAMES[utc.weekday()]}, {utc.day:02d} {_MONTHS[utc.month - 1]} {utc.year:04d} "
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d} GMT"
+    )
 
 
 _DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"

@@ -22,7 +22,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from docpipe.config import LimitSettings
-from docpipe.entrypoints.http.problems import PROBLEM_JSON, RETRY_AFTER_SECONDS, problem_json
+from docpipe.entrypoints.http.problems import PROBLEM_JSON, problem_json, retry_later
 from docpipe.entrypoints.http.request_id import accepted, request_id
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ async def _refuse(send: ASGISendCallable, request: str, limit: int) -> None:
             "headers": [
                 (b"content-type", PROBLEM_JSON.encode()),
                 (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+                *((name.lower().encode(), value.encode()) for name, value in retry_later().items()),
                 (b"x-request-id", request.encode()),
                 (b"connection", b"close"),
             ],

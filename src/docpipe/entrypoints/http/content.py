@@ -10,7 +10,7 @@ from typing import Annotated
 from litestar import Controller, Response, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
-from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
 from docpipe.domain.errors import InvalidInput, PreconditionFailed
@@ -19,6 +19,7 @@ from docpipe.domain.media_types import MediaType, parse_media_type
 from docpipe.domain.model import Document
 from docpipe.domain.service import DEFAULT_CONTENT_TYPE, DocumentService
 from docpipe.domain.streams import CHUNK_SIZE
+from docpipe.entrypoints.http.authentication import principal_of
 from docpipe.entrypoints.http.conditional import (
     http_date,
     if_match_hits,
@@ -28,21 +29,28 @@ from docpipe.entrypoints.http.conditional import (
     not_modified_since,
     strong_etag,
 )
-from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
+from docpipe.entrypoints.http.dependencies import AnyRequest
 from docpipe.entrypoints.http.disposition import content_disposition, disposition_for
 from docpipe.entrypoints.http.openapi import ContentOperation, requires
+from docpipe.entrypoints.http.prepared import prepared_bytes
 from docpipe.entrypoints.http.ranges import content_range, parse_range
 
 Service = NamedDependency[DocumentService]
 Disposition = Annotated[
     str | None, QueryParameter(description="`inline` for types safe to show in a browser")
 ]
-RangeHeader = Annotated[str | None, HeaderParameter(name="Range", description="bytes=a-b, a- or -n")]
 
 
 _OPAQUE = parse_media_type(DEFAULT_CONTENT_TYPE)
 
 
+HEADER_CACHE_SIZE = 1024
+"""Values kept by the header helpers that content responses call every time: a stored media type
+parsed, a filename's Content-Disposition. Both depend only on their arguments."""
+_content_disposition = functools.lru_cache(maxsize=HEADER_CACHE_SIZE)(content_disposition)
+
+
+@functools.lru_cache(maxsize=HEADER_CACHE_SIZE)
 def served_media_type(stored: str) -> MediaType:
     """The stored type, parsed; ``application/octet-stream`` when it does not parse.
 
@@ -63,7 +71,7 @@ def representation_headers(document: Document, disposition: str | None) -> dict[
         "ETag": strong_etag(document.sha256),
         "Last-Modified": http_date(document.created_at),
         "Accept-Ranges": "bytes",
-        "Content-Disposition": content_disposition(
+        "Content-Disposition": _content_disposition(
             document.filename, disposition_for(disposition, media_type)
         ),
         # Set here, not as media_type: Litestar would append "; charset=utf-8" to every text/* type,
@@ -96,7 +104,7 @@ async def serve_content(
         and if_modified_since is not None
         and not_modified_since(if_modified_since, document.created_at)
     ):
-        return Response(b"", status_code=HTTPStatus.NOT_MODIFIED, headers=_without_body_headers(headers))
+        return prepared_bytes(b"", HTTPStatus.NOT_MODIFIED, _without_body_headers(headers))
 
     byte_range = None
     if if_range_allows(request.headers.get("if-range"), etag, document.created_at):
@@ -110,12 +118,12 @@ async def serve_content(
     headers["Content-Length"] = str(length)
     if request.method == HttpMethod.HEAD:
         await service.check_content(document)
-        return Response(b"", status_code=status, headers=headers)
+        return prepared_bytes(b"", status, headers)
     chunks = await service.open_content(document, byte_range)
     if length <= CHUNK_SIZE:
         # Most documents are small: one chunk goes out as a plain body, without the task group and
         # disconnect listener Litestar sets up for every streamed response.
-        return Response(b"".join([chunk async for chunk in chunks]), status_code=status, headers=headers)
+        return prepared_bytes(b"".join([chunk async for chunk in chunks]), status, headers)
     return Stream(chunks, status_code=status, headers=headers)
 
 
@@ -141,7 +149,9 @@ _READ_CONTENT = requires(
 class ContentController(Controller):
     """A document's bytes, by id or, as in the original API, by the newest document's filename.
 
-    GET and HEAD share one handler per path (HEAD answers with the headers GET would send).
+    GET and HEAD share one handler per path (HEAD answers with the headers GET would send). Each
+    takes one dependency, the service, and reads its principal with ``principal_of`` (see
+    ``CurrentPrincipal``).
     """
 
     @_content_route(
@@ -154,13 +164,10 @@ class ContentController(Controller):
         document_id: FromPath[str],
         request: AnyRequest,
         service: Service,
-        principal: CurrentPrincipal,
         disposition: Disposition = None,
-        range_: RangeHeader = None,
     ) -> Response[bytes] | Stream:
-        return await serve_content(
-            request, service, await service.get(principal.owner, document_id), disposition
-        )
+        document = await service.get(principal_of(request.scope).owner, document_id)
+        return await serve_content(request, service, document, disposition)
 
     @_content_route(
         "/download/{filename:str}",
@@ -172,9 +179,7 @@ class ContentController(Controller):
         filename: FromPath[str],
         request: AnyRequest,
         service: Service,
-        principal: CurrentPrincipal,
         disposition: Disposition = None,
-        range_: RangeHeader = None,
     ) -> Response[bytes] | Stream:
-        document = await service.newest_named(principal.owner, filename)
+        document = await service.newest_named(principal_of(request.scope).owner, filename)
         return await serve_content(request, service, document, disposition)

@@ -18,9 +18,12 @@ from docpipe.domain.identity import Scope
 from docpipe.domain.model import Document, DocumentChanges
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.allow import allow, options_first
+from docpipe.entrypoints.http.authentication import principal_of
 from docpipe.entrypoints.http.conditional import if_match_hits
+from docpipe.entrypoints.http.declared_type import declared_type
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.openapi import UploadOperation, requires
+from docpipe.entrypoints.http.prepared import prepared_json
 from docpipe.entrypoints.http.request_limits import UPLOAD_ROUTE
 from docpipe.entrypoints.http.schemas import DocumentListOut, DocumentOut, DocumentPatch, metadata_etag
 from docpipe.entrypoints.http.uploads import receive_upload
@@ -103,7 +106,7 @@ class DocumentController(Controller):
     async def upload_form(
         self, request: AnyRequest, service: Service, principal: CurrentPrincipal
     ) -> Response[DocumentOut]:
-        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        if declared_type(request)[0] != "multipart/form-data":
             raise UnsupportedMediaType("POST /upload takes multipart/form-data with a part named 'file'")
         return created(await receive_upload(request, service, principal.owner))
 
@@ -139,10 +142,10 @@ class DocumentController(Controller):
         **requires(Scope.READ, HTTPStatus.NOT_FOUND),
     )
     async def get_document(
-        self, document_id: FromPath[str], service: Service, principal: CurrentPrincipal
+        self, document_id: FromPath[str], request: AnyRequest, service: Service
     ) -> Response[DocumentOut]:
-        document = await service.get(principal.owner, document_id)
-        return Response(DocumentOut.of(document), headers={"ETag": metadata_etag(document)})
+        document = await service.get(principal_of(request.scope).owner, document_id)
+        return prepared_json(DocumentOut.of(document), {"ETag": metadata_etag(document)})
 
     @patch(
         "/documents/{document_id:str}",
@@ -166,7 +169,7 @@ class DocumentController(Controller):
         service: Service,
         principal: CurrentPrincipal,
     ) -> Response[DocumentOut]:
-        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        media_type, _ = declared_type(request)
         if media_type != "application/json" and not media_type.endswith("+json"):
             raise UnsupportedMediaType("PATCH takes a JSON body")
         changes = DocumentChanges(filename=data.filename, tags=data.tags, metadata=data.metadata)

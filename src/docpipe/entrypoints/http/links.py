@@ -29,7 +29,7 @@ from docpipe.domain.ports import PresignedDownloads
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.allow import allow, options_first
 from docpipe.entrypoints.http.authentication import PUBLIC, PUBLIC_ROUTE
-from docpipe.entrypoints.http.content import RangeHeader, representation_headers, serve_content
+from docpipe.entrypoints.http.content import representation_headers, serve_content
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.documents import UPLOAD_PROBLEMS, created, upload_route
 from docpipe.entrypoints.http.link_paths import LINK_PREFIX
@@ -192,7 +192,6 @@ class LinkController(Controller):
         service: Service,
         links: Links,
         presigned: NamedDependency[PresignedDownloads | None],
-        range_: RangeHeader = None,
     ) -> Response[bytes] | Stream:
         document, grant = await links.open_download(token)
         if presigned is None:

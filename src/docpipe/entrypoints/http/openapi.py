@@ -98,11 +98,32 @@ _CONTENT_HEADERS: dict[str, OpenAPIHeader | Reference] = {
 }
 
 
+_RANGE = "bytes=a-b, a- or -n"
+
+
 @dataclass
 class ContentOperation(Operation):
-    """Content routes stream bytes: 200 whole, 206 one range, 304 not modified."""
+    """Content routes stream bytes: 200 whole, 206 one range, 304 not modified.
+
+    The handlers read ``Range`` from the request themselves, so it is declared here: as a handler
+    parameter, it would make Litestar build a map of every header on every request.
+    """
 
     def __post_init__(self) -> None:
+        self.parameters = [
+            *(self.parameters or []),
+            Parameter(
+                name="Range",
+                param_in=ParamType.HEADER,
+                required=False,
+                deprecated=False,
+                description=_RANGE,
+                schema=Schema(
+                    description=_RANGE,
+                    one_of=[Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NULL)],
+                ),
+            ),
+        ]
         binary = {"*/*": OpenAPIMediaType(schema=_BINARY)}
         self.responses = {
             **(self.responses or {}),

@@ -22,6 +22,7 @@ logger = logging.getLogger("docpipe.http")
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
+"""How long a client is asked to wait before retrying a 503 (or a 404 for text not extracted yet)."""
 _SERVER_FAILED = "the server failed to complete the request"
 TUS_CHECKSUM_MISMATCH = 460
 """tus's status for a PATCH body that fails its ``Upload-Checksum`` (checksum extension)."""
@@ -99,11 +100,16 @@ def status_of(error: errors.DocpipeError) -> int:
     return HTTPStatus.INTERNAL_SERVER_ERROR
 
 
+def retry_later() -> dict[str, str]:
+    """The header of every answer that asks the client to retry: a new map, so callers may add to it."""
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
 def retry_after(*failures: errors.DocpipeError) -> dict[str, str]:
     """``Retry-After`` when a retry may succeed: a store unavailable for now (not one full or missing),
     text not extracted yet."""
     if any(isinstance(failure, errors.StoreUnavailable | errors.TextPending) for failure in failures):
-        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return retry_later()
     return {}
 
 

@@ -20,7 +20,7 @@ from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 from docpipe.config import LimitSettings
-from docpipe.entrypoints.http.problems import RETRY_AFTER_SECONDS
+from docpipe.entrypoints.http.problems import retry_later
 
 logger = logging.getLogger("docpipe.http")
 
@@ -54,7 +54,7 @@ class RequestLimits:
                 status_code=HTTPStatus.SERVICE_UNAVAILABLE,
                 detail=f"the server is receiving its limit of {self._limits.max_concurrent_uploads} "
                 "uploads; retry later",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                headers=retry_later(),
             ) from None
         try:
             await self._app(scope, paced, send)

@@ -31,6 +31,7 @@ from docpipe.domain.uploads.metadata import parse_upload_metadata
 from docpipe.domain.uploads.service import CHECKSUM_ALGORITHMS, Checksum, ResumableUploads
 from docpipe.domain.uploads.session import UploadSession
 from docpipe.entrypoints.http.allow import options_first
+from docpipe.entrypoints.http.declared_type import declared_type
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.openapi import requires
 from docpipe.entrypoints.http.problems import EXCEPTION_HANDLERS, TUS_CHECKSUM_MISMATCH
@@ -97,8 +98,7 @@ def _checksum(header: str | None) -> Checksum | None:
 
 
 def _carries_bytes(request: AnyRequest) -> bool:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    return media_type == OFFSET_STREAM
+    return declared_type(request)[0] == OFFSET_STREAM
 
 
 def _state(session: UploadSession) -> dict[str, str]:

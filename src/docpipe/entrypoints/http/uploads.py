@@ -27,6 +27,7 @@ from docpipe.domain.idempotency import clean_idempotency_key
 from docpipe.domain.links import UploadGrant
 from docpipe.domain.model import Document, NewDocument
 from docpipe.domain.service import DocumentService
+from docpipe.entrypoints.http.declared_type import declared_type
 from docpipe.entrypoints.http.dependencies import AnyRequest
 from docpipe.entrypoints.http.multipart_form import MultipartForm
 
@@ -48,7 +49,7 @@ async def receive_upload(
     Through an upload ``link`` (of ``owner``'s), the link caps the size and may name the file; an
     Idempotency-Key is ignored, the link being single-use itself.
     """
-    media_type, options = multipart.parse_options_header(request.headers.get("content-type", ""))
+    media_type, options = declared_type(request)
     expected_sha256 = parse_content_digest(request.headers.get("content-digest"))
     idempotency_key = (
         None if link is not None else parse_idempotency_key(request.headers.get("idempotency-key"))
