@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -56,6 +58,15 @@ class LiveServer:
 
     def log(self) -> str:
         return self._log_path.read_text(errors="replace")
+
+    def log_records(self, since: int = 0) -> list[dict[str, Any]]:
+        """The server's log lines from character ``since`` on, each parsed as the JSON object docpipe
+        writes when its output is not a terminal (``DOCPIPE_LOG_FORMAT``)."""
+        return [json.loads(line) for line in self.log()[since:].splitlines() if line.strip()]
+
+    def requests_logged(self, since: int = 0) -> list[dict[str, Any]]:
+        """The access log's records (one per request) from character ``since`` on."""
+        return [record for record in self.log_records(since) if record["logger"] == "docpipe.access"]
 
 
 def rss_and_peak_kib(pid: int) -> tuple[int, int]:

@@ -474,10 +474,11 @@ def test_moto_restarted_without_its_state_heals_itself(moto_restart: MotoRestart
 
 
 def test_missing_stores_are_recreated_once_and_logged_as_errors(moto_restart: MotoRestart) -> None:
-    recreated = [line for line in moto_restart.log.splitlines() if "recreated" in line]
-    assert [line.split()[0] for line in recreated] == ["ERROR", "ERROR"], recreated
-    assert any("S3 bucket" in line for line in recreated)
-    assert any("DynamoDB table" in line for line in recreated)
+    records = [json.loads(line) for line in moto_restart.log.splitlines() if line.strip()]
+    recreated = [record for record in records if "recreated" in record["message"]]
+    assert [record["level"] for record in recreated] == ["ERROR", "ERROR"], recreated
+    assert any("S3 bucket" in record["message"] for record in recreated)
+    assert any("DynamoDB table" in record["message"] for record in recreated)
 
 
 def test_docpipe_restart_recreates_bucket_and_table(moto_restart: MotoRestart) -> None:
@@ -517,7 +518,8 @@ def test_start_up_with_create_missing_false_and_a_missing_store_fails_with_one_l
 ) -> None:
     assert moto_restart_not_creating.start_up_error is not None
     log = moto_restart_not_creating.log
-    critical = [line for line in log.splitlines() if line.startswith("CRITICAL")]
+    records = [json.loads(line) for line in log.splitlines() if line.strip()]
+    critical = [record["message"] for record in records if record["level"] == "CRITICAL"]
     assert len(critical) == 1, log
     assert "does not exist" in critical[0]
     assert "DOCPIPE_CREATE_MISSING" in critical[0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -31,7 +30,6 @@ TIMEOUT = 60
 RATE_LIMIT = "16M"  # bytes per second while a download is to be interrupted: 64 MiB then take 4 s
 INTERRUPT_AFTER = 4 * MIB
 PACKAGES = {"curl": "curl", "wget": "wget", "aria2c": "aria2"}
-_ACCESS_LOG = re.compile(r'"(?:GET|HEAD) (?P<path>\S+) HTTP/[0-9.]+" (?P<status>[0-9]{3})')
 
 
 @dataclass(frozen=True)
@@ -39,23 +37,23 @@ class Served:
     server: LiveServer
     source: Path
     sha256: str
-    path: str
+    document_id: str
     home: Path
 
     @property
     def url(self) -> str:
-        return self.server.base_url + self.path
+        return f"{self.server.base_url}/documents/{self.document_id}/content"
 
     def log_offset(self) -> int:
         return len(self.server.log())
 
-    def statuses_since(self, offset: int, path: str | None = None) -> list[int]:
-        """Statuses of the requests for ``path`` (the content route by default) the server logged."""
-        wanted = self.path if path is None else path
+    def statuses_since(self, offset: int) -> list[int]:
+        """Statuses of the document's content requests the server logged since ``offset``."""
         return [
-            int(match["status"])
-            for match in _ACCESS_LOG.finditer(self.server.log()[offset:])
-            if match["path"] == wanted
+            record["status"]
+            for record in self.server.requests_logged(offset)
+            if record["route"] == "/documents/{document_id}/content"
+            and record.get("document_id") == self.document_id
         ]
 
     def tool_env(self) -> dict[str, str]:
@@ -93,7 +91,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         sha256 = hashlib.sha256(data).hexdigest()
         assert document["size"] == DOCUMENT_BYTES
         assert document["sha256"] == sha256
-        yield Served(server, source, sha256, f"/documents/{document['id']}/content", home)
+        yield Served(server, source, sha256, document["id"], home)
 
 
 def require(program: str) -> str:

@@ -1,5 +1,5 @@
 """The first start's admin key, decided over the in-memory key repository (``docpipe serve`` itself is
-tested in tests/test_admin_key_bootstrap.py)."""
+tested in tests/cli/test_admin_key_bootstrap.py)."""
 
 from __future__ import annotations
 

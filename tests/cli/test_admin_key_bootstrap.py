@@ -11,8 +11,8 @@ from pathlib import Path
 from docpipe.domain.identity import ALL_SCOPES, DEFAULT_OWNER
 from docpipe.domain.keys import ApiKey, hash_secret, well_formed
 from docpipe.entrypoints.admin_key import ADMIN_KEY_FILE
+from tests.cli.test_keys_cli import docpipe_keys, sqlite_environment, stored_key
 from tests.live_server import LiveServer, live_server
-from tests.test_keys_cli import docpipe_keys, sqlite_environment, stored_key
 
 ADMIN_KEY_SETTING = "an-admin-key-from-the-environment-0123"
 

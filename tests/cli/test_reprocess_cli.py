@@ -11,7 +11,7 @@ from pathlib import Path
 from docpipe.config import load_settings
 from docpipe.container import Container, close, open_service
 from docpipe.domain.model import Document, NewDocument, ProcessingState
-from tests.test_keys_cli import sqlite_environment
+from tests.cli.test_keys_cli import sqlite_environment
 
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:

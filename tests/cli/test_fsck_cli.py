@@ -290,7 +290,7 @@ async def test_s3_and_dynamodb(tmp_path: Path, moto_server: MotoServer) -> None:
 
 
 def readme_fsck_commands() -> list[str]:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     blocks = re.findall(r"^```sh\n(.*?)^```", readme, re.MULTILINE | re.DOTALL)
     return [line for block in blocks for line in block.splitlines() if "docpipe fsck" in line]
 
