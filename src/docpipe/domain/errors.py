@@ -252,6 +252,23 @@ class OffsetMismatch(DocpipeError):
         super().__init__(f"Upload-Offset is {sent}, but the upload is at offset {current}")
 
 
+class UploadComplete(DocpipeError):
+    """A write to a resumable upload that is already complete: to tus an offset mismatch (409), to the
+    IETF draft a refusal of its own (400)."""
+
+    def __init__(self, upload_id: str, length: int) -> None:
+        super().__init__(f"upload {upload_id!r} is complete ({length} bytes); it takes no more bytes")
+
+
+class UploadLengthMismatch(MalformedInput):
+    """A body that says it ends a resumable upload but ends before its length, or says it does not but
+    reaches it (400): the IETF draft's ``Upload-Complete`` disagreeing with ``Upload-Length``."""
+
+    def __init__(self, end: int, length: int, final: bool) -> None:
+        says = "ends" if final else "does not end"
+        super().__init__(f"the body ends at byte {end} of an upload of {length} bytes, yet says it {says} it")
+
+
 class UploadChecksumMismatch(DocpipeError):
     """A PATCH body whose ``Upload-Checksum`` does not match (tus 460): the chunk was discarded."""
 

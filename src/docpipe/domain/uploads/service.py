@@ -28,7 +28,9 @@ from docpipe.domain.errors import (
     IncompleteBody,
     UploadBusy,
     UploadChecksumMismatch,
+    UploadComplete,
     UploadExpired,
+    UploadLengthMismatch,
     UploadNotFound,
     UploadTooLarge,
 )
@@ -42,6 +44,7 @@ from docpipe.domain.uploads.session import (
     RENEWAL_INTERVAL,
     Lease,
     UploadSession,
+    check_final,
     is_upload_id,
     new_lease,
     new_upload_id,
@@ -143,17 +146,28 @@ class ResumableUploads:
         offset: int,
         chunks: AsyncIterable[bytes],
         checksum: Checksum | None = None,
+        *,
+        final: bool | None = None,
+        size: int | None = None,
     ) -> UploadSession:
         """Append ``chunks`` at ``offset`` and return the upload after them; the write that completes it
         commits the document (``document_id``).
 
         A body that matches no ``checksum`` is discarded (``UploadChecksumMismatch``); one that breaks off
         keeps the bytes that arrived, unless it had a checksum to meet. ``OffsetMismatch`` when the upload
-        is elsewhere, ``UploadBusy`` when another write holds it.
+        is elsewhere, ``UploadComplete`` when it is done, ``UploadBusy`` when another write holds it.
+
+        ``final`` is what the client says of the body (the IETF draft's ``Upload-Complete``): whether it
+        ends the upload. A declared ``size`` is checked against it before any byte is read; a final body
+        that ends short of the length keeps its bytes and is refused after (``UploadLengthMismatch``).
         """
         session = await self._session(owner, upload_id)
-        if session.complete and offset == session.length:
-            return session  # a retried final PATCH: the upload is done
+        if session.complete:
+            if offset == session.length:
+                return session  # a retried final PATCH: the upload is done
+            raise UploadComplete(upload_id, session.length)
+        if final is not None:
+            check_final(final, offset, size, session.length)
         lease = new_lease(self._clock())
         session = await self._sessions.take_lease(owner, upload_id, offset, lease, self._clock())
         async with _Holder(self._sessions, session, lease, self._clock) as holder:
@@ -166,6 +180,8 @@ class ResumableUploads:
             expires_at = self._clock() + self._expiry
             if end < session.length:
                 await holder.release(end, expires_at)
+                if final:
+                    raise UploadLengthMismatch(end, session.length, final)
                 return msgspec.structs.replace(
                     session, offset=end, expires_at=expires_at, lease_token=None, lease_until=None
                 )

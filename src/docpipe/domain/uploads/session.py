@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from docpipe.domain.errors import OffsetMismatch, UploadBusy, UploadExpired
+from docpipe.domain.errors import OffsetMismatch, UploadBusy, UploadExpired, UploadLengthMismatch
 
 LEASE = timedelta(seconds=10)
 """How long a PATCH holds an upload without renewing: how soon a crashed server's upload can resume."""
@@ -91,3 +91,14 @@ def refuse_lease(session: UploadSession, offset: int, token: str, now: datetime)
         raise UploadBusy(session.id)
     if session.offset != offset:
         raise OffsetMismatch(offset, session.offset)
+
+
+def check_final(final: bool, offset: int, size: int | None, length: int) -> None:
+    """Refuse a body from ``offset`` of a declared ``size`` that says it ends the upload (``final``) yet
+    ends elsewhere than at its ``length``, or says it does not yet reaches it (``UploadLengthMismatch``);
+    a body of unknown size is checked once it has arrived."""
+    if size is None:
+        return
+    end = offset + size
+    if (end != length) if final else (end >= length):
+        raise UploadLengthMismatch(end, length, final)

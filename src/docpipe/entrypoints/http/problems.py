@@ -55,6 +55,7 @@ STATUS_OF: dict[type[errors.DocpipeError], int] = {
     errors.UploadExpired: HTTPStatus.GONE,
     errors.UploadBusy: HTTPStatus.CONFLICT,
     errors.OffsetMismatch: HTTPStatus.CONFLICT,
+    errors.UploadComplete: HTTPStatus.CONFLICT,
     errors.UploadChecksumMismatch: TUS_CHECKSUM_MISMATCH,
     errors.NotConfigured: HTTPStatus.NOT_IMPLEMENTED,
     errors.TextNotExtracted: HTTPStatus.NOT_FOUND,

@@ -3,6 +3,9 @@
 Core protocol with the ``creation``, ``creation-with-upload``, ``expiration``, ``checksum`` (sha1, sha256)
 and ``termination`` extensions. The tus headers are read and written here; the uploads themselves are
 ``ResumableUploads``'s. Every response carries ``Tus-Resumable``, errors (problem+json) included.
+
+A request carrying ``Upload-Draft-Interop-Version: 6`` speaks the IETF draft instead, on the same routes
+and uploads: ``resumable_draft`` reads and answers it.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ from docpipe.domain.identity import Scope
 from docpipe.domain.uploads.metadata import parse_upload_metadata
 from docpipe.domain.uploads.service import CHECKSUM_ALGORITHMS, Checksum, ResumableUploads
 from docpipe.domain.uploads.session import UploadSession
+from docpipe.entrypoints.http import resumable_draft
 from docpipe.entrypoints.http.allow import options_first
 from docpipe.entrypoints.http.declared_type import declared_type
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.openapi import requires
 from docpipe.entrypoints.http.problems import EXCEPTION_HANDLERS, TUS_CHECKSUM_MISMATCH
 from docpipe.entrypoints.http.request_limits import UPLOAD_ROUTE
+from docpipe.entrypoints.http.resumable_draft import speaks_draft
 from docpipe.entrypoints.http.uploads import body_chunks
 
 TUS_VERSION = "1.0.0"
@@ -54,6 +59,8 @@ def _tus(headers: dict[str, str] | None = None) -> dict[str, str]:
 def _with_tus_header(handler: Callable[[AnyRequest, Any], Response[Any]]) -> Callable[..., Response[Any]]:
     def handle(request: AnyRequest, error: Any) -> Response[Any]:
         response = handler(request, error)
+        if speaks_draft(request):
+            return resumable_draft.refusal(request, error, response)
         response.headers.setdefault("Tus-Resumable", TUS_VERSION)
         return response
 
@@ -66,13 +73,18 @@ _TUS_ERRORS: ExceptionHandlersMap = {
 
 
 def _require_tus_resumable(request: AnyRequest) -> None:
-    """412 with the versions served when a request speaks another tus version, or none (OPTIONS may)."""
-    if request.method == HttpMethod.OPTIONS:
+    """412 with the versions served when a request speaks another tus version, or none (OPTIONS may), and
+    is no request of the IETF draft either."""
+    if request.method == HttpMethod.OPTIONS or speaks_draft(request):
         return
     if request.headers.get("tus-resumable") != TUS_VERSION:
         raise HTTPException(
             status_code=HTTPStatus.PRECONDITION_FAILED,
-            detail=f"this server speaks tus {TUS_VERSION}: send Tus-Resumable: {TUS_VERSION}",
+            detail=(
+                f"this server speaks tus {TUS_VERSION} (send Tus-Resumable: {TUS_VERSION}) and the IETF "
+                f"resumable uploads draft (send {resumable_draft.INTEROP_HEADER}: "
+                f"{resumable_draft.INTEROP_VERSION})"
+            ),
             headers={"Tus-Version": TUS_VERSION},
         )
 
@@ -154,6 +166,7 @@ class UploadController(Controller):
                     "Tus-Extension": TUS_EXTENSIONS,
                     "Tus-Max-Size": str(uploads.max_bytes),
                     "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
+                    "Upload-Limit": resumable_draft.limits(uploads.max_bytes),
                 }
             ),
         )
@@ -179,13 +192,17 @@ class UploadController(Controller):
             "Headers: `Tus-Resumable: 1.0.0`, `Upload-Length`, optional `Upload-Metadata` (`filename` or "
             "`name`, `filetype` or `content_type`, `tags`). A body of type "
             "`application/offset+octet-stream` is the first bytes. Answers 201 with "
-            "`Location: /uploads/{id}`, `Upload-Offset`, `Upload-Expires`."
+            "`Location: /uploads/{id}`, `Upload-Offset`, `Upload-Expires`. With "
+            "`Upload-Draft-Interop-Version: 6` instead, the IETF resumable uploads draft: `Upload-Complete`, "
+            "`Upload-Length`, any body is the first bytes (see README)."
         ),
         **requires(Scope.WRITE, *_BYTES_PROBLEMS, TUS_CHECKSUM_MISMATCH),
     )
     async def create(
         self, request: AnyRequest, uploads: Uploads, principal: CurrentPrincipal
     ) -> Response[None]:
+        if speaks_draft(request):
+            return await resumable_draft.create(request, uploads, principal.owner)
         if "upload-defer-length" in request.headers:
             raise MalformedInput("Upload-Defer-Length is not supported: send Upload-Length")
         length = _number(request, "upload-length")
@@ -208,13 +225,16 @@ class UploadController(Controller):
         "/{upload_id:str}",
         summary="Where a resumable upload stands",
         description=(
-            "`Upload-Offset`, `Upload-Length`, `Upload-Expires`; once complete, `Location` of its document."
+            "`Upload-Offset`, `Upload-Length`, `Upload-Expires`; once complete, `Location` of its document. "
+            "In the IETF draft: 204 with `Upload-Offset`, `Upload-Complete`, `Upload-Length`."
         ),
         **requires(Scope.WRITE, HTTPStatus.NOT_FOUND, HTTPStatus.GONE, HTTPStatus.PRECONDITION_FAILED),
     )
     async def status(
-        self, upload_id: FromPath[str], uploads: Uploads, principal: CurrentPrincipal
+        self, upload_id: FromPath[str], request: AnyRequest, uploads: Uploads, principal: CurrentPrincipal
     ) -> Response[None]:
+        if speaks_draft(request):
+            return await resumable_draft.status(request, uploads, principal.owner, upload_id)
         session = await uploads.get(principal.owner, upload_id)
         headers = _state(session)
         headers["Upload-Length"] = str(session.length)
@@ -228,13 +248,16 @@ class UploadController(Controller):
             "Body of type `application/offset+octet-stream`; `Upload-Offset` must be the upload's offset "
             "(else 409), and an optional `Upload-Checksum: sha1|sha256 <base64>` is verified (460 on a "
             "mismatch, the chunk discarded). The PATCH that completes the upload commits its document and "
-            "answers with `Location: /documents/{id}`."
+            "answers with `Location: /documents/{id}`. In the IETF draft: `application/partial-upload`, "
+            "`Upload-Complete`, answered 201."
         ),
         **requires(Scope.WRITE, *_BYTES_PROBLEMS, TUS_CHECKSUM_MISMATCH),
     )
     async def append(
         self, upload_id: FromPath[str], request: AnyRequest, uploads: Uploads, principal: CurrentPrincipal
     ) -> Response[None]:
+        if speaks_draft(request):
+            return await resumable_draft.append(request, uploads, principal.owner, upload_id)
         if not _carries_bytes(request):
             raise UnsupportedMediaType(f"a PATCH carries {OFFSET_STREAM}")
         offset = _number(request, "upload-offset")
@@ -251,7 +274,9 @@ class UploadController(Controller):
         **requires(Scope.WRITE, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.PRECONDITION_FAILED),
     )
     async def terminate(
-        self, upload_id: FromPath[str], uploads: Uploads, principal: CurrentPrincipal
+        self, upload_id: FromPath[str], request: AnyRequest, uploads: Uploads, principal: CurrentPrincipal
     ) -> Response[None]:
+        if speaks_draft(request):
+            return await resumable_draft.cancel(request, uploads, principal.owner, upload_id)
         await uploads.terminate(principal.owner, upload_id)
         return Response(None, status_code=HTTP_204_NO_CONTENT, headers=_tus())
