@@ -8,7 +8,7 @@ import base64
 import hashlib
 
 import pytest
-from httpx import Response
+from httpx import Request, Response
 
 from tests.http.conftest import MAX_UPLOAD_BYTES
 from tests.http.helpers import Client, assert_problem
@@ -73,6 +73,8 @@ async def test_an_upload_in_appends_becomes_a_document_visible_only_when_complet
     assert (tus.status_code, tus.headers["location"]) == (200, document_location)
     problem = assert_problem(await append(client, location, 0, b"more", final=True), 400)
     assert "complete" in problem["detail"]
+    retried = await append(client, location, len(PDF), b"", final=True)
+    assert (retried.status_code, retried.headers["location"]) == (201, document_location)
     assert len((await client.get("/documents")).json()["documents"]) == 1
 
 
@@ -156,18 +158,32 @@ async def test_appends_are_checked_and_a_refused_one_changes_nothing(client: Cli
     assert (await client.head(location, headers=DRAFT)).headers["upload-offset"] == "4"
 
 
-async def test_a_chunked_append_that_says_it_completes_but_ends_short_keeps_its_bytes(client: Client) -> None:
-    location = await create(client, 8)
+def chunked_append(client: Client, location: str, offset: int, data: bytes, final: bool) -> Request:
+    """An append whose size is known once its body has arrived (the test client cannot stream one)."""
+    complete = "?1" if final else "?0"
     request = client.build_request(
         "PATCH",
         location,
-        content=b"abc",
-        headers={**PART, "Upload-Offset": "0", "Upload-Complete": "?1", "Transfer-Encoding": "chunked"},
+        content=data,
+        headers={
+            **PART,
+            "Upload-Offset": str(offset),
+            "Upload-Complete": complete,
+            "Transfer-Encoding": "chunked",
+        },
     )
-    del request.headers["Content-Length"]  # the size is known once the body has arrived
-    assert_problem(await client.send(request), 400)
+    del request.headers["Content-Length"]
+    return request
+
+
+async def test_chunked_appends_are_checked_once_they_have_arrived(client: Client) -> None:
+    location = await create(client, 8)
+    assert_problem(await client.send(chunked_append(client, location, 0, b"abc", final=True)), 400)
     head = await client.head(location, headers=DRAFT)
     assert (head.headers["upload-offset"], head.headers["upload-complete"]) == ("3", "?0")
+    reaching = await client.send(chunked_append(client, location, 3, b"defgh", final=False))
+    assert (reaching.status_code, reaching.headers["upload-complete"]) == (201, "?1")
+    assert (await client.get(f"{reaching.headers['location']}/content")).content == b"abcdefgh"
 
 
 async def test_cancellation_removes_the_upload_and_uploads_are_their_owners_alone(client: Client) -> None:

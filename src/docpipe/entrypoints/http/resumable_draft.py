@@ -110,8 +110,7 @@ async def cancel(
 def refusal(request: AnyRequest, error: Exception, response: Response[bytes]) -> Response[bytes]:
     """A problem response of the shared handlers, in the draft's terms: its statuses where they differ
     from tus's, and the upload's offset with an offset mismatch (the draft requires it)."""
-    if _refused_otherwise(request, error):
-        assert isinstance(error, errors.DocpipeError)
+    if isinstance(error, errors.DocpipeError) and _refused_otherwise(request, error):
         response = problem_response(request, HTTPStatus.BAD_REQUEST, error.detail, dict(response.headers))
     if isinstance(error, errors.OffsetMismatch):
         response.headers["Upload-Offset"] = str(error.current)
@@ -119,7 +118,7 @@ def refusal(request: AnyRequest, error: Exception, response: Response[bytes]) ->
     return response
 
 
-def _refused_otherwise(request: AnyRequest, error: Exception) -> bool:
+def _refused_otherwise(request: AnyRequest, error: errors.DocpipeError) -> bool:
     """Whether the draft answers 400 where tus answers otherwise: a write to a complete upload (409),
     content that fails its digest (460), an append past the upload's length (413)."""
     return isinstance(error, errors.UploadComplete | errors.UploadChecksumMismatch) or (
