@@ -59,6 +59,24 @@ async def found(client: Client, words: str, **params: str) -> list[str]:
     return [result["document"]["id"] for result in response.json()["results"]]
 
 
+async def sees_only_the_callers_documents_and_not_deleted_ones(client: Client) -> None:
+    """A document is found by its owner only (another owner's of the same name and text is not), and no
+    longer once deleted: what every search index, embedded or OpenSearch, shows through ``/search``."""
+    mine = await upload_ok(client, b"narwhal", "narwhal.txt")
+    bob = bearer(
+        (await client.post("/keys", json={"owner": "bob", "scopes": ["read", "write"]})).json()["key"]
+    )
+    theirs = await client.post(
+        "/documents", params={"filename": "narwhal.txt"}, content=b"narwhal", headers=bob
+    )
+    assert theirs.status_code == 201
+    assert await found(client, "narwhal") == [mine["id"]]
+    response = await client.get("/search", params={"q": "narwhal"}, headers=bob)
+    assert [result["document"]["id"] for result in response.json()["results"]] == [theirs.json()["id"]]
+    assert (await client.delete(f"/documents/{mine['id']}")).status_code == 204
+    assert await found(client, "narwhal") == []
+
+
 async def test_a_pdf_is_processed_and_its_text_served(client: Client) -> None:
     pdf = documents.reportlab_pdf(["The walrus said", "cabbages and kings"], title="Walrus")
     uploaded = await upload_ok(client, pdf, "walrus.pdf", content_type="application/pdf")
@@ -159,19 +177,7 @@ async def test_a_document_is_found_by_name_at_once_and_by_text_once_processed(
 async def test_search_sees_only_the_callers_documents_and_not_deleted_ones(
     client: Client, settings: Settings
 ) -> None:
-    mine = await upload_ok(client, b"narwhal", "narwhal.txt")
-    bob = bearer(
-        (await client.post("/keys", json={"owner": "bob", "scopes": ["read", "write"]})).json()["key"]
-    )
-    theirs = await client.post(
-        "/documents", params={"filename": "narwhal.txt"}, content=b"narwhal", headers=bob
-    )
-    assert theirs.status_code == 201
-    assert await found(client, "narwhal") == [mine["id"]]
-    response = await client.get("/search", params={"q": "narwhal"}, headers=bob)
-    assert [result["document"]["id"] for result in response.json()["results"]] == [theirs.json()["id"]]
-    assert (await client.delete(f"/documents/{mine['id']}")).status_code == 204
-    assert await found(client, "narwhal") == []
+    await sees_only_the_callers_documents_and_not_deleted_ones(client)
 
 
 @with_search
