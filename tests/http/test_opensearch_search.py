@@ -13,7 +13,11 @@ import pytest
 from docpipe.config import OpenSearchSettings, SearchKind, Settings
 from tests.adapters_under_test import settings_for
 from tests.http.helpers import Client, upload_ok
-from tests.http.test_processing import found, processed, sees_only_the_callers_documents_and_not_deleted_ones
+from tests.http.test_processing import (
+    found,
+    found_by_name_at_once_and_by_text_once_processed,
+    sees_only_the_callers_documents_and_not_deleted_ones,
+)
 from tests.moto_server import MotoServer
 from tests.opensearch_fake import RunningFake
 
@@ -31,14 +35,8 @@ def settings(tmp_path: Path, moto_server: MotoServer, opensearch_fake: RunningFa
 
 
 async def test_a_document_is_found_by_name_at_once_and_by_text_once_processed(client: Client) -> None:
-    uploaded = await upload_ok(client, "Un résumé rédigé à Zürich".encode(), "Résumé.txt")
-    assert await found(client, "resume") == [uploaded["id"]]
-    await processed(client, uploaded["id"])
-    assert await found(client, "zurich redige") == [uploaded["id"]]
-    [result] = (await client.get("/search", params={"q": "zurich"})).json()["results"]
-    assert "<mark>Zürich</mark>" in result["snippet"]
+    result = await found_by_name_at_once_and_by_text_once_processed(client)
     assert result["score"] == 0.125
-    assert result["document"]["processing"]["state"] == "done"
 
 
 async def test_search_sees_only_the_callers_documents_and_not_deleted_ones(client: Client) -> None:
