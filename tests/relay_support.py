@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
 
 from docpipe.domain.events import Event, EventType
 from docpipe.domain.ports import Outbox
@@ -103,9 +104,15 @@ def quick_relay(outbox: Outbox, consumers: Sequence[EventConsumer]) -> Relay:
     return Relay(outbox, consumers, poll_seconds=0.01, backoff_seconds=0.001, backoff_cap_seconds=0.01)
 
 
+class Runs(Protocol):
+    """A relay or a webhook dispatcher: runs until cancelled."""
+
+    async def run(self) -> None: ...
+
+
 @contextlib.asynccontextmanager
-async def running(relay: Relay) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(relay.run())
+async def running(loop: Runs) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(loop.run())
     try:
         yield task
     finally:

@@ -135,6 +135,22 @@ async def test_a_lapsed_lease_passes_to_another_dispatcher(queues: QueueFactory)
     assert [delivery.event for delivery in await other.pending(LIMIT, time.time())] == [event]
 
 
+async def test_a_renewed_lease_runs_on_until_released(queues: QueueFactory) -> None:
+    """A dispatcher whose receiver takes longer than a lease keeps its webhooks by renewing, also once
+    the lease ran out, as long as no other dispatcher asked meanwhile; a lease given up is not renewed."""
+    slow, rival = queues(lease_seconds=0.5), queues()
+    (event,) = history(1)
+    await slow.add(event)
+    assert await slow.pending(LIMIT, time.time()) != []
+    assert await slow.renew()
+    await asyncio.sleep(0.55)  # past the lease taken by pending: a renewal that did not write lets it lapse
+    assert await slow.renew()
+    assert await rival.pending(LIMIT, time.time()) == []
+    await slow.release()
+    assert [delivery.event for delivery in await rival.pending(LIMIT, time.time())] == [event]
+    assert not await slow.renew()
+
+
 async def test_an_addition_wakes_the_dispatcher(queues: QueueFactory) -> None:
     queue = queues()
     added = queue.next_addition()

@@ -12,9 +12,12 @@ import pytest
 
 from docpipe.config import OpenSearchSettings, SearchKind, Settings
 from tests.adapters_under_test import settings_for
-from tests.credentials import bearer
 from tests.http.helpers import Client, upload_ok
-from tests.http.test_processing import found, processed
+from tests.http.test_processing import (
+    found,
+    found_by_name_at_once_and_by_text_once_processed,
+    sees_only_the_callers_documents_and_not_deleted_ones,
+)
 from tests.moto_server import MotoServer
 from tests.opensearch_fake import RunningFake
 
@@ -32,30 +35,12 @@ def settings(tmp_path: Path, moto_server: MotoServer, opensearch_fake: RunningFa
 
 
 async def test_a_document_is_found_by_name_at_once_and_by_text_once_processed(client: Client) -> None:
-    uploaded = await upload_ok(client, "Un résumé rédigé à Zürich".encode(), "Résumé.txt")
-    assert await found(client, "resume") == [uploaded["id"]]
-    await processed(client, uploaded["id"])
-    assert await found(client, "zurich redige") == [uploaded["id"]]
-    [result] = (await client.get("/search", params={"q": "zurich"})).json()["results"]
-    assert "<mark>Zürich</mark>" in result["snippet"]
+    result = await found_by_name_at_once_and_by_text_once_processed(client)
     assert result["score"] == 0.125
-    assert result["document"]["processing"]["state"] == "done"
 
 
 async def test_search_sees_only_the_callers_documents_and_not_deleted_ones(client: Client) -> None:
-    mine = await upload_ok(client, b"narwhal", "narwhal.txt")
-    bob = bearer(
-        (await client.post("/keys", json={"owner": "bob", "scopes": ["read", "write"]})).json()["key"]
-    )
-    theirs = await client.post(
-        "/documents", params={"filename": "narwhal.txt"}, content=b"narwhal", headers=bob
-    )
-    assert theirs.status_code == 201
-    assert await found(client, "narwhal") == [mine["id"]]
-    response = await client.get("/search", params={"q": "narwhal"}, headers=bob)
-    assert [result["document"]["id"] for result in response.json()["results"]] == [theirs.json()["id"]]
-    assert (await client.delete(f"/documents/{mine['id']}")).status_code == 204
-    assert await found(client, "narwhal") == []
+    await sees_only_the_callers_documents_and_not_deleted_ones(client)
 
 
 async def test_renames_and_tags_reach_the_index(client: Client) -> None:

@@ -99,6 +99,9 @@ class DynamoDbWebhookQueue:
                 },
             )
 
+    async def renew(self) -> bool:
+        return await self._leases.renew(time.time())
+
     async def release(self) -> None:
         await self._leases.release()
 

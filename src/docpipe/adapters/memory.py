@@ -263,13 +263,41 @@ class MemoryRepository:
         return MemoryWebhookQueue(self._webhooks, lease_seconds)
 
 
+class _OneLease:
+    """The one lease on a ``MemoryRepository``'s outbox, or on its webhook queue: who holds it, until when."""
+
+    def __init__(self) -> None:
+        self.holder: str | None = None
+        self.until = 0.0
+
+    def take(self, holder: str, lease_seconds: float) -> bool:
+        """Whether ``holder`` has the lease now: renewed, or taken when no other holder's runs."""
+        now = time.time()
+        if self.holder != holder and self.until > now:
+            return False
+        self.holder, self.until = holder, now + lease_seconds
+        return True
+
+    def renew(self, holder: str, lease_seconds: float) -> bool:
+        """Whether ``holder`` still has the lease, renewed once half of it has run (see ``ports.Outbox``)."""
+        if self.holder != holder:
+            return False
+        now = time.time()
+        if needs_renewal(self.until, now, lease_seconds):
+            self.until = now + lease_seconds
+        return True
+
+    def release(self, holder: str) -> None:
+        if self.holder == holder:
+            self.holder, self.until = None, 0.0
+
+
 class _Events:
     """The outbox of a ``MemoryRepository``: its events in commit order, and the one lease on them all."""
 
     def __init__(self) -> None:
         self.events: dict[str, Event] = {}
-        self.holder: str | None = None
-        self.lease_until = 0.0
+        self.lease = _OneLease()
         self.commits = Commits()
 
     def write(self, event: Event) -> None:
@@ -286,10 +314,8 @@ class MemoryOutbox:
         self._holder = uuid.uuid4().hex
 
     async def pending(self, limit: int) -> list[Event]:
-        now = time.time()
-        if self._events.holder != self._holder and self._events.lease_until > now:
+        if not self._events.lease.take(self._holder, self._lease_seconds):
             return []
-        self._events.holder, self._events.lease_until = self._holder, now + self._lease_seconds
         return list(itertools.islice(self._events.events.values(), limit))
 
     async def acknowledge(self, events: Sequence[Event]) -> None:
@@ -297,16 +323,10 @@ class MemoryOutbox:
             self._events.events.pop(event.id, None)
 
     async def renew(self) -> bool:
-        if self._events.holder != self._holder:
-            return False
-        now = time.time()
-        if needs_renewal(self._events.lease_until, now, self._lease_seconds):
-            self._events.lease_until = now + self._lease_seconds
-        return True
+        return self._events.lease.renew(self._holder, self._lease_seconds)
 
     async def release(self) -> None:
-        if self._events.holder == self._holder:
-            self._events.holder, self._events.lease_until = None, 0.0
+        self._events.lease.release(self._holder)
 
     def next_commit(self) -> asyncio.Event:
         return self._events.commits.next()
@@ -322,8 +342,7 @@ class _Webhooks:
 
     def __init__(self) -> None:
         self.queued: dict[str, _Queued] = {}
-        self.holder: str | None = None
-        self.lease_until = 0.0
+        self.lease = _OneLease()
 
 
 class MemoryWebhookQueue:
@@ -341,10 +360,8 @@ class MemoryWebhookQueue:
 
     async def pending(self, limit: int, now: float) -> list[Delivery]:
         webhooks = self._webhooks
-        lease_now = time.time()
-        if webhooks.holder != self._holder and webhooks.lease_until > lease_now:
+        if not webhooks.lease.take(self._holder, self._lease_seconds):
             return []
-        webhooks.holder, webhooks.lease_until = self._holder, lease_now + self._lease_seconds
         postponed = {
             (queued.delivery.event.owner, queued.delivery.event.document_id)
             for queued in webhooks.queued.values()
@@ -366,9 +383,11 @@ class MemoryWebhookQueue:
             queued.delivery = Delivery(event=event, attempts=attempts)
             queued.not_before = until
 
+    async def renew(self) -> bool:
+        return self._webhooks.lease.renew(self._holder, self._lease_seconds)
+
     async def release(self) -> None:
-        if self._webhooks.holder == self._holder:
-            self._webhooks.holder, self._webhooks.lease_until = None, 0.0
+        self._webhooks.lease.release(self._holder)
 
     def next_addition(self) -> asyncio.Event:
         return self._additions.next()

@@ -170,6 +170,9 @@ class MeteredWebhookQueue:
     async def postpone(self, event: Event, attempts: int, until: float) -> None:
         await self._queue.postpone(event, attempts, until)
 
+    async def renew(self) -> bool:
+        return await self._queue.renew()
+
     async def release(self) -> None:
         await self._queue.release()
 

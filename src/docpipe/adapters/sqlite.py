@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -16,6 +16,7 @@ import aiosqlite
 import msgspec
 
 from docpipe.adapters.disk import has_no_room
+from docpipe.adapters.sqlite_files import connections, converted
 from docpipe.adapters.sqlite_keys import SCHEMA as KEY_SCHEMA
 from docpipe.adapters.sqlite_keys import SqliteKeyRepository
 from docpipe.adapters.sqlite_outbox import SCHEMA as OUTBOX_SCHEMA
@@ -29,9 +30,7 @@ from docpipe.domain.errors import (
     DuplicateDocument,
     IdempotencyKeyInUse,
     StorageFull,
-    StoreMissing,
     StoreRole,
-    StoreUnavailable,
 )
 from docpipe.domain.events import EventType, event_of
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
@@ -44,10 +43,9 @@ logger = logging.getLogger(__name__)
 
 READER_CONNECTIONS = 4
 """One for point reads (a document by its id, the readiness check), the others for listing pages."""
-BUSY_TIMEOUT_MS = 5000
-"""How long a write waits for another process's write lock before it gives up (503)."""
 DATABASE_NAME = "docpipe.sqlite3"
 _ROLE = StoreRole.REPOSITORY
+_NAME = "SQLite database"
 
 _TAGS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
     owner TEXT NOT NULL,
@@ -358,22 +356,9 @@ def _claimable(row: sqlite3.Row, token: str, moment: float) -> bool:
     return document_id is None and (held_by == token or lease_until <= moment)
 
 
-@contextlib.contextmanager
-def _failures() -> Iterator[None]:
-    """SQLite's failures as domain errors, in this one place.
-
-    A full disk or database is ``StorageFull``; a write lock another process held past the busy
-    timeout, an I/O error or a file that cannot be opened is ``StoreUnavailable``. Constraint and
-    programming errors are docpipe's own mistakes and pass through.
-    """
-    try:
-        yield
-    except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
-        raise
-    except sqlite3.Error as error:
-        if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
-            raise StorageFull(_ROLE, f"SQLite: {error}") from None
-        raise StoreUnavailable(_ROLE, f"SQLite: {error}") from None
+def _failures() -> contextlib.AbstractContextManager[None]:
+    """SQLite's failures as domain errors, in this one place (see ``sqlite_files.converted``)."""
+    return converted(_ROLE, _NAME)
 
 
 async def _fetch(
@@ -643,14 +628,6 @@ class _Transaction:
             await asyncio.shield(self._db.rollback())
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
-    db = await aiosqlite.connect(path, isolation_level=None)
-    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    await db.execute("PRAGMA foreign_keys = ON")
-    await db.execute("PRAGMA synchronous = FULL")
-    return db
-
-
 def database_file(data_dir: Path) -> Path:
     return data_dir / DATABASE_NAME
 
@@ -728,25 +705,18 @@ async def _create_prefix_entries(db: aiosqlite.Connection) -> None:
 async def open_repository(data_dir: Path, *, create_missing: bool = True) -> AsyncIterator[SqliteRepository]:
     """The repository in ``<data_dir>/docpipe.sqlite3``; folder, file and schema are created when
     missing, unless ``create_missing`` is false."""
-    path = database_file(data_dir)
-    if create_missing:
-        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
-    elif not await asyncio.to_thread(path.is_file):
-        raise StoreMissing(_ROLE, f"SQLite database {path}")
-    async with contextlib.AsyncExitStack() as connections:
-        with _failures():
-            writer = await _connect(path)
-            connections.push_async_callback(writer.close)
-            await writer.execute("PRAGMA journal_mode = WAL")
-            await writer.executescript(_TABLES)
-            await writer.executescript(KEY_SCHEMA)
-            await writer.executescript(UPLOAD_SCHEMA)
-            await writer.executescript(OUTBOX_SCHEMA)
-            await writer.executescript(WEBHOOK_SCHEMA)
-            await _prepare(writer)
-            readers = []
-            for _ in range(READER_CONNECTIONS):
-                reader = await _connect(path)
-                connections.push_async_callback(reader.close)
-                readers.append(reader)
+    async with connections(
+        database_file(data_dir),
+        create_missing=create_missing,
+        role=_ROLE,
+        name=_NAME,
+        readers=READER_CONNECTIONS,
+        prepare=_create,
+    ) as (writer, readers):
         yield SqliteRepository(writer, readers, data_dir)
+
+
+async def _create(writer: aiosqlite.Connection) -> None:
+    for schema in (_TABLES, KEY_SCHEMA, UPLOAD_SCHEMA, OUTBOX_SCHEMA, WEBHOOK_SCHEMA):
+        await writer.executescript(schema)
+    await _prepare(writer)

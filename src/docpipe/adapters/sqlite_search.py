@@ -34,14 +34,15 @@ import itertools
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from docpipe.adapters.disk import has_no_room
-from docpipe.domain.errors import StorageFull, StoreMissing, StoreRole, StoreUnavailable
+from docpipe.adapters.sqlite_files import connections, converted
+from docpipe.domain.errors import StorageFull, StoreRole
 from docpipe.domain.model import Document
 from docpipe.domain.search import (
     FILENAME_POINTS,
@@ -61,8 +62,6 @@ logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "search.sqlite3"
 READER_CONNECTIONS = 2
-BUSY_TIMEOUT_MS = 5000
-"""How long a write waits for another process's write lock before it gives up (503)."""
 BATCH_CHARS = 256 * 1024
 """Characters of text written per transaction: other writers wait for one batch at most."""
 PASSAGE_BITS = 16
@@ -75,6 +74,7 @@ _WORDS = "tokenize = 'unicode61 remove_diacritics 2', prefix = '1 2 3'"
 """Words as ``search_text`` folds them, with indexes of their first 1, 2 and 3 characters: a query word
 that short would otherwise merge the entries of every word it starts (``ka`` 1,250 of 20,000)."""
 _ROLE = StoreRole.SEARCH_INDEX
+_NAME = "SQLite search index"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS entries (
@@ -109,19 +109,9 @@ _SEPARATOR = "\n"
 """Between the tags, and the metadata values, of a ``names`` row: cleaned text holds no control character."""
 
 
-@contextlib.contextmanager
-def _failures() -> Iterator[None]:
-    """SQLite's failures as domain errors, in this one place: a full disk or database is
-    ``StorageFull``; a lock held past the busy timeout, an I/O error or a file that cannot be opened is
-    ``StoreUnavailable``. Constraint and programming errors are docpipe's own mistakes and pass through."""
-    try:
-        yield
-    except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
-        raise
-    except sqlite3.Error as error:
-        if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
-            raise StorageFull(_ROLE, f"SQLite search index: {error}") from None
-        raise StoreUnavailable(_ROLE, f"SQLite search index: {error}") from None
+def _failures() -> contextlib.AbstractContextManager[None]:
+    """SQLite's failures as domain errors, in this one place (see ``sqlite_files.converted``)."""
+    return converted(_ROLE, _NAME)
 
 
 def _phrase(word: str) -> str:
@@ -486,13 +476,6 @@ async def _delete_text(db: aiosqlite.Connection, text_id: int) -> None:
     await db.execute("DELETE FROM texts WHERE text = ?", (text_id,))
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
-    db = await aiosqlite.connect(path, isolation_level=None)
-    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    await db.execute("PRAGMA synchronous = FULL")
-    return db
-
-
 def database_file(data_dir: Path) -> Path:
     return data_dir / DATABASE_NAME
 
@@ -502,20 +485,16 @@ async def open_search_index(
 ) -> AsyncIterator[SqliteSearchIndex]:
     """The index in ``<data_dir>/search.sqlite3``; folder, file and tables are created when missing,
     unless ``create_missing`` is false."""
-    path = database_file(data_dir)
-    if create_missing:
-        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
-    elif not await asyncio.to_thread(path.is_file):
-        raise StoreMissing(_ROLE, f"SQLite search index {path}")
-    async with contextlib.AsyncExitStack() as connections:
-        with _failures():
-            writer = await _connect(path)
-            connections.push_async_callback(writer.close)
-            await writer.execute("PRAGMA journal_mode = WAL")
-            await writer.executescript(_SCHEMA)
-            readers = []
-            for _ in range(READER_CONNECTIONS):
-                reader = await _connect(path)
-                connections.push_async_callback(reader.close)
-                readers.append(reader)
+    async with connections(
+        database_file(data_dir),
+        create_missing=create_missing,
+        role=_ROLE,
+        name=_NAME,
+        readers=READER_CONNECTIONS,
+        prepare=_create,
+    ) as (writer, readers):
         yield SqliteSearchIndex(writer, readers, data_dir)
+
+
+async def _create(writer: aiosqlite.Connection) -> None:
+    await writer.executescript(_SCHEMA)

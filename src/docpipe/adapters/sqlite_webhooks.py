@@ -85,6 +85,9 @@ class SqliteWebhookQueue:
                 "UPDATE webhooks SET attempts = ?, not_before = ? WHERE id = ?", (attempts, until, event.id)
             )
 
+    async def renew(self) -> bool:
+        return await self._lease.renew(time.time())
+
     async def release(self) -> None:
         await self._lease.release()
 

@@ -213,9 +213,9 @@ class WebhookQueue(Protocol):
 
     ``add`` is called by the relay's webhook consumer, in commit order per document; the rest by one
     dispatcher, under a lease as ``Outbox`` hands out events: while this queue's lease runs (renewed by
-    each ``pending``), no other queue is handed the deliveries it was handed, nor any other of their
-    documents'. A document's first delivery may be postponed (its receiver failed): until then, none of
-    the document's deliveries is handed out, while other documents' are.
+    each ``pending`` and ``renew``), no other queue is handed the deliveries it was handed, nor any other
+    of their documents'. A document's first delivery may be postponed (its receiver failed): until then,
+    none of the document's deliveries is handed out, while other documents' are.
     """
 
     async def add(self, event: Event) -> None:
@@ -235,6 +235,11 @@ class WebhookQueue(Protocol):
 
     async def postpone(self, event: Event, attempts: int, until: float) -> None:
         """Record that ``event``'s delivery failed ``attempts`` times and is next due at ``until``."""
+        ...
+
+    async def renew(self) -> bool:
+        """Keep the leases of the deliveries ``pending`` handed out while they are being posted, as
+        ``Outbox.renew`` does; False when a lease was lost (another queue may have been handed them)."""
         ...
 
     async def release(self) -> None:

@@ -6,6 +6,10 @@ A ``WebhookDispatcher`` posts the queued webhooks (``ports.WebhookSender``), sev
 and each document's in order. A document whose webhook fails waits ``RETRY_SCHEDULE`` (as Standard
 Webhooks' reference service, Svix, does: about a day in all) while other documents' go on; after the
 last try the webhook is given up, with a log line, and the document's next one follows.
+
+While webhooks are being posted the dispatcher renews the queue's lease, however long the receiver takes
+to answer (as the relay does during a batch); a dispatcher that loses it nonetheless posts no further
+webhook of the documents it was posting, since the lease's new holder (a replica) posts them now.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import msgspec
 
 from docpipe.domain.errors import WebhookNotDelivered
 from docpipe.domain.events import Event
+from docpipe.domain.outbox import RENEW_SECONDS
 from docpipe.domain.relay import backoff
 
 if TYPE_CHECKING:
@@ -73,6 +78,7 @@ class WebhookDispatcher:
         poll_seconds: float = POLL_SECONDS,
         concurrency: int = CONCURRENCY,
         clock: Callable[[], float] = time.time,
+        renew_seconds: float = RENEW_SECONDS,
     ) -> None:
         self._queue = queue
         self._sender = sender
@@ -81,6 +87,9 @@ class WebhookDispatcher:
         self._poll_seconds = poll_seconds
         self._concurrency = concurrency
         self._clock = clock
+        self._renew_seconds = renew_seconds
+        self._lost = asyncio.Event()
+        """Set when a renewal found the lease lost: the posting started under it goes no further."""
         self._posting: dict[tuple[str, str], asyncio.Task[None]] = {}
         """The task posting each document's webhooks, by (owner, document id)."""
         self._wake_at: float | None = None
@@ -91,6 +100,7 @@ class WebhookDispatcher:
         already, up to ``concurrency`` documents; then waits for a document to finish, a webhook to be
         queued by this process, a webhook it postponed to come due, or the next poll."""
         failing_reads = 0
+        renewing = asyncio.create_task(self._renew())
         try:
             while True:
                 added = self._queue.next_addition()
@@ -107,9 +117,28 @@ class WebhookDispatcher:
                 self._start(deliveries)
                 await self._wait(added)
         finally:
+            renewing.cancel()
+            await asyncio.wait([renewing])
             await self._stop()
 
+    async def _renew(self) -> None:
+        """Renew the queue's lease every ``renew_seconds`` while webhooks are being posted, until
+        cancelled; set ``_lost`` if it was lost. A renewal that fails (the store) is tried again at the
+        next turn, while the lease still runs."""
+        while True:
+            await asyncio.sleep(self._renew_seconds)
+            if not self._posting:
+                continue
+            try:
+                if not await self._queue.renew():
+                    logger.warning("the webhook queue's lease was lost while posting; the rest is left")
+                    self._lost.set()
+            except Exception as error:
+                logger.warning("the webhook queue's lease could not be renewed: %r", error)
+
     def _start(self, deliveries: Sequence[Delivery]) -> None:
+        if self._lost.is_set():  # these deliveries were handed out under a lease taken since
+            self._lost = asyncio.Event()
         by_document: dict[tuple[str, str], list[Delivery]] = {}
         for delivery in deliveries:
             key = (delivery.event.owner, delivery.event.document_id)
@@ -118,7 +147,7 @@ class WebhookDispatcher:
         for key, queued in by_document.items():
             if len(self._posting) >= self._concurrency:
                 return
-            self._posting[key] = asyncio.create_task(self._post_in_order(queued))
+            self._posting[key] = asyncio.create_task(self._post_in_order(queued, self._lost))
 
     async def _wait(self, added: asyncio.Event) -> None:
         timeout = self._poll_seconds
@@ -139,10 +168,11 @@ class WebhookDispatcher:
                 if not task.cancelled() and task.exception() is not None:
                     logger.warning("the webhook queue could not be updated: %r", task.exception())
 
-    async def _post_in_order(self, deliveries: Sequence[Delivery]) -> None:
-        """Post one document's webhooks in order, until one fails and is postponed."""
+    async def _post_in_order(self, deliveries: Sequence[Delivery], lost: asyncio.Event) -> None:
+        """Post one document's webhooks in order, until one fails and is postponed, or the lease they
+        were handed out under is ``lost``."""
         for delivery in deliveries:
-            if not await self._posted(delivery):
+            if lost.is_set() or not await self._posted(delivery):
                 return
 
     async def _posted(self, delivery: Delivery) -> bool:
