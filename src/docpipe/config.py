@@ -103,6 +103,72 @@ class Secret:
 
 MIN_ADMIN_KEY_LENGTH = 16
 
+TRUST_EVERY_PEER = "*"
+TRUST_NO_PEER = "none"
+DEFAULT_TRUSTED_PROXIES = "127.0.0.0/8,::1"
+"""This machine only: a proxy beside docpipe (nginx on the host, a sidecar in the pod) is trusted out of
+the box, and a client that can reach loopback runs here already. Anything farther is named."""
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class TrustedProxies:
+    """The peers whose proxy headers docpipe believes (``DOCPIPE_TRUSTED_PROXIES``), as uvicorn's
+    ``--forwarded-allow-ips`` names them: addresses and networks separated by commas, ``*`` for every
+    peer, ``none`` for none. Their ``X-Request-Id``, ``traceparent`` and ``X-Forwarded-For``/``-Proto``
+    are taken; any other peer's are ignored, since anyone can send them."""
+
+    __slots__ = ("_every", "networks")
+
+    def __init__(self, spelling: str) -> None:
+        """Raises ``ValueError`` naming an entry that is neither an address nor a network."""
+        entries = [entry.strip() for entry in spelling.split(",") if entry.strip()]
+        self._every = entries == [TRUST_EVERY_PEER]
+        self.networks: tuple[Network, ...] = ()
+        if self._every or entries == [TRUST_NO_PEER]:
+            return
+        networks = []
+        for entry in entries:
+            try:
+                networks.append(ipaddress.ip_network(entry))
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (CIDR); list them separated by commas,"
+                    f" or give {TRUST_EVERY_PEER!r} or {TRUST_NO_PEER!r} alone"
+                ) from None
+        self.networks = tuple(networks)
+
+    def trusts(self, peer: str | None) -> bool:
+        """Whether ``peer`` (an address as a server reports it, IPv4 mapped into IPv6 included) is one."""
+        if self._every:
+            return True
+        if not peer or not self.networks:
+            return False
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False  # not an IP address: a Unix socket, a test client
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+    def for_uvicorn(self) -> list[str]:
+        """The same peers as uvicorn's ``forwarded_allow_ips``."""
+        return [TRUST_EVERY_PEER] if self._every else [str(network) for network in self.networks]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TrustedProxies) and (self._every, self.networks) == (
+            other._every,
+            other.networks,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._every, self.networks))
+
+    def __repr__(self) -> str:
+        shown = TRUST_EVERY_PEER if self._every else ",".join(self.for_uvicorn()) or TRUST_NO_PEER
+        return f"TrustedProxies({shown!r})"
+
 
 class S3Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Where the S3 blob store keeps bytes. Credentials come from the standard AWS chain; a region
@@ -254,6 +320,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """``None``: no webhooks are posted."""
     log_format: LogFormat | None = None
     """``None``: text on a terminal, else JSON (see ``LogFormat``)."""
+    trusted_proxies: TrustedProxies = msgspec.field(
+        default_factory=lambda: TrustedProxies(DEFAULT_TRUSTED_PROXIES)
+    )
 
     @property
     def search_kind(self) -> SearchKind:
@@ -288,6 +357,7 @@ _TOP_LEVEL = {
     "DOCPIPE_ADMIN_KEY": "admin_key",
     "DOCPIPE_PUBLIC_URL": "public_url",
     "DOCPIPE_LOG_FORMAT": "log_format",
+    "DOCPIPE_TRUSTED_PROXIES": "trusted_proxies",
 }
 _SIGNING_KEY = "DOCPIPE_SIGNING_KEY"
 _S3 = {
@@ -460,6 +530,11 @@ def _decode(kind: type, value: object) -> object:
         return Path(value)
     if kind is Secret and isinstance(value, str):
         return Secret(value)
+    if kind is TrustedProxies and isinstance(value, str):
+        try:
+            return TrustedProxies(value)
+        except ValueError as error:
+            raise ValueError(f"DOCPIPE_TRUSTED_PROXIES: {error}") from None
     if kind is SigningKey and isinstance(value, str):
         try:
             return SigningKey(value)

@@ -94,6 +94,14 @@ def test_each_request_gets_one_json_access_line_under_its_request_id(
     assert not [line for line in log_lines(server) if line["logger"] == "uvicorn.access"]
 
 
+def test_a_loopback_proxy_forwarding_a_client_keeps_its_request_id(api: httpx.Client) -> None:
+    """uvicorn replaces the peer with the forwarded client; the proxy that connected is the one judged."""
+    forwarded = {"X-Forwarded-For": "203.0.113.9", "X-Request-Id": "via-proxy-1"}
+    response = api.get("/documents/0196a1b2-0000-7000-8000-000000000000", headers=forwarded)
+    assert response.status_code == 404
+    assert response.headers["x-request-id"] == response.json()["request_id"] == "via-proxy-1"
+
+
 def test_no_key_token_or_link_token_reaches_the_log(server: LiveServer, api: httpx.Client) -> None:
     document = api.post("/documents", params={"filename": "secret.txt"}, content=b"shh").json()
     issued = api.post("/keys", json={"owner": "carol", "scopes": ["read"]}).json()["key"]

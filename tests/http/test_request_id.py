@@ -1,10 +1,25 @@
-"""Every response carries a request id, which problem bodies repeat, on every adapter pair."""
+"""Every response carries a request id, which problem bodies repeat, on every adapter pair; a client's
+own is kept only when it comes from a trusted proxy (``DOCPIPE_TRUSTED_PROXIES``) and is well-formed."""
 
 from __future__ import annotations
 
-import pytest
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import msgspec
+import pytest
+from litestar.enums import ScopeType
+from litestar.testing import AsyncTestClient
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from docpipe.config import TrustedProxies
+from docpipe.entrypoints.http.app import create_app
+from tests.adapters_under_test import settings_for
+from tests.credentials import ADMIN_HEADERS
 from tests.http.helpers import Client, assert_problem, upload
+
+WELL_FORMED = "client-7f3a.retry:2"
 
 
 async def test_every_response_carries_a_request_id(client: Client) -> None:
@@ -30,19 +45,87 @@ async def test_a_problem_body_repeats_the_request_id(client: Client) -> None:
     assert assert_problem(response, 404)["request_id"] == response.headers["x-request-id"]
 
 
-async def test_a_well_formed_incoming_request_id_is_kept(client: Client) -> None:
-    incoming = {"x-request-id": "client-7f3a.retry:2"}
-    ok = await client.get("/documents", headers=incoming)
-    assert ok.headers["x-request-id"] == "client-7f3a.retry:2"
-    missing = await client.get("/documents/no-such-document", headers=incoming)
-    assert missing.headers["x-request-id"] == "client-7f3a.retry:2"
-    assert missing.json()["request_id"] == "client-7f3a.retry:2"
+def _from_peer(app: ASGIApp, host: str) -> ASGIApp:
+    """``app`` as reached from ``host``: the peer address a server would put in the scope."""
+
+    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            scope["client"] = (host, 51234)
+        await app(scope, receive, send)
+
+    return handler
 
 
-@pytest.mark.parametrize("incoming", ["x" * 500, "has spaces", "<script>", ""])
-async def test_an_unsafe_incoming_request_id_is_replaced(client: Client, incoming: str) -> None:
-    response = await client.get("/documents/no-such-document", headers={"x-request-id": incoming})
-    chosen = response.headers["x-request-id"]
-    assert chosen != incoming
-    assert chosen.isalnum()
-    assert response.json()["request_id"] == chosen
+@contextlib.asynccontextmanager
+async def reached_from(host: str, tmp_path: Path, trusted: str | None = None) -> AsyncIterator[Client]:
+    """A client of an app (in-memory stores: trust is decided before any store) whose requests come
+    from ``host``, with ``DOCPIPE_TRUSTED_PROXIES`` set to ``trusted`` (default: loopback)."""
+    settings = settings_for(data_dir=tmp_path / "data")
+    if trusted is not None:
+        settings = msgspec.structs.replace(settings, trusted_proxies=TrustedProxies(trusted))
+    app = create_app(settings)
+    app.asgi_handler = _from_peer(app.asgi_handler, host)
+    async with AsyncTestClient(app=app) as client:
+        client.headers.update(ADMIN_HEADERS)
+        yield client
+
+
+async def _answers(client: Client, incoming: str) -> list[str]:
+    """The ids a success, a 404 problem, an unmatched route and a 401 carry, with the problem bodies'."""
+    headers = {"x-request-id": incoming}
+    ok = await client.get("/documents", headers=headers)
+    missing = await client.get("/documents/no-such-document", headers=headers)
+    unmatched = await client.get("/no/such/route", headers=headers)
+    refused = await client.get("/documents", headers={**headers, "authorization": "Bearer nope"})
+    assert [ok.status_code, missing.status_code, unmatched.status_code, refused.status_code] == [
+        200,
+        404,
+        404,
+        401,
+    ]
+    bodies = [response.json()["request_id"] for response in (missing, unmatched, refused)]
+    return [response.headers["x-request-id"] for response in (ok, missing, unmatched, refused)] + bodies
+
+
+@pytest.mark.parametrize("peer", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])
+async def test_a_well_formed_request_id_from_a_loopback_proxy_is_kept(tmp_path: Path, peer: str) -> None:
+    async with reached_from(peer, tmp_path) as client:
+        assert await _answers(client, WELL_FORMED) == [WELL_FORMED] * 7
+
+
+@pytest.mark.parametrize("peer", ["203.0.113.7", "10.1.2.3", "2001:db8::1", "testclient"])
+async def test_a_request_id_from_an_untrusted_peer_is_replaced(tmp_path: Path, peer: str) -> None:
+    async with reached_from(peer, tmp_path) as client:
+        ids = await _answers(client, WELL_FORMED)
+    assert WELL_FORMED not in ids
+    assert all(chosen.isalnum() for chosen in ids)
+    assert len(set(ids[:4])) == 4
+
+
+@pytest.mark.parametrize(
+    ("trusted", "peer", "kept"),
+    [
+        ("10.0.0.0/8, 192.0.2.1", "10.200.3.4", True),
+        ("10.0.0.0/8, 192.0.2.1", "192.0.2.1", True),
+        ("10.0.0.0/8, 192.0.2.1", "192.0.2.2", False),
+        ("10.0.0.0/8, 192.0.2.1", "127.0.0.1", False),
+        ("2001:db8::/32", "2001:db8::5", True),
+        ("*", "198.51.100.9", True),
+        ("none", "127.0.0.1", False),
+    ],
+)
+async def test_trusted_proxies_are_the_configured_addresses_and_networks(
+    tmp_path: Path, trusted: str, peer: str, kept: bool
+) -> None:
+    async with reached_from(peer, tmp_path, trusted) as client:
+        response = await client.get("/documents/no-such-document", headers={"x-request-id": WELL_FORMED})
+    assert (response.headers["x-request-id"] == WELL_FORMED) is kept
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("incoming", ["x" * 129, "has spaces", "<script>", "", "a\tb"])
+async def test_a_malformed_request_id_from_a_trusted_proxy_is_replaced(tmp_path: Path, incoming: str) -> None:
+    async with reached_from("127.0.0.1", tmp_path) as client:
+        ids = await _answers(client, incoming)
+    assert incoming not in ids
+    assert all(chosen.isalnum() for chosen in ids)

@@ -374,3 +374,21 @@ def test_the_client_commands_settings_do_not_stop_the_server() -> None:
     client's variables and ignores them."""
     environ = {"DOCPIPE_URL": "http://docs.example.com", "DOCPIPE_API_KEY": "dp_whatever"}
     assert load_settings(environ) == load_settings({})
+
+
+def test_trusted_proxies_are_loopback_unless_named() -> None:
+    default = load_settings({}).trusted_proxies
+    loopback = ("127.0.0.1", "127.4.5.6", "::1", "::ffff:127.0.0.1")
+    assert [default.trusts(peer) for peer in loopback] == [True] * 4
+    others = ("10.0.0.1", "2001:db8::1", "testclient", "", None)
+    assert [default.trusts(peer) for peer in others] == [False] * 5
+    named = load_settings({"DOCPIPE_TRUSTED_PROXIES": "10.0.0.0/8, 2001:db8::/32 ,192.0.2.1"}).trusted_proxies
+    assert named.for_uvicorn() == ["10.0.0.0/8", "2001:db8::/32", "192.0.2.1/32"]
+    assert load_settings({"DOCPIPE_TRUSTED_PROXIES": "*"}).trusted_proxies.for_uvicorn() == ["*"]
+    assert load_settings({"DOCPIPE_TRUSTED_PROXIES": "none"}).trusted_proxies.for_uvicorn() == []
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/33", "proxy.internal", "*,10.0.0.1", "10.0.0.1/8", "none,::1"])
+def test_a_trusted_proxy_that_is_no_address_or_network_is_refused(value: str) -> None:
+    with pytest.raises(SettingsError, match=r"DOCPIPE_TRUSTED_PROXIES: .* is not an IP address or network"):
+        load_settings({"DOCPIPE_TRUSTED_PROXIES": value})

@@ -17,7 +17,15 @@ from litestar import Litestar
 from uvicorn.supervisors import Multiprocess
 
 from docpipe import metrics
-from docpipe.config import LimitSettings, LogFormat, Settings, SettingsError, load_settings
+from docpipe.config import (
+    DEFAULT_TRUSTED_PROXIES,
+    LimitSettings,
+    LogFormat,
+    Settings,
+    SettingsError,
+    TrustedProxies,
+    load_settings,
+)
 from docpipe.container import Container, close, open_service
 from docpipe.domain.errors import StoreFailure, StoreMissing
 from docpipe.domain.fsck import DEFAULT_GRACE, FindingKind, Fsck, FsckReport
@@ -41,11 +49,14 @@ def server_config(
     limits: LimitSettings,
     workers: int = 1,
     log_format: LogFormat | None = None,
+    trusted_proxies: TrustedProxies | None = None,
 ) -> uvicorn.Config:
     """How docpipe runs uvicorn: httptools parses HTTP (guarded by ``limits``, see ``connections``),
     uvloop runs the event loop (both C). The bench's baseline apps are served with the same, so that
     its ratios compare apps, not servers. uvicorn logs through docpipe's handler (see ``logs``), and
-    its access log is off: docpipe's own (``http.observed``) replaces it."""
+    its access log is off: docpipe's own (``http.observed``) replaces it. The proxies whose
+    ``X-Forwarded-For`` and ``-Proto`` uvicorn applies are those docpipe trusts (``trusted_proxies``, by
+    default loopback), whatever ``FORWARDED_ALLOW_IPS`` says: one setting for every proxy header."""
     return ServerConfig(
         app,
         limits=limits,
@@ -57,6 +68,7 @@ def server_config(
         log_level="info",
         log_config=logs.logging_config(log_format),
         access_log=False,
+        forwarded_allow_ips=(trusted_proxies or TrustedProxies(DEFAULT_TRUSTED_PROXIES)).for_uvicorn(),
         lifespan="on",
         timeout_graceful_shutdown=30,
         # How long the supervisor of several workers waits for one to answer its ping. A worker answers
@@ -94,7 +106,12 @@ async def serve_one(settings: Settings, host: str, port: int) -> int:
     if not await open_or_explain(settings, container):
         return 1
     config = server_config(
-        create_app(settings, container), host, port, settings.limits, log_format=settings.log_format
+        create_app(settings, container),
+        host,
+        port,
+        settings.limits,
+        log_format=settings.log_format,
+        trusted_proxies=settings.trusted_proxies,
     )
     await uvicorn.Server(config).serve()
     return 0
@@ -130,7 +147,13 @@ def _serve_processes(settings: Settings, host: str, port: int) -> int:
         return 1
     with metrics.shared_between_processes():
         config = server_config(
-            f"{__name__}:worker_app", host, port, settings.limits, settings.workers, settings.log_format
+            f"{__name__}:worker_app",
+            host,
+            port,
+            settings.limits,
+            settings.workers,
+            settings.log_format,
+            settings.trusted_proxies,
         )
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     return 0

@@ -138,5 +138,5 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
     )
     # Around Litestar's routing and exception handling, so that every request is measured and logged,
     # those no route answers included (see ``observed``).
-    app.asgi_handler = Observed(app.asgi_handler)
+    app.asgi_handler = Observed(app.asgi_handler, settings.trusted_proxies)
     return app

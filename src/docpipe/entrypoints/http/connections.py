@@ -23,7 +23,7 @@ from uvicorn.server import ServerState
 
 from docpipe.config import LimitSettings
 from docpipe.entrypoints.http.problems import PROBLEM_JSON, problem_json, retry_later
-from docpipe.entrypoints.http.request_id import accepted, request_id
+from docpipe.entrypoints.http.request_id import accepted, remember_peer, request_id
 
 if TYPE_CHECKING:
     from litestar.types import HTTPScope
@@ -88,6 +88,7 @@ class _ConnectionGuard(asyncio.Protocol):
 
     async def _serve(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         self._stop_waiting_for_head()
+        remember_peer(cast("HTTPScope", scope))
         self._serving += 1
         try:
             if len(self.server_state.connections) > self.limits.max_connections:

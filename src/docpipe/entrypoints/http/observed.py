@@ -17,10 +17,11 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, ReceiveMessage, Scope, Send
 
 from docpipe import metrics
+from docpipe.config import TrustedProxies
 from docpipe.domain.model import is_document_id
 from docpipe.entrypoints.http.authentication import principal_if_known
 from docpipe.entrypoints.http.refusals import refusal_of
-from docpipe.entrypoints.http.request_id import request_id
+from docpipe.entrypoints.http.request_id import choose
 from docpipe.entrypoints.http.request_limits import UPLOAD_ROUTE
 from docpipe.entrypoints.logs import ACCESS_LOGGER, current_request
 
@@ -38,17 +39,19 @@ _ABORTED = "incomplete_body"
 
 class Observed:
     """ASGI middleware around the application: times each HTTP request, counts its bytes and records
-    its metrics and its access line once its response is sent (or its handling failed)."""
+    its metrics and its access line once its response is sent (or its handling failed). It chooses
+    the request's id first, taking a proxy's only from ``trusted`` ones."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, trusted: TrustedProxies) -> None:
         self._app = app
+        self._trusted = trusted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await self._app(scope, receive, send)
             return
         exchange = _Exchange(receive, send)
-        token = current_request.set(request_id(scope))
+        token = current_request.set(choose(scope, self._trusted))
         started = time.perf_counter()
         try:
             await self._app(scope, exchange.receive, exchange.send)
