@@ -78,6 +78,20 @@ class LogFormat(StrEnum):
     TEXT = "text"
 
 
+class TraceExporter(StrEnum):
+    """Where spans go (``OTEL_TRACES_EXPORTER``): an OTLP collector over HTTP, or standard output."""
+
+    OTLP = "otlp"
+    CONSOLE = "console"
+
+
+class TracingSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """OpenTelemetry tracing, asked for through the standard ``OTEL_*`` variables (see ``_tracing``); the
+    SDK reads the rest of them (endpoint, headers, sampler, resource, batching) itself."""
+
+    exporters: tuple[TraceExporter, ...]
+
+
 class Secret:
     """A setting's value that must never be shown: ``repr`` and ``str`` hide it, so that settings in a
     log line or a traceback do not leak it. ``matches`` compares a presented value in constant time."""
@@ -320,6 +334,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """``None``: no webhooks are posted."""
     log_format: LogFormat | None = None
     """``None``: text on a terminal, else JSON (see ``LogFormat``)."""
+    tracing: TracingSettings | None = None
+    """``None``: no spans are made (see ``_tracing``)."""
     trusted_proxies: TrustedProxies = msgspec.field(
         default_factory=lambda: TrustedProxies(DEFAULT_TRUSTED_PROXIES)
     )
@@ -525,6 +541,44 @@ def _webhook(environ: Mapping[str, str]) -> dict[str, str] | None:
     return fields
 
 
+_OTEL_OFF = "OTEL_SDK_DISABLED"
+_OTEL_EXPORTERS = "OTEL_TRACES_EXPORTER"
+_OTEL_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+_OTEL_PROTOCOLS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+_OTLP_OVER_HTTP = "http/protobuf"
+_NO_EXPORTER = "none"
+
+
+def _tracing(environ: Mapping[str, str]) -> TracingSettings | None:
+    """Tracing is on when ``OTEL_TRACES_EXPORTER`` names exporters, or, unset, when an OTLP endpoint is
+    set (then to OTLP), unless ``OTEL_SDK_DISABLED=true``. The specification's default exporter is OTLP
+    to this machine's port 4318; docpipe waits for a variable instead, so that an image with the extra
+    installed sends nothing to a collector nobody runs."""
+    if environ.get(_OTEL_OFF, "").strip().lower() == "true":
+        return None
+    named = [name.strip().lower() for name in environ.get(_OTEL_EXPORTERS, "").split(",") if name.strip()]
+    if not named:
+        if not any(environ.get(name, "").strip() for name in _OTEL_ENDPOINTS):
+            return None
+        named = [TraceExporter.OTLP.value]
+    if named == [_NO_EXPORTER]:
+        return None
+    known = {exporter.value for exporter in TraceExporter}
+    unknown = [name for name in named if name not in known]
+    if unknown:
+        raise SettingsError(
+            f"invalid configuration: {_OTEL_EXPORTERS} names {', '.join(unknown)}; docpipe exports traces to"
+            f" {', '.join(sorted(known))} or {_NO_EXPORTER!r}"
+        )
+    protocol = next((environ[name] for name in _OTEL_PROTOCOLS if environ.get(name, "").strip()), None)
+    if TraceExporter.OTLP.value in named and protocol not in (None, _OTLP_OVER_HTTP):
+        raise SettingsError(
+            f"invalid configuration: OTLP protocol {protocol!r}: docpipe exports over {_OTLP_OVER_HTTP!r}"
+            f" (the collector's port 4318); set {_OTEL_PROTOCOLS[0]}={_OTLP_OVER_HTTP}"
+        )
+    return TracingSettings(exporters=tuple(TraceExporter(name) for name in dict.fromkeys(named)))
+
+
 def _decode(kind: type, value: object) -> object:
     if kind is Path and isinstance(value, str):
         return Path(value)
@@ -566,6 +620,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     raw["oidc"] = _oidc(env)
     raw["signing_keys"] = _signing_keys(env)
     raw["webhook"] = _webhook(env)
+    raw["tracing"] = _tracing(env)
     try:
         settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode)
     except msgspec.ValidationError as error:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import aioboto3
 from dependency_injector import containers, providers
 
+from docpipe import tracing
 from docpipe.adapters import (
     dynamodb,
     filesystem,
@@ -26,7 +30,7 @@ from docpipe.adapters import (
 from docpipe.adapters.extraction import sandbox
 from docpipe.adapters.extraction.limits import Limits, MiB
 from docpipe.adapters.extraction.spool import SpoolingExtractor
-from docpipe.config import BlobStoreKind, OpenSearchSettings, ProcessingMode, Settings
+from docpipe.config import BlobStoreKind, OpenSearchSettings, ProcessingMode, Settings, TracingSettings
 from docpipe.domain.authentication import Authenticator
 from docpipe.domain.document_search import DocumentSearch
 from docpipe.domain.fsck import Fsck
@@ -47,6 +51,11 @@ from docpipe.domain.uploads.service import ResumableUploads
 from docpipe.domain.webhooks import RETRY_SCHEDULE, WebhookDispatcher, WebhookQueuing
 from docpipe.domain.worker import QueuedProcessing, Worker
 from docpipe.entrypoints.http.webhook_payload import webhook_body
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+logger = logging.getLogger(__name__)
 
 
 def _blob_store_kind(settings: Settings) -> str:
@@ -132,6 +141,35 @@ def _relay(
     if webhooks is not None:
         consumers.append(webhooks)
     return Relay(metered.MeteredOutbox(outbox), consumers)
+
+
+def _tracing_state(settings: Settings) -> str:
+    """``on`` when ``OTEL_*`` variables ask for traces and the ``otel`` extra is installed."""
+    if settings.tracing is None:
+        return "off"
+    try:
+        installed = importlib.util.find_spec("opentelemetry.sdk") is not None
+    except ModuleNotFoundError:  # its parent package, ``opentelemetry``, is missing too
+        installed = False
+    return "on" if installed else "missing"
+
+
+async def _open_tracer_provider(settings: TracingSettings) -> AsyncIterator[TracerProvider]:
+    """The SDK's tracer provider, imported only when chosen: the SDK is the ``otel`` extra."""
+    from docpipe.adapters import otel  # noqa: PLC0415 - the extra may be absent
+
+    async for provider in otel.open_tracer_provider(settings):
+        yield provider
+
+
+async def _otel_missing() -> AsyncIterator[None]:
+    """Telemetry never stops docpipe: traces asked for without the extra are a warning, not a refusal
+    (``OTEL_*`` variables are often set for every process of a machine or a pod)."""
+    logger.warning(
+        "OTEL_* variables ask for traces, but docpipe's otel extra is not installed (pip install"
+        " 'docpipe[otel]', or uv sync --extra otel): no spans are made"
+    )
+    yield None
 
 
 def _upload_expiry(settings: Settings) -> timedelta:
@@ -313,9 +351,12 @@ class Container(containers.DeclarativeContainer):
     )
     """Where the relay queues processing jobs for ``docpipe worker``; ``None`` when servers process."""
 
+    traced_processing = providers.Singleton(metered.TracedProcessing, processing)
+    """Processing with each job a span when tracing is on, as the relay and workers run it."""
+
     processing_consumer = providers.Selector(
         providers.Callable(_queue_kind, settings),
-        local=processing,
+        local=traced_processing,
         sqs=providers.Singleton(QueuedProcessing, work_queue),
     )
     """What the relay hands events to for processing: ``processing`` itself, or the work queue."""
@@ -323,7 +364,7 @@ class Container(containers.DeclarativeContainer):
     worker = providers.Singleton(
         Worker,
         work_queue,
-        processing,
+        traced_processing,
         concurrency=settings.provided.extraction.workers,
         visibility_seconds=settings.provided.sqs.visibility_timeout,
     )
@@ -372,6 +413,15 @@ class Container(containers.DeclarativeContainer):
     """Delivers the outbox's events to processing, search indexing and the webhook queue; ``docpipe
     serve`` runs it."""
 
+    tracer_provider = providers.Selector(
+        providers.Callable(_tracing_state, settings),
+        on=providers.Resource(_open_tracer_provider, settings.provided.tracing),
+        missing=providers.Resource(_otel_missing),
+        off=providers.Resource(_not_offered),
+    )
+    """The OpenTelemetry SDK's provider (``OTEL_*`` variables), ``None`` when tracing is off; tests
+    override it with one exporting to memory."""
+
     fsck = providers.Factory(
         Fsck, blobs=blob_store, repository=repository, uploads=upload_sessions, index=search_index
     )
@@ -412,6 +462,16 @@ async def open_authenticator(container: Container) -> Authenticator:
     """Open the key repository and return the authenticator over it."""
     authenticator: Authenticator = await container.authenticator()  # type: ignore[misc]
     return authenticator
+
+
+async def begin_tracing(container: Container) -> None:
+    """Trace this process's requests, store operations and processing jobs, when tracing is on; the
+    caller ends it (``tracing.end``) before ``close`` shuts the provider down."""
+    provider: TracerProvider | None = await container.tracer_provider()
+    if provider is not None:
+        from docpipe.adapters import otel  # noqa: PLC0415 - the extra may be absent
+
+        tracing.begin(otel.OtelTracing(provider))
 
 
 async def close(container: Container) -> None:

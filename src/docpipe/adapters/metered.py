@@ -1,5 +1,6 @@
-"""Ports wrapped to feed ``docpipe.metrics``: how long each store operation takes and which ones fail,
-by adapter, and what the relay and the webhook dispatcher find waiting.
+"""Ports wrapped to feed ``docpipe.metrics`` and ``docpipe.tracing``: how long each store operation
+takes and which ones fail, by adapter, each one a span when tracing is on; what the relay and the
+webhook dispatcher find waiting; and each processing job a span.
 
 One wrapper per port, at the boundary the container wires, rather than a line in every adapter: every
 adapter already converts its technology's failures into ``StoreFailure`` subclasses, which are what
@@ -13,12 +14,14 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, S
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from docpipe import metrics
+from docpipe import metrics, tracing
 from docpipe.domain.errors import StoreFailure
 from docpipe.domain.events import Event
 from docpipe.domain.idempotency import CompletedUpload, IdempotencyClaim
 from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page, Processing, utc_now
+from docpipe.domain.pipeline import asks_for_processing
 from docpipe.domain.ports import BlobStore, DocumentRepository, Outbox, WebhookQueue
+from docpipe.domain.worker import Processor
 
 if TYPE_CHECKING:
     import asyncio
@@ -29,20 +32,24 @@ T = TypeVar("T")
 
 
 class _Meter:
-    """Times the operations of one adapter and counts those that fail with a ``StoreFailure``."""
+    """Times the operations of one adapter and counts those that fail with a ``StoreFailure``; each
+    is a span named ``<adapter> <operation>`` (``s3 put``), failed by such a failure."""
 
     def __init__(self, adapter: str) -> None:
         self._adapter = adapter
 
     async def __call__(self, operation: str, call: Awaitable[T]) -> T:
-        started = time.perf_counter()
-        try:
-            return await call
-        except StoreFailure as error:
-            metrics.store_errors.labels(self._adapter, operation, metrics.error_label(error)).inc()
-            raise
-        finally:
-            metrics.store_duration.labels(self._adapter, operation).observe(time.perf_counter() - started)
+        attributes = {"docpipe.store.adapter": self._adapter, "docpipe.store.operation": operation}
+        with tracing.span(f"{self._adapter} {operation}", attributes) as span:
+            started = time.perf_counter()
+            try:
+                return await call
+            except StoreFailure as error:
+                metrics.store_errors.labels(self._adapter, operation, metrics.error_label(error)).inc()
+                span.fail(error)
+                raise
+            finally:
+                metrics.store_duration.labels(self._adapter, operation).observe(time.perf_counter() - started)
 
 
 class MeteredBlobStore:
@@ -115,6 +122,32 @@ class MeteredRepository:
 
     async def check(self) -> None:
         await self._meter("check", self._repository.check())
+
+
+PROCESSING_SPAN = "process document"
+
+
+class TracedProcessing:
+    """Document processing (``pipeline.DocumentProcessing``) with each job a span, its store operations
+    inside: for the relay an event consumer, for ``docpipe worker`` a ``Processor``. The span says the
+    document and the state processing left it in (``gone`` when it no longer exists)."""
+
+    def __init__(self, processing: Processor) -> None:
+        self._processing = processing
+
+    async def handle(self, event: Event) -> None:
+        if asks_for_processing(event):
+            await self.process(event.owner, event.document_id)
+
+    async def process(self, owner: str, document_id: str) -> Document | None:
+        with tracing.span(PROCESSING_SPAN, {"docpipe.document_id": document_id}) as span:
+            try:
+                document = await self._processing.process(owner, document_id)
+            except Exception as error:
+                span.fail(error)
+                raise
+            span.set("docpipe.processing.state", "gone" if document is None else document.processing.state)
+            return document
 
 
 def _age_seconds(events: Sequence[Event]) -> float:

@@ -2,9 +2,10 @@
 
 Every line is a record of the ``logging`` module, docpipe's, uvicorn's and the libraries' alike, written
 to standard error by one handler. A line written while a request is served carries its request id
-(``request_id``); the access log (logger ``docpipe.access``, one line per request, see
-``http.observed``) adds its method, route template, status, duration, owner and document id. No line
-holds a path's link token (see ``link_paths``); the access log never holds a path or a query at all.
+(``request_id``) and, when tracing is on, a line written in a span its trace's id (``trace_id``). The
+access log (logger ``docpipe.access``, one line per request, see ``http.observed``) adds its method,
+route template, status, duration, owner and document id. No line holds a path's link token (see
+``link_paths``); the access log never holds a path or a query at all.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, TextIO
 
 import msgspec
 
+from docpipe import tracing
 from docpipe.config import LogFormat
 from docpipe.entrypoints.http.link_paths import RedactLinkTokens
 
@@ -29,17 +31,21 @@ current_request: contextvars.ContextVar[str | None] = contextvars.ContextVar("re
 
 
 class WithRequestId(logging.Filter):
-    """Gives each record the id of the request being served when it was made (``None`` outside one)."""
+    """Gives each record the id of the request being served when it was made (``None`` outside one),
+    and the id of the trace it was made in (``None`` when tracing is off or outside a span)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "request_id", None) is None:
             record.request_id = current_request.get()
+        if getattr(record, "trace_id", None) is None:
+            record.trace_id = tracing.trace_id()
         return True
 
 
 class JsonLines(logging.Formatter):
     """One JSON object per record: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``,
-    ``request_id`` and the access fields when set, ``exception`` with a traceback when there is one."""
+    ``request_id``, ``trace_id`` and the access fields when set, ``exception`` with a traceback when
+    there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -48,7 +54,7 @@ class JsonLines(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for field in ("request_id", *ACCESS_FIELDS):
+        for field in ("request_id", "trace_id", *ACCESS_FIELDS):
             value = getattr(record, field, None)
             if value is not None:
                 line[field] = value

@@ -13,8 +13,9 @@ import signal
 
 import uvloop
 
+from docpipe import tracing
 from docpipe.config import QueueKind, Settings
-from docpipe.container import Container, close
+from docpipe.container import Container, begin_tracing, close
 from docpipe.domain.errors import StoreFailure
 from docpipe.domain.processing import ExtractorUnavailable
 from docpipe.domain.worker import Worker
@@ -59,6 +60,7 @@ async def _work(settings: Settings) -> int:
         try:
             await container.blob_store()
             await container.repository()
+            await begin_tracing(container)
             worker: Worker = await container.worker()  # type: ignore[misc]
         except (StoreFailure, ExtractorUnavailable) as error:
             logger.critical("cannot start: %s", error)
@@ -66,6 +68,7 @@ async def _work(settings: Settings) -> int:
         logger.info("waiting for documents to process on SQS queue %r", settings.sqs.queue)
         await worker.run(stop)
     finally:
+        tracing.end()
         await close(container)
     logger.info("stopped")
     return 0

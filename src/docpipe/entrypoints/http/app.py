@@ -14,9 +14,16 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
-from docpipe import metrics
+from docpipe import metrics, tracing
 from docpipe.config import AuthMode, Settings
-from docpipe.container import Container, close, open_authenticator, open_service, presigned_downloads
+from docpipe.container import (
+    Container,
+    begin_tracing,
+    close,
+    open_authenticator,
+    open_service,
+    presigned_downloads,
+)
 from docpipe.domain.service import DocumentService
 from docpipe.domain.webhooks import WebhookDispatcher
 from docpipe.entrypoints import data_lock
@@ -68,6 +75,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         with data_lock.serving(settings):
             try:
                 app.state.service = await open_service(container)
+                await begin_tracing(container)
                 app.state.links = await container.links()  # type: ignore[misc]
                 app.state.presigned = await presigned_downloads(container)
                 app.state.key_service = await container.key_service()  # type: ignore[misc]
@@ -87,6 +95,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
                 ):
                     yield
             finally:
+                tracing.end()
                 await close(container)
                 metrics.process_exiting()
 

@@ -1,8 +1,10 @@
-"""What every HTTP request leaves behind: its metrics (``docpipe.metrics``) and its access log line.
+"""What every HTTP request leaves behind: its metrics (``docpipe.metrics``), its access log line and,
+when tracing is on, its server span (``docpipe.tracing``).
 
 ``Observed`` wraps the whole application, routing included, so that requests no route answers are
-counted and logged too. Requests are labelled and logged by route template (``/documents/{document_id}``),
-never by path: ids and link tokens become neither label values nor log text.
+counted, logged and traced too. Requests are labelled, logged and their spans named by route template
+(``/documents/{document_id}``), never by path: ids and link tokens become neither label values, log
+text nor span names.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, ReceiveMessage, Scope, Send
 
-from docpipe import metrics
+from docpipe import metrics, tracing
 from docpipe.config import TrustedProxies
 from docpipe.domain.model import is_document_id
 from docpipe.entrypoints.http.authentication import principal_if_known
 from docpipe.entrypoints.http.refusals import refusal_of
-from docpipe.entrypoints.http.request_id import choose
+from docpipe.entrypoints.http.request_id import choose, from_trusted_proxy
 from docpipe.entrypoints.http.request_limits import UPLOAD_ROUTE
 from docpipe.entrypoints.logs import ACCESS_LOGGER, current_request
 
@@ -39,8 +41,8 @@ _ABORTED = "incomplete_body"
 
 class Observed:
     """ASGI middleware around the application: times each HTTP request, counts its bytes and records
-    its metrics and its access line once its response is sent (or its handling failed). It chooses
-    the request's id first, taking a proxy's only from ``trusted`` ones."""
+    its metrics and its access line once its response is sent (or its handling failed), inside its
+    span. It chooses the request's id first, and continues a trace, only from ``trusted`` proxies."""
 
     def __init__(self, app: ASGIApp, trusted: TrustedProxies) -> None:
         self._app = app
@@ -51,13 +53,31 @@ class Observed:
             await self._app(scope, receive, send)
             return
         exchange = _Exchange(receive, send)
-        token = current_request.set(choose(scope, self._trusted))
-        started = time.perf_counter()
+        request = choose(scope, self._trusted)
+        token = current_request.set(request)
         try:
-            await self._app(scope, exchange.receive, exchange.send)
+            with tracing.server_span(
+                _span_name(scope["method"], None), _span_attributes(scope, request), self._carrier(scope)
+            ) as span:
+                started = time.perf_counter()
+                try:
+                    await self._app(scope, exchange.receive, exchange.send)
+                finally:
+                    _finish(span, _record(scope, exchange, time.perf_counter() - started))
         finally:
-            _record(scope, exchange, time.perf_counter() - started)
             current_request.reset(token)
+
+    def _carrier(self, scope: HTTPScope) -> dict[str, str] | None:
+        """The trace context headers of a trusted proxy's request (a client's would let it choose the
+        trace docpipe's spans join, and whether they are sampled)."""
+        wanted = tracing.propagated_headers()
+        if not wanted or not from_trusted_proxy(scope, self._trusted):
+            return None
+        return {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name.decode("latin-1") in wanted
+        }
 
 
 class _Exchange:
@@ -104,7 +124,38 @@ def route_of(scope: Scope) -> str:
     return _PARAMETER_TYPE.sub(r"{\1}", template)
 
 
-def _record(scope: HTTPScope, exchange: _Exchange, seconds: float) -> None:
+def _span_name(method: str, route: str | None) -> str:
+    """``GET /documents/{document_id}``, as the semantic conventions name server spans; the method
+    alone for requests no route answers, ``HTTP`` for methods docpipe does not know."""
+    known = method if method in _METHODS else "HTTP"
+    return known if route is None or route == metrics.UNMATCHED_ROUTE else f"{known} {route}"
+
+
+def _span_attributes(scope: HTTPScope, request: str) -> dict[str, str | int]:
+    """What a server span starts with: no path, query or header (see ``tracing``)."""
+    return {
+        "http.request.method": scope["method"] if scope["method"] in _METHODS else "_OTHER",
+        "url.scheme": scope["scheme"],
+        "network.protocol.version": scope["http_version"],
+        "docpipe.request_id": request,
+    }
+
+
+def _finish(span: tracing.Span, access: dict[str, Any]) -> None:
+    """The span's name and attributes once the route and status are known; a 5xx is a failed span."""
+    route: str = access["route"]
+    span.rename(_span_name(access["method"], route))
+    if route != metrics.UNMATCHED_ROUTE:
+        span.set("http.route", route)
+    span.set("http.response.status_code", access["status"])
+    if access["document_id"] is not None:
+        span.set("docpipe.document_id", access["document_id"])
+    if access["status"] >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        span.fail()
+
+
+def _record(scope: HTTPScope, exchange: _Exchange, seconds: float) -> dict[str, Any]:
+    """Counts the request and writes its access line; returns the line's fields."""
     status = exchange.status or HTTPStatus.INTERNAL_SERVER_ERROR
     method = scope["method"] if scope["method"] in _METHODS else "other"
     route = route_of(scope)
@@ -114,6 +165,7 @@ def _record(scope: HTTPScope, exchange: _Exchange, seconds: float) -> None:
     metrics.bytes_sent.labels(method, route).inc(exchange.sent)
     if route != metrics.UNMATCHED_ROUTE and scope["route_handler"].opt.get(UPLOAD_ROUTE):
         metrics.uploads.labels(route, *_upload_outcome(scope, exchange, status)).inc()
+    fields = _access_fields(scope, exchange, method, route, status, seconds)
     access_log.log(
         logging.WARNING if status >= HTTPStatus.INTERNAL_SERVER_ERROR else logging.INFO,
         "%s %s %d %.1f ms",
@@ -121,8 +173,9 @@ def _record(scope: HTTPScope, exchange: _Exchange, seconds: float) -> None:
         route,
         status,
         seconds * 1000,
-        extra=_access_fields(scope, exchange, method, route, status, seconds),
+        extra=fields,
     )
+    return fields
 
 
 def _upload_outcome(scope: Scope, exchange: _Exchange, status: int) -> tuple[str, str]:
