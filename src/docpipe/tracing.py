@@ -63,7 +63,7 @@ class _NoSpan:
         """Nothing to keep."""
 
 
-_NOTHING: AbstractContextManager[Span] = contextlib.nullcontext(_NoSpan())
+NO_SPAN: AbstractContextManager[Span] = contextlib.nullcontext(_NoSpan())
 """Entered by every span of tracing that is off: reusable, as ``nullcontext`` is."""
 
 _current: Tracing | None = None
@@ -81,6 +81,11 @@ def end() -> None:
     _current = None
 
 
+def active() -> bool:
+    """Whether spans are made: callers skip preparing what a span would be given when they are not."""
+    return _current is not None
+
+
 def propagated_headers() -> frozenset[str]:
     """The request headers trace context arrives in; none while tracing is off."""
     return frozenset() if _current is None else _current.propagated_headers
@@ -88,7 +93,7 @@ def propagated_headers() -> frozenset[str]:
 
 def span(name: str, attributes: Attributes) -> AbstractContextManager[Span]:
     """A span named ``name`` (never holding an id or a path) inside the current one."""
-    return _NOTHING if _current is None else _current.span(name, attributes)
+    return NO_SPAN if _current is None else _current.span(name, attributes)
 
 
 def server_span(
@@ -96,7 +101,7 @@ def server_span(
 ) -> AbstractContextManager[Span]:
     """A request's span, continuing the trace of ``carrier`` (the headers of ``propagated_headers`` a
     trusted proxy sent) when given."""
-    return _NOTHING if _current is None else _current.server_span(name, attributes, carrier)
+    return NO_SPAN if _current is None else _current.server_span(name, attributes, carrier)
 
 
 def trace_id() -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from contextlib import AbstractContextManager
 from http import HTTPStatus
 from typing import Any
 
@@ -56,9 +57,7 @@ class Observed:
         request = choose(scope, self._trusted)
         token = current_request.set(request)
         try:
-            with tracing.server_span(
-                _span_name(scope["method"], None), _span_attributes(scope, request), self._carrier(scope)
-            ) as span:
+            with self._server_span(scope, request) as span:
                 started = time.perf_counter()
                 try:
                     await self._app(scope, exchange.receive, exchange.send)
@@ -66,6 +65,15 @@ class Observed:
                     _finish(span, _record(scope, exchange, time.perf_counter() - started))
         finally:
             current_request.reset(token)
+
+    def _server_span(self, scope: HTTPScope, request: str) -> AbstractContextManager[tracing.Span]:
+        """The request's span, named by its method until its route is known; nothing is prepared
+        for it while tracing is off."""
+        if not tracing.active():
+            return tracing.NO_SPAN
+        return tracing.server_span(
+            _span_name(scope["method"], None), _span_attributes(scope, request), self._carrier(scope)
+        )
 
     def _carrier(self, scope: HTTPScope) -> dict[str, str] | None:
         """The trace context headers of a trusted proxy's request (a client's would let it choose the
@@ -143,6 +151,8 @@ def _span_attributes(scope: HTTPScope, request: str) -> dict[str, str | int]:
 
 def _finish(span: tracing.Span, access: dict[str, Any]) -> None:
     """The span's name and attributes once the route and status are known; a 5xx is a failed span."""
+    if not tracing.active():
+        return
     route: str = access["route"]
     span.rename(_span_name(access["method"], route))
     if route != metrics.UNMATCHED_ROUTE:
