@@ -18,15 +18,38 @@ import httpx
 from tests.moto_server import free_port, stop_process
 
 
+PORT_ATTEMPTS = 3
+
+
 class LiveServer:
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self._env = {**os.environ, **env, "DOCPIPE_HOST": "127.0.0.1", "DOCPIPE_PORT": str(self.port)}
+        self._env = {**os.environ, **env, "DOCPIPE_HOST": "127.0.0.1"}
         self._log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self._take_a_port()
+
+    def _take_a_port(self) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._env["DOCPIPE_PORT"] = str(self.port)
 
     def start(self, timeout: float = 60) -> None:
+        """Start docpipe and wait until it answers. ``free_port`` only finds a port free a moment ago:
+        another test process may bind it first, and then docpipe is started again on another."""
+        for _ in range(PORT_ATTEMPTS - 1):
+            logged_before = self._log_path.stat().st_size if self._log_path.exists() else 0
+            try:
+                self._start(timeout)
+                return
+            except RuntimeError:
+                with self._log_path.open("rb") as log:
+                    log.seek(logged_before)
+                    if b"address already in use" not in log.read():
+                        raise
+            self._take_a_port()
+        self._start(timeout)
+
+    def _start(self, timeout: float) -> None:
         with self._log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "docpipe.entrypoints.cli", "serve"],

@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from operator import methodcaller
+from typing import TYPE_CHECKING, Any
 
-import aioboto3
 from dependency_injector import containers, providers
 
 from docpipe import tracing
 from docpipe.adapters import (
-    dynamodb,
     filesystem,
     memory,
     memory_search,
     metered,
-    oidc,
-    s3,
     signing_key,
     sniffing,
     sqlite,
     sqlite_search,
-    sqs,
-    webhook_sender,
 )
 from docpipe.adapters.extraction import sandbox
 from docpipe.adapters.extraction.limits import Limits, MiB
@@ -53,9 +50,31 @@ from docpipe.domain.worker import QueuedProcessing, Worker
 from docpipe.entrypoints.http.webhook_payload import webhook_body
 
 if TYPE_CHECKING:
+    import aioboto3
     from opentelemetry.sdk.trace import TracerProvider
 
+    from docpipe.adapters import s3
+
 logger = logging.getLogger(__name__)
+
+
+def _opened_on_demand(module: str, opener: str) -> Callable[..., AsyncIterator[Any]]:
+    """``docpipe.adapters.<module>.<opener>`` as a Resource's opener, its module imported only when the
+    settings choose that adapter: the AWS SDK, aiohttp and joserfc take most of a second to import, which
+    every ``docpipe`` command (and ``make run`` on the embedded default) would otherwise pay."""
+
+    async def opened(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        open_adapter = getattr(importlib.import_module(f"docpipe.adapters.{module}"), opener)
+        async with contextlib.asynccontextmanager(open_adapter)(*args, **kwargs) as adapter:
+            yield adapter
+
+    return opened
+
+
+def _aws_session() -> aioboto3.Session:
+    import aioboto3  # noqa: PLC0415 - imported only when an AWS adapter is chosen (see _opened_on_demand)
+
+    return aioboto3.Session()
 
 
 def _blob_store_kind(settings: Settings) -> str:
@@ -183,10 +202,11 @@ class Container(containers.DeclarativeContainer):
 
     settings = providers.Dependency(instance_of=Settings)
 
-    aws_session = providers.Singleton(aioboto3.Session)
+    aws_session = providers.Singleton(_aws_session)
 
-    s3_release_after = providers.Object(s3.RELEASE_AFTER)
-    """Seconds a download may leave its S3 connection idle (tests lengthen it to hold a connection)."""
+    s3_release_after: providers.Object[float | None] = providers.Object(None)
+    """Seconds a download may leave its S3 connection idle; ``None`` is the adapter's own
+    (``s3.RELEASE_AFTER``). Tests lengthen it to hold a connection."""
 
     blob_store = providers.Selector(
         providers.Callable(_blob_store_kind, settings),
@@ -196,7 +216,7 @@ class Container(containers.DeclarativeContainer):
             create_missing=settings.provided.create_missing,
         ),
         s3=providers.Resource(
-            s3.open_blob_store,
+            _opened_on_demand("s3", "open_blob_store"),
             aws_session,
             settings.provided.s3,
             create_missing=settings.provided.create_missing,
@@ -211,7 +231,7 @@ class Container(containers.DeclarativeContainer):
         create_missing=settings.provided.create_missing,
     )
     dynamodb_repository = providers.Resource(
-        dynamodb.open_repository,
+        _opened_on_demand("dynamodb", "open_repository"),
         aws_session,
         settings.provided.dynamodb,
         create_missing=settings.provided.create_missing,
@@ -228,9 +248,9 @@ class Container(containers.DeclarativeContainer):
 
     outbox = providers.Selector(
         providers.Callable(_repository_kind, settings),
-        sqlite=providers.Factory(sqlite.SqliteRepository.outbox, sqlite_repository),
-        dynamodb=providers.Factory(dynamodb.DynamoDbRepository.outbox, dynamodb_repository),
-        memory=providers.Factory(memory.MemoryRepository.outbox, memory_repository),
+        sqlite=providers.Factory(methodcaller("outbox"), sqlite_repository),
+        dynamodb=providers.Factory(methodcaller("outbox"), dynamodb_repository),
+        memory=providers.Factory(methodcaller("outbox"), memory_repository),
     )
     """The events the repository wrote with its changes; one per relay. Built on the selected repository
     itself, like ``keys``."""
@@ -254,15 +274,15 @@ class Container(containers.DeclarativeContainer):
 
     token_verifier = providers.Selector(
         providers.Callable(_oidc_state, settings),
-        on=providers.Resource(oidc.open_token_verifier, settings.provided.oidc),
+        on=providers.Resource(_opened_on_demand("oidc", "open_token_verifier"), settings.provided.oidc),
         off=providers.Resource(_no_token_verifier),
     )
     """Verifies the OIDC identity provider's bearer tokens; ``None`` when ``DOCPIPE_OIDC_ISSUER`` is unset."""
 
     keys = providers.Selector(
         providers.Callable(_repository_kind, settings),
-        sqlite=providers.Singleton(sqlite.SqliteRepository.api_keys, sqlite_repository),
-        dynamodb=providers.Singleton(dynamodb.DynamoDbRepository.api_keys, dynamodb_repository),
+        sqlite=providers.Singleton(methodcaller("api_keys"), sqlite_repository),
+        dynamodb=providers.Singleton(methodcaller("api_keys"), dynamodb_repository),
         memory=providers.Resource(memory.open_key_repository),
     )
     """The API keys, kept beside the documents' metadata: awaiting it opens the repository. Built on the
@@ -294,8 +314,8 @@ class Container(containers.DeclarativeContainer):
 
     upload_sessions = providers.Selector(
         providers.Callable(_repository_kind, settings),
-        sqlite=providers.Singleton(sqlite.SqliteRepository.uploads, sqlite_repository),
-        dynamodb=providers.Singleton(dynamodb.DynamoDbRepository.uploads, dynamodb_repository),
+        sqlite=providers.Singleton(methodcaller("uploads"), sqlite_repository),
+        dynamodb=providers.Singleton(methodcaller("uploads"), dynamodb_repository),
         memory=providers.Resource(memory.open_upload_repository),
     )
     """Resumable upload sessions, beside the documents' metadata."""
@@ -303,7 +323,7 @@ class Container(containers.DeclarativeContainer):
     resumable_blobs = providers.Selector(
         providers.Callable(_blob_store_kind, settings),
         filesystem=blob_store,
-        s3=providers.Singleton(s3.S3BlobStore.resumable, blob_store),
+        s3=providers.Singleton(methodcaller("resumable"), blob_store),
         memory=blob_store,
     )
     """Where resumable uploads' bytes go: the blob store itself, or on S3 its multipart uploads."""
@@ -343,7 +363,7 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(_queue_kind, settings),
         local=providers.Resource(_not_offered),
         sqs=providers.Resource(
-            sqs.open_work_queue,
+            _opened_on_demand("sqs", "open_work_queue"),
             aws_session,
             settings.provided.sqs,
             create_missing=settings.provided.create_missing,
@@ -376,9 +396,9 @@ class Container(containers.DeclarativeContainer):
 
     webhook_queue = providers.Selector(
         providers.Callable(_repository_kind, settings),
-        sqlite=providers.Singleton(sqlite.SqliteRepository.webhook_queue, sqlite_repository),
-        dynamodb=providers.Singleton(dynamodb.DynamoDbRepository.webhook_queue, dynamodb_repository),
-        memory=providers.Singleton(memory.MemoryRepository.webhook_queue, memory_repository),
+        sqlite=providers.Singleton(methodcaller("webhook_queue"), sqlite_repository),
+        dynamodb=providers.Singleton(methodcaller("webhook_queue"), dynamodb_repository),
+        memory=providers.Singleton(methodcaller("webhook_queue"), memory_repository),
     )
     """The webhooks not yet delivered, beside the documents' metadata: the relay adds, the dispatcher
     posts."""
@@ -398,7 +418,9 @@ class Container(containers.DeclarativeContainer):
             WebhookDispatcher,
             providers.Singleton(metered.MeteredWebhookQueue, webhook_queue),
             providers.Resource(
-                webhook_sender.open_webhook_sender, settings.provided.webhook, providers.Object(webhook_body)
+                _opened_on_demand("webhook_sender", "open_webhook_sender"),
+                settings.provided.webhook,
+                providers.Object(webhook_body),
             ),
             schedule=webhook_schedule,
         ),

@@ -472,7 +472,7 @@ async def open_blob_store(
     settings: S3Settings,
     *,
     create_missing: bool = True,
-    release_after: float = RELEASE_AFTER,
+    release_after: float | None = None,
 ) -> AsyncIterator[S3BlobStore]:
     """Open the process's S3 clients (one for transfers, a small one for the readiness check), make
     sure the bucket exists, and close the clients on exit.
@@ -480,7 +480,8 @@ async def open_blob_store(
     A missing bucket is created, now or whenever it goes missing, unless ``create_missing`` is false:
     it is then ``StoreMissing``. Endpoint and credentials not given in ``settings`` come from the
     standard AWS chain (``AWS_ENDPOINT_URL``, profiles, instance roles, ...), and so does the region
-    when settings name none (see ``docpipe.config``).
+    when settings name none (see ``docpipe.config``). ``release_after`` left ``None`` is
+    ``RELEASE_AFTER``.
     """
 
     def client(
@@ -510,7 +511,7 @@ async def open_blob_store(
             settings.bucket,
             settings.prefix,
             create_missing=create_missing,
-            release_after=release_after,
+            release_after=RELEASE_AFTER if release_after is None else release_after,
             presigner=presigner,
         )
         try:
