@@ -17,7 +17,6 @@ import httpx
 
 from tests.moto_server import free_port, stop_process
 
-
 PORT_ATTEMPTS = 3
 
 
