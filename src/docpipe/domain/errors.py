@@ -80,10 +80,11 @@ class EmptyUpload(MalformedInput):
 
 
 class IncompleteBody(MalformedInput):
-    """The client went away before sending its whole body; nothing was stored."""
+    """The client went away before sending its whole body: an upload stored nothing of it, a resumable
+    upload's PATCH kept what arrived."""
 
     def __init__(self) -> None:
-        super().__init__("the request body ended before it was complete; nothing was stored")
+        super().__init__("the request body ended before it was complete")
 
 
 class InvalidCursor(MalformedInput):

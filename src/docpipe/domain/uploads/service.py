@@ -25,7 +25,6 @@ import msgspec
 
 from docpipe.domain.errors import (
     EmptyUpload,
-    IncompleteBody,
     UploadBusy,
     UploadChecksumMismatch,
     UploadComplete,
@@ -153,9 +152,11 @@ class ResumableUploads:
         """Append ``chunks`` at ``offset`` and return the upload after them; the write that completes it
         commits the document (``document_id``).
 
-        A body that matches no ``checksum`` is discarded (``UploadChecksumMismatch``); one that breaks off
-        keeps the bytes that arrived, unless it had a checksum to meet. ``OffsetMismatch`` when the upload
-        is elsewhere, ``UploadComplete`` when it is done, ``UploadBusy`` when another write holds it.
+        A body that matches no ``checksum`` is discarded (``UploadChecksumMismatch``). One that breaks off
+        (``chunks`` raises anything but ``UploadTooLarge``: the client left, or stopped sending) keeps every
+        byte that arrived, to the last one, as tus requires, unless it had a checksum to meet; its error is
+        raised once they are recorded. ``OffsetMismatch`` when the upload is elsewhere, ``UploadComplete``
+        when it is done, ``UploadBusy`` when another write holds it.
 
         ``final`` is what the client says of the body (the IETF draft's ``Upload-Complete``): whether it
         ends the upload. A declared ``size`` is checked against it before any byte is read; a final body
@@ -224,20 +225,28 @@ class ResumableUploads:
         running = known.sha256.copy() if known is not None and known.offset == session.offset else None
         body = None if checksum is None else hashlib.new(checksum.algorithm)
         received = 0
-        broken = False
+        broken: Exception | None = None
+
+        async def until_broken() -> AsyncIterator[bytes]:
+            """The body until it breaks off: ``broken`` keeps why, for once what arrived is stored."""
+            nonlocal broken
+            try:
+                async for piece in chunks:
+                    yield piece
+            except UploadTooLarge:
+                raise
+            except Exception as error:
+                broken = error
 
         async def accepted() -> AsyncIterator[bytes]:
-            nonlocal received, broken
-            try:
-                async for chunk in rechunk(chunks):
-                    received += len(chunk)
-                    if received > room:
-                        raise UploadTooLarge(session.length)
-                    holder.check()
-                    await asyncio.to_thread(_update, chunk, running, body)
-                    yield chunk
-            except IncompleteBody:
-                broken = True
+            nonlocal received
+            async for chunk in rechunk(until_broken()):
+                received += len(chunk)
+                if received > room:
+                    raise UploadTooLarge(session.length)
+                holder.check()
+                await asyncio.to_thread(_update, chunk, running, body)
+                yield chunk
 
         try:
             end = await self._blobs.append(session.blob_key, session.offset, read_ahead(accepted()))
@@ -251,14 +260,14 @@ class ResumableUploads:
         if checksum is not None and (broken or body is None or body.digest() != checksum.digest):
             await self._truncate(session)
             if broken:
-                raise IncompleteBody
+                raise broken
             raise UploadChecksumMismatch(checksum.algorithm)
         if running is not None:
             self._running[session.id] = _Running(end, running)
             self._forget_oldest()
         if broken:
             await holder.release(end, self._clock() + self._expiry)
-            raise IncompleteBody
+            raise broken
         return end
 
     async def _complete(self, session: UploadSession, holder: _Holder) -> UploadSession:
