@@ -82,10 +82,17 @@ class _PartialFile:
 
 
 class _Appender:
-    """A resumable upload's file opened to write from ``offset`` on; every method runs in a worker thread."""
+    """A resumable upload's file opened to write from ``offset`` on; every method runs in a worker thread.
+
+    ``flush_behind`` runs beside ``write`` (not under its lock): it sends to disk what the writes so far
+    left in the page cache while more bytes arrive, so that the ``sync`` that makes an append durable
+    waits for the last of them only, not for all of them after the body ended. Its caller waits for it
+    before ``sync`` and ``close``, and raises its error: a failed flush may not be reported again.
+    """
 
     def __init__(self, path: Path, offset: int) -> None:
         self._file: BinaryIO = open(path, "r+b")  # noqa: SIM115 - closed by close
+        self._fd = self._file.fileno()
         self._lock = threading.Lock()
         try:
             size = os.fstat(self._file.fileno()).st_size
@@ -101,15 +108,27 @@ class _Appender:
         with self._lock:
             self._file.write(chunk)
 
+    def flush_behind(self) -> None:
+        os.fsync(self._fd)
+
     def sync(self) -> int:
         with self._lock:
             self._file.flush()
-            os.fsync(self._file.fileno())
+            os.fsync(self._fd)
             return self._file.tell()
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(OSError):
             self._file.close()
+
+
+async def _close_after(flushing: asyncio.Future[None] | None, file: _Appender) -> None:
+    """Close once the flush behind the writes is over; its error, if the append ended before
+    hearing it, goes with the append's own."""
+    if flushing is not None:
+        await asyncio.wait([flushing])
+        flushing.exception()
+    await asyncio.to_thread(file.close)
 
 
 def _create_empty(path: Path) -> None:
@@ -239,21 +258,29 @@ class FilesystemBlobStore:
             await asyncio.to_thread(_create_empty, self._unfinished(key))
 
     async def append(self, key: str, offset: int, chunks: AsyncIterable[bytes]) -> int:
-        """Truncate to ``offset`` (what a crashed writer left past it goes), write, fsync."""
+        """Truncate to ``offset`` (what a crashed writer left past it goes), write, fsync; the bytes
+        written are flushed behind the writes, one flush at a time (see ``_Appender``)."""
         try:
             with self._failures():
                 path = self._unfinished(key)
                 file = await open_in_thread(lambda: _Appender(path, offset), _Appender.close)
         except FileNotFoundError:
             raise BlobNotFound(key) from None
+        flushing: asyncio.Future[None] | None = None
         try:
             async for chunk in chunks:
                 with self._failures():
                     await asyncio.to_thread(file.write, chunk)
+                    if flushing is None or flushing.done():
+                        if flushing is not None:
+                            flushing.result()
+                        flushing = asyncio.ensure_future(asyncio.to_thread(file.flush_behind))
             with self._failures():
+                if flushing is not None:
+                    await asyncio.shield(flushing)
                 return await asyncio.to_thread(file.sync)
         finally:
-            await asyncio.shield(asyncio.to_thread(file.close))
+            await asyncio.shield(_close_after(flushing, file))
 
     async def truncate(self, key: str, offset: int) -> None:
         with self._failures():
