@@ -55,6 +55,11 @@ _COLUMN_NAMES = (
 )
 _COLUMNS = ", ".join(_COLUMN_NAMES)
 _SELECT = f"SELECT {_COLUMNS} FROM upload_sessions"  # noqa: S608
+_TAKE_LEASE = (
+    "UPDATE upload_sessions SET lease_token = ?, lease_until = ? "  # noqa: S608
+    'WHERE id = ? AND owner = ? AND expires_at > ? AND document_id IS NULL AND "offset" = ? '
+    f"AND (lease_until IS NULL OR lease_until <= ? OR lease_token = ?) RETURNING {_COLUMNS}"
+)
 _INSERT = f"INSERT INTO upload_sessions ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"  # noqa: S608
 
 
@@ -78,14 +83,30 @@ class SqliteUploadRepository:
     async def take_lease(
         self, owner: str, upload_id: str, offset: int, lease: Lease, now: datetime
     ) -> UploadSession:
+        """One conditional update, the port's rule (``refuse_lease``) as its WHERE clause, which the
+        refused row is then run through to say which part of it failed: a PATCH's lease costs one
+        statement, not a read and a write."""
+        moment = now.timestamp()
         async with self._transaction() as db:
-            session = await _current(db, owner, upload_id)
-            refuse_lease(session, offset, lease.token, now)
-            await db.execute(
-                "UPDATE upload_sessions SET lease_token = ?, lease_until = ? WHERE id = ?",
-                (lease.token, lease.until.timestamp(), upload_id),
+            taken = list(
+                await db.execute_fetchall(
+                    _TAKE_LEASE,
+                    (
+                        lease.token,
+                        lease.until.timestamp(),
+                        upload_id,
+                        owner,
+                        moment,
+                        offset,
+                        moment,
+                        lease.token,
+                    ),
+                )
             )
-        return msgspec.structs.replace(session, lease_token=lease.token, lease_until=lease.until)
+            if not taken:
+                refuse_lease(await _current(db, owner, upload_id), offset, lease.token, now)
+                raise UploadBusy(upload_id)  # the rule and the condition disagree: never
+        return _session(taken[0])
 
     async def advance(
         self,

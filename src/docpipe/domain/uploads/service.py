@@ -25,6 +25,7 @@ import msgspec
 
 from docpipe.domain.errors import (
     EmptyUpload,
+    OffsetMismatch,
     UploadBusy,
     UploadChecksumMismatch,
     UploadComplete,
@@ -162,16 +163,23 @@ class ResumableUploads:
         ends the upload. A declared ``size`` is checked against it before any byte is read; a final body
         that ends short of the length keeps its bytes and is refused after (``UploadLengthMismatch``).
         """
-        session = await self._session(owner, upload_id)
-        if session.complete:
-            if offset == session.length:
-                return session  # a retried final PATCH: the upload is done
-            raise UploadComplete(upload_id, session.length)
-        if final is not None:
-            check_final(final, offset, size, session.length)
+        if not is_upload_id(upload_id):
+            raise UploadNotFound(upload_id)
         lease = new_lease(self._clock())
-        session = await self._sessions.take_lease(owner, upload_id, offset, lease, self._clock())
+        try:
+            session = await self._sessions.take_lease(owner, upload_id, offset, lease, self._clock())
+        except OffsetMismatch:
+            session = await self._session(owner, upload_id)
+            if session.complete:
+                if offset == session.length:
+                    return session  # a retried final PATCH: the upload is done
+                raise UploadComplete(upload_id, session.length) from None
+            if final is not None:
+                check_final(final, offset, size, session.length)
+            raise
         async with _Holder(self._sessions, session, lease, self._clock) as holder:
+            if final is not None:
+                check_final(final, offset, size, session.length)
             # All bytes there already: a completion interrupted by a crash, taken up again.
             end = (
                 session.length
