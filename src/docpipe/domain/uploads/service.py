@@ -253,11 +253,12 @@ class ResumableUploads:
                 if received > room:
                     raise UploadTooLarge(session.length)
                 holder.check()
-                await asyncio.to_thread(_update, chunk, running, body)
                 yield chunk
 
         try:
-            end = await self._blobs.append(session.blob_key, session.offset, read_ahead(accepted()))
+            end = await self._blobs.append(
+                session.blob_key, session.offset, read_ahead(_hashed(accepted(), running, body))
+            )
         except UploadBusy:
             raise  # the lease may have lapsed: the bytes past the offset may be another writer's now
         except BaseException:
@@ -341,6 +342,19 @@ class ResumableUploads:
     def _forget_oldest(self) -> None:
         while len(self._running) > MAX_RUNNING_HASHES:
             self._running.popitem(last=False)
+
+
+async def _hashed(chunks: AsyncIterable[bytes], *hashes: hashlib._Hash | None) -> AsyncIterator[bytes]:
+    """``chunks``, each added to ``hashes`` in a worker thread while it is handed on and the next one
+    arrives, as ``MeteredStream`` does: receiving never waits for hashing."""
+    hashing: asyncio.Future[None] | None = None
+    async for chunk in chunks:
+        if hashing is not None:
+            await hashing
+        hashing = asyncio.ensure_future(asyncio.to_thread(_update, chunk, *hashes))
+        yield chunk
+    if hashing is not None:
+        await hashing
 
 
 def _update(chunk: bytes, *hashes: hashlib._Hash | None) -> None:
