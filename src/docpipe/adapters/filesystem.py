@@ -86,8 +86,9 @@ class _Appender:
 
     ``flush_behind`` runs beside ``write`` (not under its lock): it sends to disk what the writes so far
     left in the page cache while more bytes arrive, so that the ``sync`` that makes an append durable
-    waits for the last of them only, not for all of them after the body ended. Its caller waits for it
-    before ``sync`` and ``close``, and raises its error: a failed flush may not be reported again.
+    waits for the last of them only, not for all of them after the body ended. The two may overlap;
+    the caller waits for the flush before it counts the append durable or closes the file, and
+    raises its error: a failed flush may not be reported again by ``sync``.
     """
 
     def __init__(self, path: Path, offset: int) -> None:
@@ -276,9 +277,10 @@ class FilesystemBlobStore:
                             flushing.result()
                         flushing = asyncio.ensure_future(asyncio.to_thread(file.flush_behind))
             with self._failures():
+                end = await asyncio.to_thread(file.sync)
                 if flushing is not None:
                     await asyncio.shield(flushing)
-                return await asyncio.to_thread(file.sync)
+                return end
         finally:
             await asyncio.shield(_close_after(flushing, file))
 
