@@ -399,6 +399,15 @@ class SqliteRepository:
         """A statement that reads a row or two, on the point reader."""
         return await _fetch(self._point_reader, statement, parameters)
 
+    async def _write_alone(self, statement: str, parameters: Sequence[Any]) -> list[sqlite3.Row]:
+        """One writing statement as a transaction of its own (SQLite's autocommit: one trip to the
+        writer's thread, where BEGIN, the statement and COMMIT take three), its rows fetched. It takes
+        its turn with the transactions under the same lock; cancelled, it still ends committed or not
+        before the next one begins, SQLite's thread running them in order."""
+        async with self._write_lock:
+            with _failures():
+                return list(await self._writer.execute_fetchall(statement, parameters))
+
     async def add(self, document: Document, claim: IdempotencyClaim | None = None) -> None:
         async with self._transaction() as db:
             try:
@@ -547,7 +556,7 @@ class SqliteRepository:
 
     def uploads(self) -> SqliteUploadRepository:
         """Resumable upload sessions in the same file, through these connections (see ``sqlite_uploads``)."""
-        return SqliteUploadRepository(self._read, self._transaction)
+        return SqliteUploadRepository(self._read, self._transaction, self._write_alone)
 
     def outbox(self, lease_seconds: float = LEASE_SECONDS) -> SqliteOutbox:
         """The events of these documents in the same file, for one relay (see ``sqlite_outbox``)."""

@@ -1,9 +1,10 @@
 """Resumable upload sessions in the documents' SQLite file: an ``upload_sessions`` table.
 
 Like the key repository (``sqlite_keys``), it reads and writes through the document repository's
-connections (``SqliteRepository.uploads``). Every compare-and-set runs inside one ``BEGIN IMMEDIATE``
-transaction, which SQLite serialises across processes sharing the file: of two PATCHes taking one
-upload's lease, in one process or in two, the second reads the first one's lease.
+connections (``SqliteRepository.uploads``). Every compare-and-set is one conditional ``UPDATE``, a
+transaction of its own, which SQLite serialises across processes sharing the file: of two PATCHes
+taking one upload's lease, in one process or in two, the second finds the first one's lease. What a
+PATCH writes (its lease, then its offset) thus costs one trip to SQLite's thread each.
 """
 
 from __future__ import annotations
@@ -63,12 +64,17 @@ _TAKE_LEASE = (
 _INSERT = f"INSERT INTO upload_sessions ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"  # noqa: S608
 
 
+WriteAlone = Read
+"""One writing statement as a transaction of its own, on the writer connection, its rows fetched."""
+
+
 class SqliteUploadRepository:
     """The ``upload_sessions`` table, through the connections of the document repository in the same file."""
 
-    def __init__(self, read: Read, transaction: Transaction) -> None:
+    def __init__(self, read: Read, transaction: Transaction, write_alone: WriteAlone) -> None:
         self._read = read
         self._transaction = transaction
+        self._write_alone = write_alone
 
     async def create(self, session: UploadSession) -> None:
         async with self._transaction() as db:
@@ -87,25 +93,13 @@ class SqliteUploadRepository:
         refused row is then run through to say which part of it failed: a PATCH's lease costs one
         statement, not a read and a write."""
         moment = now.timestamp()
-        async with self._transaction() as db:
-            taken = list(
-                await db.execute_fetchall(
-                    _TAKE_LEASE,
-                    (
-                        lease.token,
-                        lease.until.timestamp(),
-                        upload_id,
-                        owner,
-                        moment,
-                        offset,
-                        moment,
-                        lease.token,
-                    ),
-                )
-            )
-            if not taken:
-                refuse_lease(await _current(db, owner, upload_id), offset, lease.token, now)
-                raise UploadBusy(upload_id)  # the rule and the condition disagree: never
+        taken = await self._write_alone(
+            _TAKE_LEASE,
+            (lease.token, lease.until.timestamp(), upload_id, owner, moment, offset, moment, lease.token),
+        )
+        if not taken:
+            refuse_lease(await self.get(owner, upload_id), offset, lease.token, now)
+            raise UploadBusy(upload_id)  # the rule and the condition disagree, the row changed since
         return _session(taken[0])
 
     async def advance(
@@ -167,14 +161,13 @@ class SqliteUploadRepository:
         self, owner: str, upload_id: str, token: str, update: str, parameters: tuple[Any, ...]
     ) -> None:
         """``update`` (a statement without its WHERE) on the session, if ``token`` holds its lease."""
-        async with self._transaction() as db:
-            written = await db.execute(
-                f"{update} WHERE id = ? AND owner = ? AND lease_token = ?",
-                (*parameters, upload_id, owner, token),
-            )
-            if written.rowcount == 0:
-                await _current(db, owner, upload_id)  # UploadNotFound when it is gone
-                raise UploadBusy(upload_id)
+        written = await self._write_alone(
+            f"{update} WHERE id = ? AND owner = ? AND lease_token = ? RETURNING id",
+            (*parameters, upload_id, owner, token),
+        )
+        if not written:
+            await self.get(owner, upload_id)  # UploadNotFound when it is gone
+            raise UploadBusy(upload_id)
 
 
 async def _current(db: aiosqlite.Connection, owner: str, upload_id: str) -> UploadSession:
