@@ -220,18 +220,21 @@ async def test_the_filesystem_refuses_to_reclaim_a_foreign_handle(tmp_path: Path
 
 
 async def test_s3_lists_only_under_its_prefix_page_after_page(moto_server: MotoServer) -> None:
-    """Over 1000 objects, the most one ListObjectsV2 page returns, with keys of both forms (a bare id,
-    an owner's), plus one outside the prefix."""
-    async with store_and_client(moto_server.endpoint_url, prefix="tenant-a/") as (store, client, bucket):
-        keys = [new_document_id() for _ in range(1000)] + [new_key() for _ in range(5)]
-        for start in range(0, len(keys), 100):
-            await asyncio.gather(
-                *(
-                    client.put_object(Bucket=bucket, Key=f"tenant-a/{key}", Body=b"x")
-                    for key in keys[start : start + 100]
-                )
-            )
+    """Over several ListObjectsV2 pages (made 7 objects long: S3's own are 1,000), with keys of both
+    forms (a bare id, an owner's), plus one outside the prefix listed first."""
+    async with store_and_client(moto_server.endpoint_url, prefix="tenant-a/", listing_page_size=7) as (
+        store,
+        client,
+        bucket,
+    ):
+        keys = [new_document_id() for _ in range(30)] + [new_key() for _ in range(5)]
+        await client.put_object(Bucket=bucket, Key=f"outside/{new_document_id()}", Body=b"other")
+        await asyncio.gather(
+            *(client.put_object(Bucket=bucket, Key=f"tenant-a/{key}", Body=b"x") for key in keys)
+        )
         await client.put_object(Bucket=bucket, Key=f"tenant-b/{new_document_id()}", Body=b"other")
+        first_page = await client.list_objects_v2(Bucket=bucket, Prefix="tenant-a/")
+        assert first_page["IsTruncated"]
         entries = await listed(store)
         assert sorted(entry.key for entry in entries) == sorted(keys)
         assert {(entry.size, entry.complete) for entry in entries} == {(1, True)}

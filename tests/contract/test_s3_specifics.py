@@ -50,12 +50,20 @@ async def store_and_client(
     *,
     release_after: float = s3.RELEASE_AFTER,
     max_connections: int | None = None,
+    listing_page_size: int | None = None,
 ) -> AsyncIterator[tuple[S3BlobStore, S3Client, str]]:
-    """A store on a new bucket, and a plain client to look at what it wrote."""
+    """A store on a new bucket, and a plain client to look at what it wrote. ``listing_page_size``
+    makes S3 answer every ListObjectsV2 of both with pages that small (its own most is 1,000), so
+    that paging is seen over a few objects rather than a thousand."""
     settings = fresh_settings(endpoint_url, prefix)
     if max_connections is not None:
         settings = msgspec.structs.replace(settings, max_connections=max_connections)
     session = aioboto3.Session()
+    if listing_page_size is not None:
+        session.events.register(
+            "before-parameter-build.s3.ListObjectsV2",
+            lambda params, **_: params.__setitem__("MaxKeys", listing_page_size),
+        )
     async with (
         opened_blob_store(session, settings, release_after=release_after) as store,
         session.client("s3", endpoint_url=endpoint_url) as client,
