@@ -110,13 +110,19 @@ async def test_sqlite_relays_every_event_in_order(
     await check_relayed(sqlite_repository, operations, failures)
 
 
-@settings(max_examples=20)
-@given(operations=_operations, failures=_failures)
-async def test_dynamodb_relays_every_event_in_order(
-    moto_server: MotoServer, operations: list[Operation], failures: int
-) -> None:
+@pytest.fixture
+async def dynamodb_repository(moto_server: MotoServer) -> AsyncIterator[RepositoryWithOutbox]:
     table = DynamoDbSettings(
         table=f"docpipe-test-{uuid.uuid4().hex[:12]}", endpoint_url=moto_server.endpoint_url
     )
     async with opened_dynamodb(aioboto3.Session(), table) as repository:
-        await check_relayed(repository, operations, failures)
+        yield repository
+
+
+@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(operations=_operations, failures=_failures)
+async def test_dynamodb_relays_every_event_in_order(
+    dynamodb_repository: RepositoryWithOutbox, operations: list[Operation], failures: int
+) -> None:
+    """One table for every example, as for SQLite."""
+    await check_relayed(dynamodb_repository, operations, failures)
