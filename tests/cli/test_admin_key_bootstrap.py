@@ -1,17 +1,22 @@
-"""The first start's admin key, as a real ``docpipe serve`` makes it."""
+"""The first start's admin key, as a real ``docpipe serve`` makes it. A start that only prepares the stores
+for the one under test happens in this process (``started_here``), as do the ``docpipe keys`` commands."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from docpipe.config import load_settings
+from docpipe.container import Container, close
 from docpipe.domain.identity import ALL_SCOPES, DEFAULT_OWNER
 from docpipe.domain.keys import ApiKey, hash_secret, well_formed
+from docpipe.entrypoints import cli
 from docpipe.entrypoints.admin_key import ADMIN_KEY_FILE
-from tests.cli.test_keys_cli import docpipe_keys, sqlite_environment, stored_key
+from tests.cli.support import docpipe_here, sqlite_environment, stored_key
 from tests.live_server import LiveServer, live_server
 
 ADMIN_KEY_SETTING = "an-admin-key-from-the-environment-0123"
@@ -33,8 +38,23 @@ def started_with_umask(env: dict[str, str], log_path: Path, umask: int) -> Itera
         server.stop()
 
 
+def started_here(env: dict[str, str]) -> None:
+    """What ``docpipe serve`` does with the stores before it serves (``cli.open_or_explain``: the first
+    start's admin key included), done in this process."""
+
+    async def start() -> bool:
+        settings = load_settings(env)
+        container = Container(settings=settings)
+        try:
+            return await cli.open_or_explain(settings, container)
+        finally:
+            await close(container)
+
+    assert asyncio.run(start())
+
+
 def all_keys(env: dict[str, str]) -> list[dict[str, object]]:
-    keys: list[dict[str, object]] = docpipe_keys(env, "list", "--json").json()["keys"]
+    keys: list[dict[str, object]] = docpipe_here(env, "keys", "list", "--json").json()["keys"]
     return keys
 
 
@@ -60,8 +80,7 @@ def test_the_first_start_writes_a_private_admin_key_and_logs_only_where(tmp_path
 def test_a_second_start_makes_no_other_key(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = sqlite_environment(data)
-    with live_server(env, tmp_path / "first.log"):
-        pass
+    started_here(env)
     written = (data / ADMIN_KEY_FILE).read_text()
     with live_server(env, tmp_path / "second.log") as server:
         log = server.log()
@@ -104,11 +123,10 @@ def test_with_authentication_off_no_file_is_made(tmp_path: Path) -> None:
 def test_a_revoked_admin_key_is_not_silently_replaced(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = sqlite_environment(data)
-    with live_server(env, tmp_path / "first.log"):
-        pass
+    started_here(env)
     written = (data / ADMIN_KEY_FILE).read_text()
     (key,) = all_keys(env)
-    assert docpipe_keys(env, "revoke", str(key["id"])).code == 0
+    assert docpipe_here(env, "keys", "revoke", str(key["id"])).code == 0
     with live_server(env, tmp_path / "second.log") as server:
         log = server.log()
     assert (data / ADMIN_KEY_FILE).read_text() == written

@@ -1,4 +1,5 @@
-"""``docpipe fsck`` as an operator runs it: a real process over stores damaged the way crashes damage them."""
+"""``docpipe fsck`` as an operator runs it, over stores damaged the way crashes damage them: a real process
+where the process matters, in this process otherwise (see ``support``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shlex
 import signal
 import sys
 import time
@@ -25,6 +27,7 @@ from docpipe.domain.ports import BlobStore
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints import data_lock
 from tests.adapters_under_test import settings_for
+from tests.cli.support import Run, docpipe, docpipe_here, environment, sqlite_environment
 from tests.live_server import LiveServer, live_server
 from tests.moto_server import MotoServer, free_port
 
@@ -33,40 +36,13 @@ FINDING = re.compile(r"^(\w+) ((?:[\w.-]+/)?[0-9a-f-]{36}): ", re.MULTILINE)
 """A finding's kind and key: a document's id, or a blob's key (``<owner>/<uuid7>``, or a bare id)."""
 
 
-class Run(msgspec.Struct, frozen=True):
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def findings(self) -> set[tuple[str, str]]:
-        return {(kind, key) for kind, key in FINDING.findall(self.stdout)}
+def findings(run: Run) -> set[tuple[str, str]]:
+    return {(kind, key) for kind, key in FINDING.findall(run.stdout)}
 
 
-async def docpipe_fsck(environment: dict[str, str], *arguments: str) -> Run:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "docpipe.entrypoints.cli",
-        "fsck",
-        *arguments,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await process.communicate()
-    assert process.returncode is not None
-    return Run(process.returncode, stdout.decode(), stderr.decode())
-
-
-def environment(**settings: str) -> dict[str, str]:
-    """This process's environment (AWS test credentials included) with only the given DOCPIPE_ settings."""
-    inherited = {name: value for name, value in os.environ.items() if not name.startswith("DOCPIPE_")}
-    return inherited | {f"DOCPIPE_{name.upper()}": value for name, value in settings.items()}
-
-
-def filesystem_environment(data_dir: Path) -> dict[str, str]:
-    return environment(blob_store="filesystem", repository="sqlite", data_dir=str(data_dir))
+async def docpipe_fsck(env: dict[str, str], *arguments: str) -> Run:
+    """``docpipe fsck`` in this process, beside the test's event loop (which ``cli.main`` cannot run in)."""
+    return await asyncio.to_thread(docpipe_here, env, "fsck", *arguments)
 
 
 @contextlib.asynccontextmanager
@@ -131,19 +107,19 @@ def expected_findings(damaged: Damage) -> set[tuple[str, str]]:
 
 async def test_a_dry_run_reports_fix_repairs_and_the_next_run_is_clean(tmp_path: Path) -> None:
     damaged = await damaged_data_dir(tmp_path)
-    env = filesystem_environment(tmp_path)
+    env = sqlite_environment(tmp_path)
 
-    dry = await docpipe_fsck(env)
+    dry = await asyncio.to_thread(docpipe, env, "fsck")  # the one run as a process of its own
     assert dry.code == 1, dry
-    assert dry.findings == expected_findings(damaged)
+    assert findings(dry) == expected_findings(damaged)
     assert "dry run: nothing was changed" in dry.stdout
     assert "documents without content cannot be recovered: --fix deletes their metadata" in dry.stdout
     assert "checked 2 documents and 3 blob store entries" in dry.stdout
-    assert (await docpipe_fsck(env)).findings == dry.findings
+    assert findings(await docpipe_fsck(env)) == findings(dry)
 
     fixed = await docpipe_fsck(env, "--fix")
     assert fixed.code == 0, fixed
-    assert fixed.findings == expected_findings(damaged)
+    assert findings(fixed) == expected_findings(damaged)
     assert f"missing_blob {damaged.missing}: " in fixed.stdout
     assert "[metadata deleted]" in fixed.stdout
     assert fixed.stdout.count("[reclaimed]") == 2
@@ -151,7 +127,7 @@ async def test_a_dry_run_reports_fix_repairs_and_the_next_run_is_clean(tmp_path:
 
     again = await docpipe_fsck(env, "--verify-content")
     assert again.code == 0, again
-    assert again.findings == set()
+    assert findings(again) == set()
     assert "checked 1 documents and 1 blob store entries" in again.stdout
     assert again.stdout.rstrip().endswith("clean")
 
@@ -164,14 +140,14 @@ async def test_mismatched_blobs_are_left_to_a_human(tmp_path: Path) -> None:
     files = FilesystemBlobStore(tmp_path / "blobs")
     files.path_of(resized.blob_key).write_bytes(b"truncated")
     files.path_of(altered.blob_key).write_bytes(b"CONTENT")
-    env = filesystem_environment(tmp_path)
+    env = sqlite_environment(tmp_path)
 
     fixed = await docpipe_fsck(env, "--fix")
     assert fixed.code == 1, fixed
-    assert fixed.findings == {("size_mismatch", resized.id)}
+    assert findings(fixed) == {("size_mismatch", resized.id)}
     verified = await docpipe_fsck(env, "--fix", "--verify-content")
     assert verified.code == 1, verified
-    assert verified.findings == {("size_mismatch", resized.id), ("digest_mismatch", altered.id)}
+    assert findings(verified) == {("size_mismatch", resized.id), ("digest_mismatch", altered.id)}
     assert "never repaired automatically" in verified.stdout
     assert files.path_of(altered.blob_key).read_bytes() == b"CONTENT"
 
@@ -182,34 +158,34 @@ async def test_while_a_server_runs_leftovers_within_the_grace_period_are_left_al
         await upload(service)
         orphan = new_document_id()
         await blobs.put(orphan, stream(b"an upload about to commit"))
-    env = filesystem_environment(tmp_path)
+    env = sqlite_environment(tmp_path)
 
     with live_server(env, tmp_path / "server.log"):
         recent = await docpipe_fsck(env, "--fix")
         assert recent.code == 0, recent
         assert "(1 too recent to judge" in recent.stdout
         assert FilesystemBlobStore(tmp_path / "blobs").path_of(orphan).exists()
-        assert (await docpipe_fsck(env, "--grace-minutes", "0")).findings == {("orphan_blob", orphan)}
+        assert findings(await docpipe_fsck(env, "--grace-minutes", "0")) == {("orphan_blob", orphan)}
 
 
 async def test_leftovers_of_a_crash_are_judged_at_once_when_no_server_runs(tmp_path: Path) -> None:
     """Right after a crash the leftovers are seconds old: without a server holding the data folder's
     lock, none can be an upload in flight, so the grace period does not apply."""
     damaged = await damaged_data_dir(tmp_path, backdated=False)
-    env = filesystem_environment(tmp_path)
+    env = sqlite_environment(tmp_path)
 
     alone = await docpipe_fsck(env)
     assert alone.code == 1, alone
-    assert alone.findings == expected_findings(damaged)
+    assert findings(alone) == expected_findings(damaged)
     assert "no server is using this data folder: leftovers are judged whatever their age" in alone.stdout
     explicit = await docpipe_fsck(env, "--grace-minutes", "15")
-    assert explicit.findings == {("missing_blob", damaged.missing)}
+    assert findings(explicit) == {("missing_blob", damaged.missing)}
     assert "(2 too recent to judge" in explicit.stdout
 
     with live_server(env, tmp_path / "server.log"):
         shared = await docpipe_fsck(env, "--fix")
     assert shared.code == 0, shared
-    assert shared.findings == {("missing_blob", damaged.missing)}
+    assert findings(shared) == {("missing_blob", damaged.missing)}
     assert "(2 too recent to judge" in shared.stdout
     assert "no server is using" not in shared.stdout
     assert FilesystemBlobStore(tmp_path / "blobs").path_of(damaged.orphan).exists()
@@ -225,7 +201,7 @@ async def test_a_server_does_not_start_while_fsck_runs(tmp_path: Path) -> None:
             "-m",
             "docpipe.entrypoints.cli",
             "serve",
-            env=filesystem_environment(tmp_path) | {"DOCPIPE_PORT": str(free_port())},
+            env=sqlite_environment(tmp_path) | {"DOCPIPE_PORT": str(free_port())},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -240,7 +216,7 @@ async def test_a_folder_without_a_store_is_refused_and_left_alone(tmp_path: Path
     data_dir = tmp_path / folder
     if folder == "empty":
         data_dir.mkdir()
-    run = await docpipe_fsck(filesystem_environment(data_dir))
+    run = await docpipe_fsck(sqlite_environment(data_dir))
     assert run.code == 2, run
     assert run.stdout == ""
     assert len(run.stderr.splitlines()) == 1, run.stderr
@@ -249,7 +225,7 @@ async def test_a_folder_without_a_store_is_refused_and_left_alone(tmp_path: Path
 
 
 async def test_configuration_errors_exit_with_2(tmp_path: Path) -> None:
-    env = filesystem_environment(tmp_path)
+    env = sqlite_environment(tmp_path)
     assert (await docpipe_fsck(env | {"DOCPIPE_BLOB_STORE": "floppy"})).code == 2
     assert (await docpipe_fsck(env | {"DOCPIPE_BLOB_STOER": "s3"})).code == 2
     negative = await docpipe_fsck(env, "--grace-minutes", "-1")
@@ -279,13 +255,13 @@ async def test_s3_and_dynamodb(tmp_path: Path, moto_server: MotoServer) -> None:
 
     dry = await docpipe_fsck(env, "--grace-minutes", "0")
     assert dry.code == 1, dry
-    assert dry.findings == expected_findings(damaged)
+    assert findings(dry) == expected_findings(damaged)
     fixed = await docpipe_fsck(env, "--grace-minutes", "0", "--fix")
     assert fixed.code == 0, fixed
-    assert fixed.findings == expected_findings(damaged)
+    assert findings(fixed) == expected_findings(damaged)
     again = await docpipe_fsck(env, "--grace-minutes", "0", "--verify-content")
     assert again.code == 0, again
-    assert again.findings == set()
+    assert findings(again) == set()
     assert "checked 1 documents and 1 blob store entries" in again.stdout
 
 
@@ -299,11 +275,11 @@ def test_the_readme_shows_fsck_commands() -> None:
     assert len(readme_fsck_commands()) >= 4
 
 
-@pytest.mark.parametrize("command", readme_fsck_commands())
-async def test_the_readme_fsck_commands_work_as_written(tmp_path: Path, command: str) -> None:
-    """Run from a checkout where ``make`` created ``.venv``, with nothing of it on PATH."""
+async def test_a_readme_fsck_command_runs_from_a_checkout_as_written(tmp_path: Path) -> None:
+    """The first, in a shell in a checkout where ``make`` created ``.venv``, with nothing of it on PATH."""
     (tmp_path / ".venv").symlink_to(sys.prefix)
     await damaged_data_dir(tmp_path / "data")
+    command = readme_fsck_commands()[0]
     process = await asyncio.create_subprocess_exec(
         "bash",
         "-c",
@@ -318,11 +294,26 @@ async def test_the_readme_fsck_commands_work_as_written(tmp_path: Path, command:
     assert "problems remain" in stdout.decode() or "clean" in stdout.decode(), stdout.decode()
 
 
+@pytest.mark.parametrize("command", readme_fsck_commands())
+async def test_the_readme_fsck_commands_work_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """Each one's arguments, run in this process from the checkout's folder; the program they name is the
+    one the test above runs in a shell."""
+    program, *arguments = shlex.split(command, comments=True)
+    assert program == ".venv/bin/docpipe", command
+    await damaged_data_dir(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    run = await asyncio.to_thread(docpipe_here, environment(), *arguments)
+    assert run.code in (0, 1), (command, run)
+    assert "problems remain" in run.stdout or "clean" in run.stdout, run.stdout
+
+
 async def test_workers_outliving_their_supervisor_still_hold_the_data_folder(tmp_path: Path) -> None:
     """Each serving process holds the lock, not only the supervisor: workers left running after it was
     killed still serve uploads, so fsck must keep its grace period."""
     damaged = await damaged_data_dir(tmp_path, backdated=False)
-    env = filesystem_environment(tmp_path) | {"DOCPIPE_WORKERS": "2"}
+    env = sqlite_environment(tmp_path) | {"DOCPIPE_WORKERS": "2"}
     server = LiveServer(env, tmp_path / "server.log")
     server.start()
     children_file = Path(f"/proc/{server.pid}/task/{server.pid}/children")
@@ -330,10 +321,10 @@ async def test_workers_outliving_their_supervisor_still_hold_the_data_folder(tmp
     try:
         assert len(children) >= 2  # the two workers (and multiprocessing's resource tracker)
         server.stop(signal.SIGKILL)
-        shared = await docpipe_fsck(filesystem_environment(tmp_path))
+        shared = await docpipe_fsck(sqlite_environment(tmp_path))
     finally:
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(child), signal.SIGKILL)
     assert "no server is using" not in shared.stdout
-    assert shared.findings == {("missing_blob", damaged.missing)}
+    assert findings(shared) == {("missing_blob", damaged.missing)}
