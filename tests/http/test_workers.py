@@ -1,5 +1,5 @@
 """``DOCPIPE_WORKERS``: several processes serve one port, each with its own stores, all seeing one
-collection and adding up their metrics; SIGTERM stops them all; a store that cannot be reached stops
+collection, adding up their metrics and writing docpipe's log; SIGTERM stops them all; a store that cannot be reached stops
 start-up in one clear line."""
 
 from __future__ import annotations
@@ -80,6 +80,10 @@ def test_workers_share_one_collection_and_stop_together(tmp_path: Path) -> None:
         server.process = None
         assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
         assert not metrics_folder.exists()
+        # The workers write docpipe's log too: one JSON object per line, an access line per request.
+        records = server.log_records()
+        content_route = "/documents/{document_id}/content"
+        assert sum(record.get("route") == content_route for record in records) == FRESH_CONNECTIONS
     finally:
         server.stop()
 

@@ -135,6 +135,9 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         ],
         before_send=[send_request_id],
         lifespan=[open_stores],
+        # docpipe configures logging itself (``logs``); Litestar's own configuration would replace the
+        # root logger's handler with its queue, in text, when a worker process builds the app.
+        logging_config=None,
         state=State({"public_url": settings.public_url}),
         # The only other bodies are uploads, whose routes lift this limit and enforce their own.
         request_max_body_size=MAX_PATCH_BODY_BYTES,
