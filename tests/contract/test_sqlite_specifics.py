@@ -18,7 +18,8 @@ import pytest
 
 from docpipe.adapters import sqlite
 from docpipe.adapters.sqlite import DATABASE_NAME, SqliteRepository, open_repository
-from docpipe.domain.errors import StorageFull, StoreMissing, StoreUnavailable
+from docpipe.adapters.sqlite_inline import InlineReader
+from docpipe.domain.errors import DocumentNotFound, StorageFull, StoreMissing, StoreUnavailable
 from docpipe.domain.model import ListQuery
 from tests.contract.test_repository_contract import OWNER, add_all, list_ids, make_document
 from tests.test_upgrade import SCHEMA_BEFORE_OWNERS
@@ -136,6 +137,49 @@ async def test_a_write_lock_held_elsewhere_makes_writes_unavailable_and_spares_r
         assert await repository.get(OWNER, later.id) == later
 
 
+def test_an_inline_read_that_would_wait_for_a_lock_is_given_back(tmp_path: Path) -> None:
+    """The inline reader never waits (it runs on the event loop): a lock held elsewhere (here the
+    exclusive lock of a rollback-journal file; WAL readers meet one more rarely) makes it answer
+    ``None``, and once the lock is gone it reads."""
+    path = tmp_path / "rollback-journal.sqlite3"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as holder:
+        holder.execute("CREATE TABLE t (value INTEGER)")
+        holder.execute("INSERT INTO t VALUES (1)")
+        inline = InlineReader(path)
+        try:
+            holder.execute("BEGIN EXCLUSIVE")
+            assert inline.fetch("SELECT value FROM t", ()) is None
+            holder.execute("COMMIT")
+            assert inline.fetch("SELECT value FROM t", ()) == [(1,)]
+        finally:
+            inline.close()
+
+
+class _AlwaysWaiting(InlineReader):
+    def fetch(self, statement: str, parameters: Sequence[Any]) -> list[Any] | None:
+        return None
+
+
+async def test_a_point_read_the_inline_reader_gives_back_is_made_on_a_thread(tmp_path: Path) -> None:
+    async with opened_repository(tmp_path) as repository:
+        document = make_document()
+        await repository.add(document)
+    path = tmp_path / DATABASE_NAME
+    async with (
+        aiosqlite.connect(path, isolation_level=None) as writer,
+        aiosqlite.connect(path, isolation_level=None) as reader,
+    ):
+        inline = _AlwaysWaiting(path)
+        try:
+            waiting = SqliteRepository(writer, [reader], inline, tmp_path)
+            assert await waiting.get(OWNER, document.id) == document
+            with pytest.raises(DocumentNotFound):
+                await waiting.get(OWNER, make_document().id)
+            await waiting.check()
+        finally:
+            inline.close()
+
+
 @contextlib.asynccontextmanager
 async def size_capped_repository(
     folder: Path,
@@ -150,7 +194,11 @@ async def size_capped_repository(
     ):
         ((pages,),) = await writer.execute_fetchall("PRAGMA page_count")
         await writer.execute(f"PRAGMA max_page_count = {pages}")
-        yield SqliteRepository(writer, [reader], folder), writer
+        inline = InlineReader(folder / DATABASE_NAME)
+        try:
+            yield SqliteRepository(writer, [reader], inline, folder), writer
+        finally:
+            inline.close()
 
 
 def _big_metadata() -> dict[str, str]:

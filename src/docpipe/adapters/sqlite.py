@@ -17,6 +17,7 @@ import msgspec
 
 from docpipe.adapters.disk import has_no_room
 from docpipe.adapters.sqlite_files import connections, converted
+from docpipe.adapters.sqlite_inline import InlineReader
 from docpipe.adapters.sqlite_keys import SCHEMA as KEY_SCHEMA
 from docpipe.adapters.sqlite_keys import SqliteKeyRepository
 from docpipe.adapters.sqlite_outbox import SCHEMA as OUTBOX_SCHEMA
@@ -42,7 +43,7 @@ from docpipe.domain.outbox import LEASE_SECONDS, Commits
 logger = logging.getLogger(__name__)
 
 READER_CONNECTIONS = 4
-"""One for point reads (a document by its id, the readiness check), the others for listing pages."""
+"""One for the point reads that cannot be made inline, the others for listing pages."""
 DATABASE_NAME = "docpipe.sqlite3"
 _ROLE = StoreRole.REPOSITORY
 _NAME = "SQLite database"
@@ -372,20 +373,25 @@ async def _fetch(
 class SqliteRepository:
     """Writes go through one connection under a lock, so no reader ever sees an uncommitted write.
 
-    Reads go to a few reader connections: each aiosqlite connection is one thread, and WAL lets
-    readers run side by side (SQLite releases the GIL while it works). Point reads all go to the
-    first: each takes microseconds, and its thread runs the ones queued meanwhile without sleeping,
-    where spreading them over several threads would wake one (and hand it the GIL) for each read.
+    Point reads (a document by its id, the readiness check) are made by ``inline`` on the event
+    loop's thread (see ``sqlite_inline``); one that would wait for a lock goes to the first reader
+    connection instead. The other reads go to a few reader connections: each aiosqlite connection is
+    one thread, and WAL lets readers run side by side (SQLite releases the GIL while it works).
     Listing pages, which may take milliseconds, take turns over the others and so never hold a point
     read up. ``folder`` holds the database file.
     """
 
     def __init__(
-        self, writer: aiosqlite.Connection, readers: Sequence[aiosqlite.Connection], folder: Path
+        self,
+        writer: aiosqlite.Connection,
+        readers: Sequence[aiosqlite.Connection],
+        inline: InlineReader,
+        folder: Path,
     ) -> None:
         self._writer = writer
         point_reader, *list_readers = readers
         self._point_reader = point_reader
+        self._inline = inline
         self._list_readers = itertools.cycle(list_readers or [point_reader])
         self._write_lock = asyncio.Lock()
         self._folder = folder
@@ -396,8 +402,12 @@ class SqliteRepository:
         return await _fetch(next(self._list_readers), statement, parameters)
 
     async def _point_read(self, statement: str, parameters: Sequence[Any]) -> list[sqlite3.Row]:
-        """A statement that reads a row or two, on the point reader."""
-        return await _fetch(self._point_reader, statement, parameters)
+        """A statement that reads a row or two: inline, else (SQLite would wait) on the point reader."""
+        with _failures():
+            rows = self._inline.fetch(statement, parameters)
+        if rows is None:
+            return await _fetch(self._point_reader, statement, parameters)
+        return rows
 
     async def _write_alone(self, statement: str, parameters: Sequence[Any]) -> list[sqlite3.Row]:
         """One writing statement as a transaction of its own (SQLite's autocommit: one trip to the
@@ -722,7 +732,12 @@ async def open_repository(data_dir: Path, *, create_missing: bool = True) -> Asy
         readers=READER_CONNECTIONS,
         prepare=_create,
     ) as (writer, readers):
-        yield SqliteRepository(writer, readers, data_dir)
+        with _failures():
+            inline = await asyncio.to_thread(InlineReader, database_file(data_dir))
+        try:
+            yield SqliteRepository(writer, readers, inline, data_dir)
+        finally:
+            inline.close()
 
 
 async def _create(writer: aiosqlite.Connection) -> None:
