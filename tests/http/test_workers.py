@@ -1,6 +1,6 @@
 """``DOCPIPE_WORKERS``: several processes serve one port, each with its own stores, all seeing one
-collection, adding up their metrics and writing docpipe's log; SIGTERM stops them all; a store that cannot be reached stops
-start-up in one clear line."""
+collection, adding up their metrics and writing docpipe's log; SIGTERM stops them all; a store that
+cannot be reached stops start-up in one clear line."""
 
 from __future__ import annotations
 

@@ -9,15 +9,17 @@ text nor span names.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
 from contextlib import AbstractContextManager
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, ReceiveMessage, Scope, Send
+from prometheus_client import Counter, Histogram
 
 from docpipe import metrics, tracing
 from docpipe.config import TrustedProxies
@@ -129,6 +131,11 @@ def route_of(scope: Scope) -> str:
     template = scope.get("path_template")
     if not isinstance(template, str) or "route_handler" not in scope:
         return metrics.UNMATCHED_ROUTE
+    return _untyped(template)
+
+
+@functools.cache  # one entry per route: templates are the app's, never a client's
+def _untyped(template: str) -> str:
     return _PARAMETER_TYPE.sub(r"{\1}", template)
 
 
@@ -164,15 +171,43 @@ def _finish(span: tracing.Span, access: dict[str, Any]) -> None:
         span.fail()
 
 
+class _Series(NamedTuple):
+    """The series a request of one method, route and status counts in."""
+
+    requests: Counter
+    duration: Histogram
+    received: Counter
+    sent: Counter
+
+
+_SERIES: dict[tuple[str, str, int], _Series] = {}
+"""``labels`` looks a series up under a lock and builds its key anew on each call; the series of a
+method, route and status are found once and kept here (as many as the label values allow)."""
+
+
+def _series(method: str, route: str, status: int) -> _Series:
+    key = (method, route, status)
+    found = _SERIES.get(key)
+    if found is None:
+        found = _SERIES[key] = _Series(
+            metrics.requests.labels(method, route, str(status)),
+            metrics.request_duration.labels(method, route),
+            metrics.bytes_received.labels(method, route),
+            metrics.bytes_sent.labels(method, route),
+        )
+    return found
+
+
 def _record(scope: HTTPScope, exchange: _Exchange, seconds: float) -> dict[str, Any]:
     """Counts the request and writes its access line; returns the line's fields."""
     status = exchange.status or HTTPStatus.INTERNAL_SERVER_ERROR
     method = scope["method"] if scope["method"] in _METHODS else "other"
     route = route_of(scope)
-    metrics.requests.labels(method, route, str(status)).inc()
-    metrics.request_duration.labels(method, route).observe(seconds)
-    metrics.bytes_received.labels(method, route).inc(exchange.received)
-    metrics.bytes_sent.labels(method, route).inc(exchange.sent)
+    series = _series(method, route, status)
+    series.requests.inc()
+    series.duration.observe(seconds)
+    series.received.inc(exchange.received)
+    series.sent.inc(exchange.sent)
     if route != metrics.UNMATCHED_ROUTE and scope["route_handler"].opt.get(UPLOAD_ROUTE):
         metrics.uploads.labels(route, *_upload_outcome(scope, exchange, status)).inc()
     fields = _access_fields(scope, exchange, method, route, status, seconds)
