@@ -14,6 +14,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, S
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
+from prometheus_client import Histogram
+
 from docpipe import metrics, tracing
 from docpipe.domain.errors import StoreFailure
 from docpipe.domain.events import Event
@@ -37,6 +39,8 @@ class _Meter:
 
     def __init__(self, adapter: str) -> None:
         self._adapter = adapter
+        self._durations: dict[str, Histogram] = {}
+        """The duration series of each operation, looked up once (``labels`` takes a lock each call)."""
 
     async def __call__(self, operation: str, call: Awaitable[T]) -> T:
         attributes = {"docpipe.store.adapter": self._adapter, "docpipe.store.operation": operation}
@@ -49,7 +53,13 @@ class _Meter:
                 span.fail(error)
                 raise
             finally:
-                metrics.store_duration.labels(self._adapter, operation).observe(time.perf_counter() - started)
+                self._duration(operation).observe(time.perf_counter() - started)
+
+    def _duration(self, operation: str) -> Histogram:
+        series = self._durations.get(operation)
+        if series is None:
+            series = self._durations[operation] = metrics.store_duration.labels(self._adapter, operation)
+        return series
 
 
 class MeteredBlobStore:
