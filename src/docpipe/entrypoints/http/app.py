@@ -26,7 +26,7 @@ from docpipe.container import (
 )
 from docpipe.domain.service import DocumentService
 from docpipe.domain.webhooks import WebhookDispatcher
-from docpipe.entrypoints import data_lock
+from docpipe.entrypoints import data_lock, logs
 from docpipe.entrypoints.background import in_background
 from docpipe.entrypoints.http.authentication import (
     AUTHENTICATE,
@@ -50,7 +50,6 @@ from docpipe.entrypoints.http.observed import Observed
 from docpipe.entrypoints.http.openapi import SECURITY_COMPONENTS
 from docpipe.entrypoints.http.problems import EXCEPTION_HANDLERS
 from docpipe.entrypoints.http.prometheus import MetricsController
-from docpipe.entrypoints.http.request_id import send_request_id
 from docpipe.entrypoints.http.request_limits import RequestLimits
 from docpipe.entrypoints.http.search import SearchController
 from docpipe.entrypoints.http.text import TextController
@@ -67,6 +66,7 @@ _AUTHENTICATION_OFF = (
 def create_app(settings: Settings, container: Container | None = None) -> Litestar:
     """An app over the adapters ``settings`` select; pass ``container`` to override providers in tests."""
     container = container or Container(settings=settings)
+    logs.configure(settings.log_format)
 
     @asynccontextmanager
     async def open_stores(app: Litestar) -> AsyncIterator[None]:
@@ -133,10 +133,9 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
                 upload_slots=asyncio.Semaphore(settings.limits.max_concurrent_uploads),
             ),
         ],
-        before_send=[send_request_id],
         lifespan=[open_stores],
-        # docpipe configures logging itself (``logs``); Litestar's own configuration would replace the
-        # root logger's handler with its queue, in text, when a worker process builds the app.
+        # Logging is docpipe's (``logs.configure`` above): Litestar's own configuration would replace
+        # the root logger's handler with its queue, in text, in every worker process.
         logging_config=None,
         state=State({"public_url": settings.public_url}),
         # The only other bodies are uploads, whose routes lift this limit and enforce their own.

@@ -26,6 +26,7 @@ from docpipe.config import TrustedProxies
 from docpipe.domain.model import is_document_id
 from docpipe.entrypoints.http.authentication import principal_if_known
 from docpipe.entrypoints.http.refusals import refusal_of
+from docpipe.entrypoints.http.request_id import HEADER_BYTES as REQUEST_ID_HEADER
 from docpipe.entrypoints.http.request_id import choose, from_trusted_proxy
 from docpipe.entrypoints.http.request_limits import UPLOAD_ROUTE
 from docpipe.entrypoints.logs import ACCESS_LOGGER, current_request
@@ -55,8 +56,8 @@ class Observed:
         if scope["type"] != ScopeType.HTTP:
             await self._app(scope, receive, send)
             return
-        exchange = _Exchange(receive, send)
         request = choose(scope, self._trusted)
+        exchange = _Exchange(receive, send, request.encode())
         token = current_request.set(request)
         try:
             with self._server_span(scope, request) as span:
@@ -91,11 +92,13 @@ class Observed:
 
 
 class _Exchange:
-    """The request's ``receive`` and ``send``, counting body bytes and noting the response's status."""
+    """The request's ``receive`` and ``send``, counting body bytes and noting the response's status;
+    every response, errors included, carries the request's id (``request_id``)."""
 
-    def __init__(self, receive: Receive, send: Send) -> None:
+    def __init__(self, receive: Receive, send: Send, request_id: bytes) -> None:
         self._receive = receive
         self._send = send
+        self._request_id = request_id
         self.status: int | None = None
         self.location: str | None = None
         self.received = 0
@@ -112,6 +115,7 @@ class _Exchange:
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, self._request_id)]
             self.status = message["status"]
             self.location = next(
                 (

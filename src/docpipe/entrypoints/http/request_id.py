@@ -3,8 +3,8 @@
 A proxy's ``X-Request-Id`` is kept when the proxy is trusted (``DOCPIPE_TRUSTED_PROXIES``) and the id
 is safe to echo and to log (bounded, plain characters); otherwise docpipe makes one: any client can
 send the header, and a chosen id would let it pose as another request in the log. Every response
-carries the id as ``X-Request-Id``, every problem body as ``request_id``, and the log lines about a
-failed request start with it.
+carries the id as ``X-Request-Id`` (added by ``http.observed``), every problem body as
+``request_id``, and the log lines about a failed request start with it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 import secrets
 from typing import cast
 
-from litestar.types import Message, Scope
+from litestar.types import Scope
 
 from docpipe.config import TrustedProxies
 
@@ -22,7 +22,7 @@ MAX_LENGTH = 128
 _WELL_FORMED = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_LENGTH}}}")
 _STATE_KEY = "docpipe.request_id"
 _PEER_KEY = "docpipe.peer"
-_HEADER_BYTES = HEADER.encode()
+HEADER_BYTES = HEADER.encode()
 
 
 def accepted(value: str | None) -> str:
@@ -49,7 +49,7 @@ def from_trusted_proxy(scope: Scope, trusted: TrustedProxies) -> bool:
 
 def choose(scope: Scope, trusted: TrustedProxies) -> str:
     """The request's id, chosen now: the incoming one when well-formed and sent by a trusted proxy."""
-    incoming = next((value for name, value in scope["headers"] if name == _HEADER_BYTES), None)
+    incoming = next((value for name, value in scope["headers"] if name == HEADER_BYTES), None)
     if incoming is not None and not from_trusted_proxy(scope, trusted):
         incoming = None
     chosen = accepted(None if incoming is None else incoming.decode("latin-1"))
@@ -65,9 +65,3 @@ def request_id(scope: Scope) -> str:
     if chosen is None:
         chosen = state[_STATE_KEY] = accepted(None)
     return cast("str", chosen)
-
-
-async def send_request_id(message: Message, scope: Scope) -> None:
-    """Litestar ``before_send`` hook: every response, errors included, carries its request's id."""
-    if message["type"] == "http.response.start":
-        message["headers"] = [*message.get("headers", ()), (_HEADER_BYTES, request_id(scope).encode())]
