@@ -8,15 +8,14 @@ update must apply, one after the other; with one shared If-Match exactly one may
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
 from tests.credentials import ADMIN_HEADERS
 from tests.faults.support import ADAPTER_PAIRS, pair_env
-from tests.live_server import live_server
+from tests.live_server import LiveServer, live_server
 
 WRITERS = 50
 CLIENT_SECONDS = 60.0
@@ -30,17 +29,26 @@ SERVERS = [(pair, 1) for pair in ADAPTER_PAIRS] + [
 contend across processes too, where only the store's conditional writes keep them apart."""
 
 
-@pytest.fixture(params=SERVERS, ids=[f"{'+'.join(pair)}-{workers}-workers" for pair, workers in SERVERS])
-async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+@pytest.fixture(
+    scope="module", params=SERVERS, ids=[f"{'+'.join(pair)}-{workers}-workers" for pair, workers in SERVERS]
+)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server per configuration for both tests: each contends over a document of its own."""
     pair, workers = request.param
+    folder = tmp_path_factory.mktemp("contention")
     endpoint = request.getfixturevalue("moto_server").endpoint_url if "s3" in pair else None
-    env = {**pair_env(pair, tmp_path / "data", endpoint), "DOCPIPE_WORKERS": str(workers)}
+    env = {**pair_env(pair, folder / "data", endpoint), "DOCPIPE_WORKERS": str(workers)}
+    with live_server(env, folder / "docpipe.log") as running:
+        yield running
+
+
+@pytest.fixture
+async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     limits = httpx.Limits(max_connections=WRITERS)
-    with live_server(env, tmp_path / "docpipe.log") as server:
-        async with httpx.AsyncClient(
-            base_url=server.base_url, headers=ADMIN_HEADERS, timeout=CLIENT_TIMEOUT, limits=limits
-        ) as http:
-            yield http
+    async with httpx.AsyncClient(
+        base_url=server.base_url, headers=ADMIN_HEADERS, timeout=CLIENT_TIMEOUT, limits=limits
+    ) as http:
+        yield http
 
 
 def version_of(etag: str) -> int:

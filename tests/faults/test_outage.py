@@ -20,7 +20,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,22 +68,41 @@ class AwsStack:
     moto_url: str
     bucket: str
     env: dict[str, str]
+    earlier: set[str] = field(default_factory=set)
+    """The documents listed when the test started (earlier tests', on the shared server)."""
 
 
-@pytest.fixture
-def stack(moto_server: MotoServer, tmp_path: Path) -> Iterator[AwsStack]:
+@pytest.fixture(scope="module")
+def shared_stack(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsStack]:
+    """One server for the module's proxy tests: starting one costs seconds of imports, and each test
+    can isolate itself with documents of its own and what was listed before it (``stack``)."""
+    folder = tmp_path_factory.mktemp("aws-stack")
     with (
         FaultProxy("127.0.0.1", moto_server.port) as s3,
         FaultProxy("127.0.0.1", moto_server.port) as dynamodb,
     ):
-        env = aws_env(s3.url, dynamodb.url, tmp_path / "data")
+        env = aws_env(s3.url, dynamodb.url, folder / "data")
         with (
-            live_server(env, tmp_path / "docpipe.log") as server,
+            live_server(env, folder / "docpipe.log") as server,
             httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=CLIENT_TIMEOUT) as client,
         ):
             yield AwsStack(
                 server, client, s3, dynamodb, moto_server.endpoint_url, env["DOCPIPE_S3_BUCKET"], env
             )
+
+
+@pytest.fixture
+def stack(shared_stack: AwsStack) -> Iterator[AwsStack]:
+    """The shared server, ready, with what it lists now in ``earlier``; afterwards both stores are
+    forwarded again and the server is ready, whatever the test left behind."""
+    _wait_until_ready(shared_stack.client)
+    shared_stack.earlier = {document["id"] for document in list_all(shared_stack.client)}
+    try:
+        yield shared_stack
+    finally:
+        shared_stack.s3.restore()
+        shared_stack.dynamodb.restore()
+        _wait_until_ready(shared_stack.client)
 
 
 def _upload(client: httpx.Client, name: str, body: bytes | None = None) -> dict[str, Any]:
@@ -132,15 +151,16 @@ def _assert_intact(client: httpx.Client, document: dict[str, Any]) -> None:
     assert download_digest(client, document["id"]) == (200, document["size"], document["sha256"])
 
 
-def _assert_resumed(client: httpx.Client, expected: list[dict[str, Any]]) -> None:
-    """Ready again without a restart, every document from before intact, and a new upload works."""
+def _assert_resumed(client: httpx.Client, expected: list[dict[str, Any]], earlier: set[str]) -> None:
+    """Ready again without a restart, every document from before intact, and a new upload works; the
+    listing holds those, the new one and ``earlier`` (documents listed before the test), nothing else."""
     _wait_until_ready(client)
     for document in expected:
         _assert_intact(client, document)
     after = _upload(client, "after-the-outage.txt")
     _assert_intact(client, after)
     listed = verify_every_listed_document(client)
-    assert set(listed) == {document["id"] for document in expected} | {after["id"]}
+    assert set(listed) == earlier | {document["id"] for document in expected} | {after["id"]}
 
 
 @pytest.mark.parametrize("fault", [Fault.REFUSE, Fault.RESET], ids=lambda fault: fault.value)
@@ -156,7 +176,7 @@ def test_both_backends_down_gives_503_everywhere_then_recovers(stack: AwsStack, 
 
     stack.s3.restore()
     stack.dynamodb.restore()
-    _assert_resumed(stack.client, [before])
+    _assert_resumed(stack.client, [before], stack.earlier)
 
 
 def test_blob_store_down_spares_the_metadata_routes(stack: AwsStack) -> None:
@@ -166,14 +186,16 @@ def test_blob_store_down_spares_the_metadata_routes(stack: AwsStack) -> None:
     responses = _probe(stack.client, before["id"], delete=False)
     _assert_not_ready(responses["ready"])
     assert responses["list"].status_code == 200
-    assert [document["id"] for document in responses["list"].json()["documents"]] == [before["id"]]
+    listed = [document["id"] for document in responses["list"].json()["documents"]]
+    assert listed[0] == before["id"]  # newest first
+    assert set(listed) == stack.earlier | {before["id"]}
     assert responses["get"].status_code == 200
     assert responses["patch"].status_code == 200
     for route in ("content", "head_content", "upload", "form_upload"):  # HEAD answers as GET does
         assert_unavailable(responses[route])
 
     stack.s3.restore()
-    _assert_resumed(stack.client, [before])
+    _assert_resumed(stack.client, [before], stack.earlier)
 
 
 def _log_lines_of(server: LiveServer, request_id: str) -> list[dict[str, Any]]:
@@ -226,7 +248,7 @@ def test_a_store_failure_names_the_store_to_the_client_and_the_rest_to_the_log(s
     (line,) = _log_lines_of(stack.server, patch.headers["x-request-id"])
     assert stack.env["DOCPIPE_DYNAMODB_TABLE"] in line["message"]
     stack.dynamodb.restore()
-    _assert_resumed(stack.client, [document])
+    _assert_resumed(stack.client, [document], stack.earlier)
 
 
 def test_delete_while_blob_store_down_answers_what_happened(stack: AwsStack) -> None:
@@ -257,7 +279,7 @@ def test_repository_down_gives_503_and_leaves_unconfirmed_blobs_to_fsck(
     stack.dynamodb.restore()
     # The uploads stored their bytes, then could not tell whether their metadata was written: the
     # bytes stay (deleting them could break a listed document), unlisted, until fsck reclaims them.
-    _assert_resumed(stack.client, [before])
+    _assert_resumed(stack.client, [before], stack.earlier)
     direct = {
         **stack.env,
         "DOCPIPE_S3_ENDPOINT_URL": stack.moto_url,
@@ -286,7 +308,9 @@ def test_blob_store_dying_mid_download_never_passes_for_a_whole_document(stack: 
     assert received < size
 
     stack.s3.restore()
-    _assert_resumed(stack.client, [document])
+    _assert_resumed(stack.client, [document], stack.earlier)
+    # Not downloaded again by every later test on the shared server.
+    assert stack.client.delete(f"/documents/{document['id']}").status_code == 204
 
 
 def test_blob_store_dying_mid_upload_gives_503_and_no_document(stack: AwsStack) -> None:
@@ -308,20 +332,21 @@ def test_blob_store_dying_mid_upload_gives_503_and_no_document(stack: AwsStack) 
 
     stack.s3.restore()
     _wait_until_ready(stack.client)
-    assert [document["id"] for document in list_all(stack.client)] == [before["id"]]
+    assert {document["id"] for document in list_all(stack.client)} == stack.earlier | {before["id"]}
     leftovers = s3_unfinished_multipart_uploads(stack.moto_url, stack.bucket)
     print(f"unfinished multipart uploads left in S3 (documented, reclaimable): {leftovers}")
     assert blob_keys_of(stack.env, [before["id"]]) <= set(s3_object_keys(stack.moto_url, stack.bucket))
-    _assert_resumed(stack.client, [before])
+    _assert_resumed(stack.client, [before], stack.earlier)
 
 
 def test_lost_commit_acknowledgement_leaves_no_document_without_content(stack: AwsStack) -> None:
     """DynamoDB applies the TransactWriteItems that records an upload, but the answer never arrives
     (nor those of botocore's retries): a partition at the worst moment. Whatever docpipe answers,
     it must not end up listing a document whose bytes it deleted."""
+    lost_before = stack.dynamodb.lost_responses
     stack.dynamodb.drop_responses_to(b"DynamoDB_20120810.TransactWriteItems")
     response = raw_upload(stack.client, b"recorded, but nobody heard\n", "in-doubt.txt")
-    assert stack.dynamodb.lost_responses >= 1
+    assert stack.dynamodb.lost_responses > lost_before
     assert response.status_code in (201, 503), response.text
     stack.dynamodb.restore()
 
@@ -343,7 +368,7 @@ def test_hung_backends_do_not_hang_readiness(stack: AwsStack) -> None:
     _assert_not_ready(stack.client.get("/health/ready", timeout=10))  # DynamoDB alone still hangs
 
     stack.dynamodb.restore()
-    _assert_resumed(stack.client, [before])
+    _assert_resumed(stack.client, [before], stack.earlier)
 
 
 # -- the real moto server stopped, then restarted without its state ------------------------------
@@ -535,13 +560,17 @@ def _chattr(flag: str, paths: list[Path]) -> bool:
     return result.returncode == 0
 
 
-@pytest.fixture
-def unwritable_blob_folder(tmp_path: Path) -> Iterator[tuple[httpx.Client, dict[str, Any]]]:
+@pytest.fixture(scope="module")
+def unwritable_blob_folder(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[httpx.Client, dict[str, Any]]]:
     """A filesystem + SQLite server with one document, whose blob folders are then made immutable
-    (``chattr +i``: not even root may create files in them), as a read-only or failing disk would."""
-    data_dir = tmp_path / "data"
+    (``chattr +i``: not even root may create files in them), as a read-only or failing disk would.
+    One for the module: its tests only read or are refused, and the server must resume after both."""
+    folder = tmp_path_factory.mktemp("unwritable")
+    data_dir = folder / "data"
     with (
-        live_server(filesystem_env(data_dir), tmp_path / "docpipe.log") as server,
+        live_server(filesystem_env(data_dir), folder / "docpipe.log") as server,
         httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=CLIENT_TIMEOUT) as client,
     ):
         document = _upload(client, "before.txt")
@@ -553,7 +582,7 @@ def unwritable_blob_folder(tmp_path: Path) -> Iterator[tuple[httpx.Client, dict[
             yield client, document
         finally:
             _chattr("-i", folders)
-        _assert_resumed(client, [document])
+        _assert_resumed(client, [document], set())
 
 
 def test_unwritable_blob_folder_fails_readiness_but_keeps_reads(

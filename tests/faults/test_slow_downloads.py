@@ -17,7 +17,9 @@ from typing import cast
 
 import httpx
 import msgspec
+import pytest
 
+from docpipe.adapters import s3
 from docpipe.container import Container
 from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.service import DocumentService
@@ -95,13 +97,17 @@ HOLD_SECONDS = 90.0
 """How long the test holds the one S3 connection: generous, as the refused read may first wait
 ``s3.CONNECTION_WAIT`` in each of botocore's attempts on a shared machine. Without the bound on
 that wait, the read would be served only once the connection comes back, and with 200."""
+CONNECTION_WAIT_SECONDS = 1.0
+"""The bound on the wait for a pooled connection here: that there is one is what the test checks, not
+its value (5 s), which each of botocore's three attempts would otherwise wait out."""
 
 
 async def test_a_read_finding_every_s3_connection_held_gets_503_and_readiness_still_answers(
-    moto_server: MotoServer, tmp_path: Path
+    moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A download that keeps its S3 connection must not make the next one wait until it ends, nor the
     readiness check, which has connections of its own."""
+    monkeypatch.setattr(s3, "CONNECTION_WAIT", CONNECTION_WAIT_SECONDS)
     settings = settings_for(
         blob_store="s3",
         repository="dynamodb",
