@@ -281,6 +281,8 @@ class LimitSettings(msgspec.Struct, frozen=True, kw_only=True):
     body_min_rate: Positive = 1024
     """Bytes per second, averaged over ``body_rate_window`` seconds of waiting for the client."""
     body_rate_window: Positive = 30
+    shutdown_timeout: Positive = 30
+    """On SIGTERM, how long requests in flight may go on before they are cancelled."""
 
 
 class ExtractionSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -414,6 +416,7 @@ _LIMITS = {
     "DOCPIPE_BODY_IDLE_TIMEOUT": "body_idle_timeout",
     "DOCPIPE_BODY_MIN_RATE": "body_min_rate",
     "DOCPIPE_BODY_RATE_WINDOW": "body_rate_window",
+    "DOCPIPE_SHUTDOWN_TIMEOUT": "shutdown_timeout",
 }
 
 _EXTRACTION = {

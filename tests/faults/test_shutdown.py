@@ -1,9 +1,9 @@
 """SIGTERM while an upload streams in: uvicorn's graceful shutdown, then a restart on the same data.
 
-docpipe serves with ``timeout_graceful_shutdown=30``: on SIGTERM it stops accepting connections,
-lets requests in flight finish for up to 30 s, then cancels them. Either way, after a restart the
-upload is complete (it was answered 201 and downloads intact) or invisible, and a cancelled upload
-leaves no bytes behind, since cancellation deletes the blob like any other failure.
+On SIGTERM docpipe stops accepting connections, lets requests in flight finish for up to
+``DOCPIPE_SHUTDOWN_TIMEOUT`` seconds (30 by default; 10 here), then cancels them. Either way, after
+a restart the upload is complete (it was answered 201 and downloads intact) or invisible, and a
+cancelled upload leaves no bytes behind, since cancellation deletes the blob like any other failure.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from tests.faults.support import (
 )
 from tests.live_server import LiveServer
 
-GRACEFUL_TIMEOUT_SECONDS = 30
-"""``timeout_graceful_shutdown`` in docpipe/entrypoints/cli.py."""
-EXIT_BOUND_SECONDS = GRACEFUL_TIMEOUT_SECONDS + 30
+GRACEFUL_TIMEOUT_SECONDS = 10
+"""``DOCPIPE_SHUTDOWN_TIMEOUT`` of the server under test: long enough for the upload's last 48 MiB."""
+EXIT_BOUND_SECONDS = GRACEFUL_TIMEOUT_SECONDS + 15
+"""Under the default's 30 s, so that a server ignoring the setting fails the stalled-upload test."""
 UPLOAD_SIZE = 64 * MIB
 
 
@@ -63,7 +64,8 @@ class Upload:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(filesystem_env(tmp_path / "data"), tmp_path / "docpipe.log")
+    env = filesystem_env(tmp_path / "data") | {"DOCPIPE_SHUTDOWN_TIMEOUT": str(GRACEFUL_TIMEOUT_SECONDS)}
+    server = LiveServer(env, tmp_path / "docpipe.log")
     server.start()
     try:
         yield server

@@ -70,7 +70,7 @@ def server_config(
         access_log=False,
         forwarded_allow_ips=(trusted_proxies or TrustedProxies(DEFAULT_TRUSTED_PROXIES)).for_uvicorn(),
         lifespan="on",
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=limits.shutdown_timeout,
         # How long the supervisor of several workers waits for one to answer its ping. A worker answers
         # only once it has imported docpipe, which takes seconds on a busy machine; uvicorn's 5 s would
         # kill and restart workers that are merely starting.
