@@ -10,12 +10,13 @@ import sqlite3
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aioboto3
 import msgspec
 import pytest
 
-from docpipe.config import Settings
+from docpipe.config import ProcessingMode, Settings
 from docpipe.container import Container, close
 from docpipe.domain.errors import DocumentNotFound
 from docpipe.domain.fsck import Fsck
@@ -23,9 +24,18 @@ from docpipe.domain.idempotency import CompletedUpload, new_claim
 from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.model import Document, ListQuery, new_document_id, utc_now
 from docpipe.domain.ports import BlobStore, DocumentRepository
-from tests.adapters_under_test import settings_for
+from tests.adapters_under_test import settings_for as test_settings_for
 from tests.http.helpers import serve
 from tests.moto_server import MotoServer
+
+
+def settings_for(**selected: Any) -> Settings:
+    """The tests' settings with processing off: upgrading is the subject, and a document processed in
+    the background would change its ``processing`` under the assertions and write a text blob that
+    fsck, with no grace period, may judge between its write and its record."""
+    settings = test_settings_for(**selected)
+    return msgspec.structs.replace(settings, processing=ProcessingMode.OFF)
+
 
 CONTENT = b"stored by an earlier docpipe\n"
 

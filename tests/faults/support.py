@@ -279,6 +279,16 @@ def run_cli(
     )
 
 
+def wait_until_processed(client: httpx.Client, timeout: float = 60) -> None:
+    """Until no listed document's processing is pending: processing writes a text blob before it
+    records it, which fsck with no grace period would judge an orphan in between."""
+    wait_for(
+        lambda: all(document["processing"]["state"] != "pending" for document in list_all(client)),
+        timeout,
+        "every document processed",
+    )
+
+
 def assert_fsck_clean(data_dir: Path, env: Mapping[str, str] | None = None) -> None:
     """``docpipe fsck --fix`` then ``docpipe fsck --verify-content`` over the stores ``env`` selects (by
     default filesystem + SQLite in ``data_dir``): the second run must find nothing left to repair.

@@ -49,6 +49,7 @@ from tests.faults.support import (
     s3_unfinished_multipart_uploads,
     verify_every_listed_document,
     wait_for,
+    wait_until_processed,
 )
 from tests.live_server import LiveServer, live_server
 from tests.moto_server import MotoServer, free_port
@@ -286,6 +287,7 @@ def test_repository_down_gives_503_and_leaves_unconfirmed_blobs_to_fsck(
         "DOCPIPE_DYNAMODB_ENDPOINT_URL": stack.moto_url,
     }
     assert blob_keys_of(direct, [before["id"]]) <= set(s3_object_keys(stack.moto_url, stack.bucket))
+    wait_until_processed(stack.client)
     assert_fsck_clean(tmp_path / "fsck", direct)
     listed = set(verify_every_listed_document(stack.client))
     assert before["id"] in listed

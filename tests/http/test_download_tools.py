@@ -122,9 +122,12 @@ def run(served: Served, args: Sequence[str], cwd: Path | None = None) -> subproc
 
 
 def interrupt(served: Served, args: Sequence[str], sig: signal.Signals, ready: Callable[[], bool]) -> int:
-    """Start ``args``, wait until ``ready()``, send ``sig`` and return the exit status.
+    """Start ``args``, wait until ``ready()``, send ``sig`` and return the exit status once the server
+    has logged the request it cut short (logged when the server sees the connection go, which may be
+    after the program has exited), so that ``statuses_since`` a later offset never counts it.
 
     Fails when the program ends on its own first: then nothing was interrupted."""
+    logged = served.log_offset()
     process = subprocess.Popen(
         args, env=served.tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -135,7 +138,11 @@ def interrupt(served: Served, args: Sequence[str], sig: signal.Signals, ready: C
             assert time.monotonic() < deadline, f"{args} made no progress within {TIMEOUT} s"
             time.sleep(0.01)
         process.send_signal(sig)
-        return process.wait(timeout=TIMEOUT)
+        status = process.wait(timeout=TIMEOUT)
+        while not served.statuses_since(logged):
+            assert time.monotonic() < deadline, f"the request {args} made was not logged within {TIMEOUT} s"
+            time.sleep(0.01)
+        return status
     finally:
         if process.poll() is None:
             process.kill()
