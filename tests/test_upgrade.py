@@ -24,7 +24,7 @@ from docpipe.domain.idempotency import CompletedUpload, new_claim
 from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.model import Document, ListQuery, new_document_id, utc_now
 from docpipe.domain.ports import BlobStore, DocumentRepository
-from tests.adapters_under_test import settings_for as test_settings_for
+from tests import adapters_under_test
 from tests.http.helpers import serve
 from tests.moto_server import MotoServer
 
@@ -33,7 +33,7 @@ def settings_for(**selected: Any) -> Settings:
     """The tests' settings with processing off: upgrading is the subject, and a document processed in
     the background would change its ``processing`` under the assertions and write a text blob that
     fsck, with no grace period, may judge between its write and its record."""
-    settings = test_settings_for(**selected)
+    settings = adapters_under_test.settings_for(**selected)
     return msgspec.structs.replace(settings, processing=ProcessingMode.OFF)
 
 

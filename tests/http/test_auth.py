@@ -78,8 +78,8 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
 
 @contextlib.contextmanager
 def logged(logger: str = "") -> Iterator[list[str]]:
-    """The messages logged to ``logger`` (the root by default) meanwhile. The app configures logging
-    when it is made, replacing the root's handlers: capture from the root only once the app exists."""
+    """The messages logged to ``logger`` (the root by default) meanwhile, at every level: debug lines
+    included, which no server writes by default, so that a credential in one is seen too."""
     messages: list[str] = []
 
     class Collect(logging.Handler):
@@ -87,11 +87,15 @@ def logged(logger: str = "") -> Iterator[list[str]]:
             messages.append(record.getMessage())
 
     handler = Collect(logging.DEBUG)
-    logging.getLogger(logger).addHandler(handler)
+    capturing = logging.getLogger(logger)
+    level = capturing.level
+    capturing.setLevel(logging.DEBUG)
+    capturing.addHandler(handler)
     try:
         yield messages
     finally:
-        logging.getLogger(logger).removeHandler(handler)
+        capturing.removeHandler(handler)
+        capturing.setLevel(level)
 
 
 @pytest.fixture

@@ -197,11 +197,14 @@ def json_log() -> Iterator[io.StringIO]:
     handler.setFormatter(JsonLines())
     handler.addFilter(WithRequestId())
     logger = logging.getLogger(ACCESS_LOGGER)
+    level = logger.level
+    logger.setLevel(logging.INFO)  # as ``docpipe serve`` configures it; an app built in a test does not
     logger.addHandler(handler)
     try:
         yield written
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 async def test_the_access_line_carries_the_trace_id_beside_the_request_id(tmp_path: Path) -> None:

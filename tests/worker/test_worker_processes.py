@@ -18,8 +18,8 @@ import botocore.session
 import httpx
 import pytest
 
-from docpipe.entrypoints.cli import main
 from docpipe.entrypoints.worker_cli import CANNOT_RUN
+from tests.cli.support import docpipe_here
 from tests.credentials import ADMIN_HEADERS
 from tests.faults.proxy import Fault, FaultProxy
 from tests.faults.support import aws_env
@@ -169,12 +169,9 @@ def test_workers_process_what_the_server_queued_and_a_killed_workers_job_goes_to
     assert "Traceback" not in successor.log()
 
 
-def test_a_worker_without_a_queue_refuses_to_start(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
-) -> None:
+def test_a_worker_without_a_queue_refuses_to_start(tmp_path: Path) -> None:
     """Without DOCPIPE_QUEUE=sqs the servers process documents themselves: there is nothing to take."""
-    monkeypatch.setenv("DOCPIPE_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("DOCPIPE_QUEUE", raising=False)
-    assert main(["worker"]) == CANNOT_RUN
-    assert "set DOCPIPE_QUEUE=sqs" in caplog.text
+    run = docpipe_here({"DOCPIPE_DATA_DIR": str(tmp_path)}, "worker")
+    assert run.code == CANNOT_RUN
+    assert "set DOCPIPE_QUEUE=sqs" in run.stderr
     assert not any(tmp_path.iterdir())  # nothing was opened

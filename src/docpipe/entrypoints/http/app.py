@@ -26,7 +26,7 @@ from docpipe.container import (
 )
 from docpipe.domain.service import DocumentService
 from docpipe.domain.webhooks import WebhookDispatcher
-from docpipe.entrypoints import data_lock, logs
+from docpipe.entrypoints import data_lock
 from docpipe.entrypoints.background import in_background
 from docpipe.entrypoints.http.authentication import (
     AUTHENTICATE,
@@ -66,7 +66,6 @@ _AUTHENTICATION_OFF = (
 def create_app(settings: Settings, container: Container | None = None) -> Litestar:
     """An app over the adapters ``settings`` select; pass ``container`` to override providers in tests."""
     container = container or Container(settings=settings)
-    logs.configure(settings.log_format)
 
     @asynccontextmanager
     async def open_stores(app: Litestar) -> AsyncIterator[None]:
@@ -134,8 +133,9 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             ),
         ],
         lifespan=[open_stores],
-        # Logging is docpipe's (``logs.configure`` above): Litestar's own configuration would replace
-        # the root logger's handler with its queue, in text, in every worker process.
+        # Logging is docpipe's: ``docpipe serve`` configures it, and uvicorn (``logs.logging_config``) in
+        # every worker process. Litestar's own configuration would replace the root logger's handler
+        # with its queue, in text, there; and an app built in a test must leave the test's logging be.
         logging_config=None,
         state=State({"public_url": settings.public_url}),
         # The only other bodies are uploads, whose routes lift this limit and enforce their own.
