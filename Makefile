@@ -10,8 +10,8 @@ RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 UV_PIN = $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["tool"]["uv"]["required-version"])')
 # One test process per CPU (pytest-xdist); each test file stays in one process, so its module fixtures
-# (a moto server stack, a live server) start once. Files are handed out in collection order, so the
-# long ones (tests/api, tests/cli, tests/faults) are collected early and the run does not end on one. Two per CPU measured slower (16 min 40 s against
+# (a moto server stack, a live server) start once. Files are handed out in collection order (tests/api
+# first), so the run does not end on a long one. Two per CPU measured slower (16 min 40 s against
 # 10 min 38 s on 2 cores): the live servers and moto the tests start need the CPUs too.
 PARALLEL := -n auto --dist loadfile
 # uv uses the interpreter given, never one it would download; --frozen installs uv.lock as it is.
