@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -30,6 +31,7 @@ from docpipe.domain.pipeline import (
     reprocess,
     selected,
 )
+from docpipe.domain.processing import Extraction
 from docpipe.domain.search import SearchQuery
 from docpipe.domain.service import DocumentService
 from tests.extraction import documents
@@ -184,6 +186,38 @@ async def test_a_renamed_document_keeps_its_text_in_the_index(pipeline: Pipeline
     await pipeline.deliver()
     assert await pipeline.found("walrus") == [uploaded.id]
     assert await pipeline.found("b") == [uploaded.id]
+
+
+class ChangedWhileExtracting:
+    """Runs ``change`` (a request changing the document, say) as extraction begins, then extracts."""
+
+    def __init__(self, change: Callable[[], Awaitable[object]]) -> None:
+        self._change = change
+        self._extractor = InProcessExtractor()
+
+    async def extract(self, source: Path, content_type: str, text_out: Path) -> Extraction:
+        await self._change()
+        return await self._extractor.extract(source, content_type, text_out)
+
+
+async def test_a_rename_made_while_its_document_is_processed_is_what_the_index_keeps(
+    pipeline: Pipeline,
+) -> None:
+    """Processing indexes the text of the document as it read it; a rename committed meanwhile (a
+    version as high as the one processing then records) keeps its names in the index."""
+    uploaded = await pipeline.upload(b"walrus", "draft.txt", "text/plain")
+    renaming = ChangedWhileExtracting(
+        lambda: pipeline.service.update(OWNER, uploaded.id, DocumentChanges(filename="final.txt"))
+    )
+    processing = DocumentProcessing(
+        pipeline.blobs, pipeline.repository, SpoolingExtractor(renaming), pipeline.index
+    )
+    processed = await processing.process(OWNER, uploaded.id)
+    assert processed is not None
+    assert (processed.filename, processed.processing.state) == ("final.txt", ProcessingState.DONE)
+    assert await pipeline.found("final") == [uploaded.id]
+    assert await pipeline.found("walrus") == [uploaded.id]
+    assert await pipeline.found("draft") == []
 
 
 async def test_fsck_counts_extracted_text_as_referenced_and_reports_it_missing(pipeline: Pipeline) -> None:

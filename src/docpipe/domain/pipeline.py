@@ -109,11 +109,9 @@ class DocumentProcessing:
                     text_key=text_key,
                 )
                 if self._index is not None:
-                    # As ``record_processing`` will leave it: the index keeps the highest version.
-                    recorded = msgspec.structs.replace(
-                        document, processing=processing, version=document.version + 1
-                    )
-                    await self._index.put(recorded, decoded(extracted.chunks()))
+                    # Its text with its names as read, at the version read: a change committed
+                    # meanwhile has a higher one, and the index keeps that change's names.
+                    await self._index.put(document, decoded(extracted.chunks()))
         except UnsupportedType:
             return Processing(state=ProcessingState.SKIPPED)
         except ExtractionFailed as failure:
