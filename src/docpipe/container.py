@@ -27,7 +27,7 @@ from docpipe.adapters import (
 from docpipe.adapters.extraction import sandbox
 from docpipe.adapters.extraction.limits import Limits, MiB
 from docpipe.adapters.extraction.spool import SpoolingExtractor
-from docpipe.config import BlobStoreKind, OpenSearchSettings, ProcessingMode, Settings, TracingSettings
+from docpipe.config import BlobStoreKind, ProcessingMode, Settings
 from docpipe.domain.authentication import Authenticator
 from docpipe.domain.document_search import DocumentSearch
 from docpipe.domain.fsck import Fsck
@@ -61,7 +61,8 @@ logger = logging.getLogger(__name__)
 def _opened_on_demand(module: str, opener: str) -> Callable[..., AsyncIterator[Any]]:
     """``docpipe.adapters.<module>.<opener>`` as a Resource's opener, its module imported only when the
     settings choose that adapter: the AWS SDK, aiohttp and joserfc take most of a second to import, which
-    every ``docpipe`` command (and ``make run`` on the embedded default) would otherwise pay."""
+    every ``docpipe`` command (and ``make run`` on the embedded default) would otherwise pay, and
+    opensearch-py and the OpenTelemetry SDK are extras that may not be installed at all."""
 
     async def opened(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         open_adapter = getattr(importlib.import_module(f"docpipe.adapters.{module}"), opener)
@@ -87,16 +88,6 @@ def _repository_kind(settings: Settings) -> str:
 
 def _queue_kind(settings: Settings) -> str:
     return settings.queue.value
-
-
-async def _open_opensearch_index(
-    settings: OpenSearchSettings, *, create_missing: bool
-) -> AsyncIterator[SearchIndex]:
-    """The OpenSearch index, imported only when chosen: opensearch-py is the ``opensearch`` extra."""
-    from docpipe.adapters import opensearch_search  # noqa: PLC0415 - the extra may be absent
-
-    async for index in opensearch_search.open_search_index(settings, create_missing=create_missing):
-        yield index
 
 
 def _search_kind(settings: Settings) -> str:
@@ -171,14 +162,6 @@ def _tracing_state(settings: Settings) -> str:
     except ModuleNotFoundError:  # its parent package, ``opentelemetry``, is missing too
         installed = False
     return "on" if installed else "missing"
-
-
-async def _open_tracer_provider(settings: TracingSettings) -> AsyncIterator[TracerProvider]:
-    """The SDK's tracer provider, imported only when chosen: the SDK is the ``otel`` extra."""
-    from docpipe.adapters import otel  # noqa: PLC0415 - the extra may be absent
-
-    async for provider in otel.open_tracer_provider(settings):
-        yield provider
 
 
 async def _otel_missing() -> AsyncIterator[None]:
@@ -263,7 +246,7 @@ class Container(containers.DeclarativeContainer):
             create_missing=settings.provided.create_missing,
         ),
         opensearch=providers.Resource(
-            _open_opensearch_index,
+            _opened_on_demand("opensearch_search", "open_search_index"),
             settings.provided.opensearch,
             create_missing=settings.provided.create_missing,
         ),
@@ -437,7 +420,7 @@ class Container(containers.DeclarativeContainer):
 
     tracer_provider = providers.Selector(
         providers.Callable(_tracing_state, settings),
-        on=providers.Resource(_open_tracer_provider, settings.provided.tracing),
+        on=providers.Resource(_opened_on_demand("otel", "open_tracer_provider"), settings.provided.tracing),
         missing=providers.Resource(_otel_missing),
         off=providers.Resource(_not_offered),
     )
