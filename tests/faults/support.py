@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import random
@@ -17,6 +18,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 import httpx
+import pytest
 
 from docpipe.config import load_settings
 from docpipe.container import Container, close
@@ -24,6 +26,8 @@ from docpipe.domain.identity import DEFAULT_OWNER
 from docpipe.domain.model import Document
 from docpipe.domain.ports import DocumentRepository
 from tests.credentials import ADMIN_ENV
+from tests.faults.proxy import FaultProxy
+from tests.live_server import live_server
 
 MIB = 1024 * 1024
 _BLOCK = random.Random(20240601).randbytes(MIB)
@@ -78,6 +82,19 @@ def pair_env(pair: tuple[str, str], data_dir: Path, aws_endpoint: str | None = N
 
 
 # -- generated bodies --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def proxied_live_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[FaultProxy, str]]:
+    """A live server on the adapter pair ``request.param`` (moto server for the AWS ones), reached
+    through a fault proxy: the proxy, and the server's own URL."""
+    pair: tuple[str, str] = request.param
+    endpoint = request.getfixturevalue("moto_server").endpoint_url if "s3" in pair else None
+    with (
+        live_server(pair_env(pair, tmp_path / "data", endpoint), tmp_path / "docpipe.log") as server,
+        FaultProxy("127.0.0.1", server.port) as proxy,
+    ):
+        yield proxy, server.base_url
 
 
 def pattern_chunks(seed: int, size: int, chunk_size: int = MIB) -> Iterator[bytes]:

@@ -14,8 +14,7 @@ import pytest
 
 from tests.credentials import ADMIN_HEADERS
 from tests.faults.proxy import FaultProxy
-from tests.faults.support import ADAPTER_PAIRS, list_all, pair_env
-from tests.live_server import live_server
+from tests.faults.support import ADAPTER_PAIRS, list_all, proxied_live_server
 
 KEY = "lost-reply-0193f4d2"
 BODY = b"an upload whose 201 never arrives\n" * 1000
@@ -23,13 +22,8 @@ BODY = b"an upload whose 201 never arrives\n" * 1000
 
 @pytest.fixture(params=ADAPTER_PAIRS, ids=["+".join(pair) for pair in ADAPTER_PAIRS])
 def proxied_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[FaultProxy, str]]:
-    pair: tuple[str, str] = request.param
-    endpoint = request.getfixturevalue("moto_server").endpoint_url if "s3" in pair else None
-    with (
-        live_server(pair_env(pair, tmp_path / "data", endpoint), tmp_path / "docpipe.log") as server,
-        FaultProxy("127.0.0.1", server.port) as proxy,
-    ):
-        yield proxy, server.base_url
+    with proxied_live_server(request, tmp_path) as proxied:
+        yield proxied
 
 
 def upload(client: httpx.Client) -> httpx.Response:

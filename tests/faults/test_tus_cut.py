@@ -19,8 +19,7 @@ import pytest
 
 from tests.credentials import ADMIN_HEADERS
 from tests.faults.proxy import Direction, FaultProxy
-from tests.faults.support import MIB, pair_env
-from tests.live_server import live_server
+from tests.faults.support import MIB, proxied_live_server
 
 PAIRS = [("filesystem", "sqlite"), ("s3", "dynamodb")]
 DATA = os.urandom(20 * MIB + 321)
@@ -31,13 +30,8 @@ BYTES = {**TUS, "Content-Type": "application/offset+octet-stream"}
 
 @pytest.fixture(params=PAIRS, ids=["+".join(pair) for pair in PAIRS])
 def proxied_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[FaultProxy, str]]:
-    pair: tuple[str, str] = request.param
-    endpoint = request.getfixturevalue("moto_server").endpoint_url if "s3" in pair else None
-    with (
-        live_server(pair_env(pair, tmp_path / "data", endpoint), tmp_path / "docpipe.log") as server,
-        FaultProxy("127.0.0.1", server.port) as proxy,
-    ):
-        yield proxy, server.base_url
+    with proxied_live_server(request, tmp_path) as proxied:
+        yield proxied
 
 
 def recorded_offset(client: httpx.Client, location: str) -> int:
