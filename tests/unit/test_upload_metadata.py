@@ -6,7 +6,7 @@ import base64
 import contextlib
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from docpipe.domain.errors import MalformedInput
@@ -32,6 +32,7 @@ def test_pairs_as_clients_encode_them_read_back(pairs: dict[str, str]) -> None:
 
 
 @given(st.text(max_size=200))
+@example("filename \x80")  # a header byte past ASCII (headers arrive decoded as Latin-1): found by Hypothesis
 def test_any_header_parses_or_is_malformed_input(header: str) -> None:
     with contextlib.suppress(MalformedInput):
         parse_upload_metadata(header)

@@ -7,7 +7,6 @@ Keys are ``filename`` (or ``name``, as Uppy and tus-js-client examples send it),
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 
 from docpipe.domain.errors import MalformedInput
@@ -37,7 +36,7 @@ def parse_upload_metadata(header: str | None) -> dict[str, str]:
             raise MalformedInput(f"Upload-Metadata repeats the key {key!r}")
         try:
             pairs[key] = base64.b64decode(encoded, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), characters past ASCII, or not UTF-8
             raise MalformedInput(f"Upload-Metadata {key!r} is not base64 of UTF-8 text") from None
     return pairs
 
