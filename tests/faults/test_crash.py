@@ -41,6 +41,7 @@ from tests.faults.support import (
     s3_unfinished_multipart_uploads,
     verify_every_listed_document,
     wait_for,
+    wait_until_processed,
 )
 from tests.live_server import LiveServer
 from tests.moto_server import MotoServer
@@ -262,6 +263,9 @@ def test_leftovers_are_only_the_documented_kinds(crash: Crash) -> None:
 
 
 def test_fsck_repairs_the_leftovers_and_keeps_every_document(crash: Crash) -> None:
+    # Settled first: a document still pending would be processed by the restarted server while the
+    # objects are compared, its text blob written before it is recorded.
+    wait_until_processed(crash.client)
     before = verify_every_listed_document(crash.client)
     crash.server.stop()
     try:
