@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import logging
 import os
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from docpipe.container import Container, close
 from docpipe.domain.keys import ApiKey, hash_secret
 from docpipe.domain.ports import KeyRepository
 from docpipe.entrypoints import cli
+from tests.logger_state import logger_restored
 
 TIMEOUT_SECONDS = 120
 
@@ -68,7 +68,7 @@ def docpipe_here(env: Mapping[str, str], *arguments: str) -> Run:
     stdout, stderr = io.StringIO(), io.StringIO()
     with (
         _settings_only_from(env),
-        _logging_restored(),
+        logger_restored(),  # ``cli.main`` configures the root logger for the rest of a process's life
         contextlib.redirect_stdout(stdout),
         contextlib.redirect_stderr(stderr),
     ):
@@ -86,19 +86,6 @@ def _settings_only_from(env: Mapping[str, str]) -> Iterator[None]:
             del os.environ[name]
         os.environ.update({name: value for name, value in env.items() if name.startswith("DOCPIPE_")})
         yield
-
-
-@contextlib.contextmanager
-def _logging_restored() -> Iterator[None]:
-    """``cli.main`` puts docpipe's handler on the root logger and sets its level (``logs.configure``),
-    for the rest of a process's life; here that life ends with the command."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def sqlite_environment(data_dir: Path) -> dict[str, str]:

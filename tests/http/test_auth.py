@@ -30,6 +30,7 @@ from docpipe.entrypoints.http.authentication import PUBLIC, REQUIRED_SCOPES
 from tests.adapters_under_test import settings_for
 from tests.credentials import ADMIN_KEY, bearer
 from tests.http.helpers import Client, assert_problem, serve, upload_ok
+from tests.logger_state import logger_restored
 
 AN_ID = "0193f4d2-0000-7000-8000-000000000000"
 EVENTUALLY = 10.0
@@ -86,16 +87,10 @@ def logged(logger: str = "") -> Iterator[list[str]]:
         def emit(self, record: logging.LogRecord) -> None:
             messages.append(record.getMessage())
 
-    handler = Collect(logging.DEBUG)
-    capturing = logging.getLogger(logger)
-    level = capturing.level
-    capturing.setLevel(logging.DEBUG)
-    capturing.addHandler(handler)
-    try:
+    with logger_restored(logger) as capturing:
+        capturing.setLevel(logging.DEBUG)
+        capturing.addHandler(Collect(logging.DEBUG))
         yield messages
-    finally:
-        capturing.removeHandler(handler)
-        capturing.setLevel(level)
 
 
 @pytest.fixture

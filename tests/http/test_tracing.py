@@ -31,6 +31,7 @@ from docpipe.entrypoints.logs import ACCESS_LOGGER, JsonLines, WithRequestId
 from tests.adapters_under_test import settings_for
 from tests.credentials import ADMIN_KEY
 from tests.http.helpers import Client, serve, upload_ok, wrap_blob_store
+from tests.logger_state import logger_restored
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -196,15 +197,10 @@ def json_log() -> Iterator[io.StringIO]:
     handler = logging.StreamHandler(written)
     handler.setFormatter(JsonLines())
     handler.addFilter(WithRequestId())
-    logger = logging.getLogger(ACCESS_LOGGER)
-    level = logger.level
-    logger.setLevel(logging.INFO)  # as ``docpipe serve`` configures it; an app built in a test does not
-    logger.addHandler(handler)
-    try:
+    with logger_restored(ACCESS_LOGGER) as logger:
+        logger.setLevel(logging.INFO)  # as ``docpipe serve`` configures it; an app built in a test does not
+        logger.addHandler(handler)
         yield written
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 async def test_the_access_line_carries_the_trace_id_beside_the_request_id(tmp_path: Path) -> None:
