@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -61,3 +62,74 @@ def test_a_json_line_is_one_object_with_the_request_id_and_the_traceback() -> No
 def test_a_text_line_names_the_level_the_logger_and_the_request() -> None:
     assert _written(LogFormat.TEXT, "req-2").startswith("WARNING docpipe.test_logs [req-2]: got it\n")
     assert _written(LogFormat.TEXT, None).startswith("WARNING docpipe.test_logs: got it\n")
+
+
+@pytest.fixture
+def info_logged() -> Iterator[None]:
+    """The root logger at INFO, as ``docpipe serve`` configures it."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _access_line_both_ways(monkeypatch: pytest.MonkeyPatch, log_format: LogFormat) -> tuple[str, str]:
+    """The access line ``write_access`` writes itself, docpipe's handler being the only one (as
+    ``docpipe serve`` configures the log), and the line of the same access as a record."""
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    handler = logs.stderr_handler(log_format)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [handler])
+    fields = {"method": "GET", "route": "/l/{token}", "status": 200, "duration_ms": 0.25}
+    fields |= {"owner": None, "document_id": None}
+    token = logs.current_request.set("req-3")
+    try:
+        with monkeypatch.context() as no_records:
+            no_records.setattr(logging.Logger, "handle", _no_record)
+            logs.write_access(logging.INFO, "GET /l/{token} 200 0.3 ms", fields)
+        logs.access_log.info("GET /l/{token} 200 0.3 ms", extra=fields)
+    finally:
+        logs.current_request.reset(token)
+    direct, recorded = stream.getvalue().splitlines()
+    return direct, recorded
+
+
+def _no_record(self: logging.Logger, record: logging.LogRecord) -> None:
+    raise AssertionError("the access line went the record's way")
+
+
+@pytest.mark.usefixtures("info_logged")
+def test_an_access_line_written_directly_is_the_line_its_record_makes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    direct, recorded = _access_line_both_ways(monkeypatch, LogFormat.TEXT)
+    assert direct == recorded == "INFO docpipe.access [req-3]: GET /l/<token> 200 0.3 ms"
+    direct, recorded = (json.loads(line) for line in _access_line_both_ways(monkeypatch, LogFormat.JSON))
+    assert direct.pop("time")[:16] == recorded.pop("time")[:16]
+    assert list(direct.items()) == list(recorded.items())
+    assert direct["message"] == "GET /l/<token> 200 0.3 ms"
+    assert (direct["request_id"], direct["route"], direct["duration_ms"]) == ("req-3", "/l/{token}", 0.25)
+
+
+@pytest.mark.usefixtures("info_logged")
+def test_an_access_line_reaches_every_other_handler_as_a_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[logging.LogRecord] = []
+
+    class Other(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    other = Other()
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    monkeypatch.setattr(logging.getLogger(), "handlers", [logs.stderr_handler(LogFormat.JSON), other])
+    logs.write_access(logging.WARNING, "GET unmatched 500 1.0 ms", {"status": 500})
+    (record,) = seen
+    assert (record.name, record.levelname, record.getMessage()) == (
+        "docpipe.access",
+        "WARNING",
+        "GET unmatched 500 1.0 ms",
+    )
+    assert record.status == 500  # type: ignore[attr-defined]

@@ -10,9 +10,12 @@ route template, status, duration, owner and document id. No line holds a path's 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import sys
+import time
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -20,11 +23,15 @@ import msgspec
 
 from docpipe import tracing
 from docpipe.config import LogFormat
-from docpipe.entrypoints.http.link_paths import RedactLinkTokens
+from docpipe.entrypoints.http.link_paths import RedactLinkTokens, redacted
 
 ACCESS_LOGGER = "docpipe.access"
 ACCESS_FIELDS = ("method", "route", "status", "duration_ms", "owner", "document_id")
 """What an access line adds to a record (as ``extra``), each when known."""
+_OPTIONAL_FIELDS = ("request_id", "trace_id", *ACCESS_FIELDS)
+"""What a JSON line holds after its message, each when known."""
+
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 current_request: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 """The id of the request being served by the task that logs, if any (set by ``http.observed``)."""
@@ -48,19 +55,32 @@ class JsonLines(logging.Formatter):
     there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for field in ("request_id", "trace_id", *ACCESS_FIELDS):
-            value = getattr(record, field, None)
-            if value is not None:
-                line[field] = value
+        line = _json_object(
+            record.created,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            [(field, getattr(record, field, None)) for field in _OPTIONAL_FIELDS],
+        )
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return msgspec.json.encode(line).decode()
+
+
+def _json_object(
+    created: float, level: str, logger: str, message: str, optional: Iterable[tuple[str, Any]]
+) -> dict[str, Any]:
+    """A JSON line's object, but its exception: the ``optional`` fields whose value is not ``None``."""
+    line: dict[str, Any] = {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "message": message,
+    }
+    for field, value in optional:
+        if value is not None:
+            line[field] = value
+    return line
 
 
 class Text(logging.Formatter):
@@ -68,11 +88,14 @@ class Text(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         request = getattr(record, "request_id", None)
-        prefix = f"{record.levelname} {record.name}" + (f" [{request}]" if request else "")
-        text = f"{prefix}: {record.getMessage()}"
+        text = _text_line(record.levelname, record.name, request, record.getMessage())
         if record.exc_info:
             text = f"{text}\n{self.formatException(record.exc_info)}"
         return text
+
+
+def _text_line(level: str, logger: str, request: str | None, message: str) -> str:
+    return f"{level} {logger}" + (f" [{request}]" if request else "") + f": {message}"
 
 
 def chosen(log_format: LogFormat | None) -> LogFormat:
@@ -106,13 +129,17 @@ def _lean_records() -> None:
     logging._srcfile = None
 
 
+_OWN_FILTERS = (WithRequestId, RedactLinkTokens)
+"""The filters of docpipe's handler, in order."""
+
+
 def stderr_handler(log_format: LogFormat | None) -> logging.Handler:
     """The one handler: to standard error, in ``log_format``, with request ids and without link tokens."""
     _lean_records()
     handler = _DocpipeHandler()
     handler.setFormatter(JsonLines() if chosen(log_format) is LogFormat.JSON else Text())
-    handler.addFilter(WithRequestId())
-    handler.addFilter(RedactLinkTokens())
+    for own in _OWN_FILTERS:
+        handler.addFilter(own())
     return handler
 
 
@@ -139,3 +166,66 @@ def configure(log_format: LogFormat | None) -> None:
         root.removeHandler(handler)
     root.addHandler(stderr_handler(log_format))
     root.setLevel(logging.INFO)
+
+
+def write_access(level: int, message: str, fields: Mapping[str, Any]) -> None:
+    """Write the access line of the request being served: ``message`` and ``fields`` (``ACCESS_FIELDS``,
+    in that order) at ``level``.
+
+    When docpipe's handler is the only one the line would reach, as ``docpipe serve`` configures the
+    log, the line is made and written here, the same line that handler writes for a record: the
+    record's way (the record, the logger's and the handler's filters, the formatter, the handler)
+    costs several times as much, once per request. Anywhere else (a test's handler, a configuration of
+    the user's) the line is a record like any other."""
+    handler = _sole_handler(level)
+    line = None if handler is None else _access_line(handler, level, redacted(message), fields)
+    if handler is None or line is None or not _written(handler, line):
+        access_log.log(level, message, extra=fields)
+
+
+def _access_line(handler: _DocpipeHandler, level: int, message: str, fields: Mapping[str, Any]) -> str | None:
+    """The line ``handler``'s formatter would make of the access record; ``None`` for a formatter not
+    docpipe's."""
+    formatter = type(handler.formatter)
+    request = current_request.get()
+    if formatter is JsonLines:
+        optional = [("request_id", request), ("trace_id", tracing.trace_id()), *fields.items()]
+        line = _json_object(time.time(), logging.getLevelName(level), ACCESS_LOGGER, message, optional)
+        return msgspec.json.encode(line).decode()
+    if formatter is Text:
+        return _text_line(logging.getLevelName(level), ACCESS_LOGGER, request, message)
+    return None
+
+
+def _sole_handler(level: int) -> _DocpipeHandler | None:
+    """docpipe's handler when a line of the access logger at ``level`` reaches it and no other handler,
+    and passes through no filter but the handler's own; else ``None``."""
+    logger: logging.Logger | None = access_log
+    if access_log.disabled or not access_log.isEnabledFor(level):
+        return None
+    while logger is not None and logger.parent is not None:
+        if logger.handlers or logger.filters or not logger.propagate:
+            return None
+        logger = logger.parent
+    root = logging.getLogger()
+    if root.filters or len(root.handlers) != 1:
+        return None
+    (handler,) = root.handlers
+    if not isinstance(handler, _DocpipeHandler) or level < handler.level:
+        return None
+    if tuple(type(own) for own in handler.filters) != _OWN_FILTERS:
+        return None
+    return handler
+
+
+def _written(handler: _DocpipeHandler, line: str) -> bool:
+    """What ``StreamHandler.emit`` does with a formatted line; ``False`` when the stream refused it, for
+    the record's way to report the failure as ``logging`` does."""
+    try:
+        with handler.lock or contextlib.nullcontext():
+            stream = handler.stream
+            stream.write(line + handler.terminator)
+            stream.flush()
+    except Exception:  # reported by the record written instead
+        return False
+    return True

@@ -29,9 +29,7 @@ from docpipe.entrypoints.http.refusals import refusal_of
 from docpipe.entrypoints.http.request_id import HEADER_BYTES as REQUEST_ID_HEADER
 from docpipe.entrypoints.http.request_id import choose, from_trusted_proxy
 from docpipe.entrypoints.http.request_limits import UPLOAD_ROUTE
-from docpipe.entrypoints.logs import ACCESS_LOGGER, current_request
-
-access_log = logging.getLogger(ACCESS_LOGGER)
+from docpipe.entrypoints.logs import current_request, write_access
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """Methods labelled as themselves; any other is ``other`` (a client may send any token)."""
@@ -215,14 +213,10 @@ def _record(scope: HTTPScope, exchange: _Exchange, seconds: float) -> dict[str, 
     if route != metrics.UNMATCHED_ROUTE and scope["route_handler"].opt.get(UPLOAD_ROUTE):
         metrics.uploads.labels(route, *_upload_outcome(scope, exchange, status)).inc()
     fields = _access_fields(scope, exchange, method, route, status, seconds)
-    access_log.log(
+    write_access(
         logging.WARNING if status >= HTTPStatus.INTERNAL_SERVER_ERROR else logging.INFO,
-        "%s %s %d %.1f ms",
-        method,
-        route,
-        status,
-        seconds * 1000,
-        extra=fields,
+        f"{method} {route} {status} {seconds * 1000:.1f} ms",
+        fields,
     )
     return fields
 
