@@ -48,6 +48,7 @@ from docpipe.entrypoints.http.keys import KeyController
 from docpipe.entrypoints.http.links import LinkController
 from docpipe.entrypoints.http.observed import Observed
 from docpipe.entrypoints.http.openapi import SECURITY_COMPONENTS
+from docpipe.entrypoints.http.point_reads import PointReads
 from docpipe.entrypoints.http.problems import EXCEPTION_HANDLERS
 from docpipe.entrypoints.http.prometheus import MetricsController
 from docpipe.entrypoints.http.request_limits import RequestLimits
@@ -148,6 +149,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         ),
     )
     # Around Litestar's routing and exception handling, so that every request is measured and logged,
-    # those no route answers included (see ``observed``).
-    app.asgi_handler = Observed(app.asgi_handler, settings.trusted_proxies)
+    # those no route answers included (see ``observed``); the most frequent reads answered before
+    # Litestar routes them (see ``point_reads``).
+    app.asgi_handler = Observed(PointReads(app.asgi_handler, app), settings.trusted_proxies)
     return app

@@ -10,7 +10,7 @@ Litestar hands every guard a copy of the route handler, some 15 µs a request.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 from litestar.enums import ScopeType
@@ -72,12 +72,18 @@ class Authentication:
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
-            opt = scope["route_handler"].opt
-            if not opt.get(PUBLIC):
-                authenticate: Authenticate = getattr(scope["app"].state, AUTHENTICATE)
-                principal = await authenticate(bearer_credential(scope))
-                for needed in opt.get(REQUIRED_SCOPES, ()):
-                    if not principal.allows(needed):
-                        raise MissingScope(needed.value)
-                scope.setdefault("state", {})[_PRINCIPAL] = principal
+            await admit(scope, scope["route_handler"].opt)
         await self._app(scope, receive, send)
+
+
+async def admit(scope: AsgiScope, opt: Mapping[str, Any]) -> None:
+    """Give the request its principal, holding the scopes of the route whose ``opt`` this is, unless
+    the route is ``PUBLIC``; raises ``Unauthenticated`` or ``MissingScope``."""
+    if opt.get(PUBLIC):
+        return
+    authenticate: Authenticate = getattr(scope["app"].state, AUTHENTICATE)
+    principal = await authenticate(bearer_credential(scope))
+    for needed in opt.get(REQUIRED_SCOPES, ()):
+        if not principal.allows(needed):
+            raise MissingScope(needed.value)
+    scope.setdefault("state", {})[_PRINCIPAL] = principal

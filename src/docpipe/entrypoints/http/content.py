@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
+from litestar.types import HTTPScope
 
 from docpipe.domain.errors import InvalidInput, PreconditionFailed
 from docpipe.domain.identity import Scope
@@ -83,22 +85,53 @@ def representation_headers(document: Document, disposition: str | None) -> dict[
     }
 
 
+RequestHeader = Callable[[str], str | None]
+"""A request's header by its lower-case name: the first one's value, ``None`` when it has none."""
+
+
+def request_header(scope: HTTPScope) -> RequestHeader:
+    """The request's headers as ``RequestHeader`` reads them, as ``Request.headers.get`` does, without
+    building Litestar's case-insensitive multi-map of every header."""
+    first: dict[bytes, bytes] = {}
+    for name, value in scope["headers"]:
+        first.setdefault(name.lower(), value)
+
+    def header(name: str) -> str | None:
+        value = first.get(name.encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
+
+    return header
+
+
+async def read_content(
+    service: DocumentService,
+    owner: str,
+    document_id: str,
+    method: str,
+    header: RequestHeader,
+    disposition: str | None = None,
+) -> Response[bytes] | Stream:
+    """``GET`` or ``HEAD /documents/{document_id}/content``, for its route and for ``point_reads``."""
+    document = await service.get(owner, document_id)
+    return await serve_content(method, header, service, document, disposition)
+
+
 async def serve_content(
-    request: AnyRequest, service: DocumentService, document: Document, disposition: str | None
+    method: str, header: RequestHeader, service: DocumentService, document: Document, disposition: str | None
 ) -> Response[bytes] | Stream:
     """RFC 9110 §13.2.2 order: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since, Range."""
     headers = representation_headers(document, disposition)
     etag = headers["ETag"]
-    if_match = request.headers.get("if-match")
-    if_unmodified_since = request.headers.get("if-unmodified-since")
+    if_match = header("if-match")
+    if_unmodified_since = header("if-unmodified-since")
     if (if_match is not None and not if_match_hits(if_match, etag)) or (
         if_match is None
         and if_unmodified_since is not None
         and modified_after(if_unmodified_since, document.created_at)
     ):
         raise PreconditionFailed("the document does not match the request's preconditions")
-    if_none_match = request.headers.get("if-none-match")
-    if_modified_since = request.headers.get("if-modified-since")
+    if_none_match = header("if-none-match")
+    if_modified_since = header("if-modified-since")
     if (if_none_match is not None and if_none_match_hits(if_none_match, etag)) or (
         if_none_match is None
         and if_modified_since is not None
@@ -107,8 +140,8 @@ async def serve_content(
         return prepared_bytes(b"", HTTPStatus.NOT_MODIFIED, _without_body_headers(headers))
 
     byte_range = None
-    if if_range_allows(request.headers.get("if-range"), etag, document.created_at):
-        byte_range = parse_range(request.headers.get("range"), document.size)
+    if if_range_allows(header("if-range"), etag, document.created_at):
+        byte_range = parse_range(header("range"), document.size)
     status = HTTPStatus.OK
     length = document.size
     if byte_range is not None:
@@ -116,7 +149,7 @@ async def serve_content(
         length = byte_range.length
         headers["Content-Range"] = content_range(byte_range, document.size)
     headers["Content-Length"] = str(length)
-    if request.method == HttpMethod.HEAD:
+    if method == HttpMethod.HEAD:
         await service.check_content(document)
         return prepared_bytes(b"", status, headers)
     chunks = await service.open_content(document, byte_range)
@@ -166,8 +199,9 @@ class ContentController(Controller):
         service: Service,
         disposition: Disposition = None,
     ) -> Response[bytes] | Stream:
-        document = await service.get(principal_of(request.scope).owner, document_id)
-        return await serve_content(request, service, document, disposition)
+        owner = principal_of(request.scope).owner
+        header = request_header(request.scope)
+        return await read_content(service, owner, document_id, request.method, header, disposition)
 
     @_content_route(
         "/download/{filename:str}",
@@ -182,4 +216,6 @@ class ContentController(Controller):
         disposition: Disposition = None,
     ) -> Response[bytes] | Stream:
         document = await service.newest_named(principal_of(request.scope).owner, filename)
-        return await serve_content(request, service, document, disposition)
+        return await serve_content(
+            request.method, request_header(request.scope), service, document, disposition
+        )

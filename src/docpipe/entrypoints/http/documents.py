@@ -23,7 +23,7 @@ from docpipe.entrypoints.http.conditional import if_match_hits
 from docpipe.entrypoints.http.declared_type import declared_type
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.openapi import UploadOperation, requires
-from docpipe.entrypoints.http.prepared import prepared_json
+from docpipe.entrypoints.http.prepared import Prepared, prepared_json
 from docpipe.entrypoints.http.request_limits import UPLOAD_ROUTE
 from docpipe.entrypoints.http.schemas import DocumentListOut, DocumentOut, DocumentPatch, metadata_etag
 from docpipe.entrypoints.http.uploads import receive_upload
@@ -37,6 +37,12 @@ def created(document: Document) -> Response[DocumentOut]:
         status_code=HTTP_201_CREATED,
         headers={"Location": f"/documents/{document.id}", "ETag": metadata_etag(document)},
     )
+
+
+async def read_metadata(service: DocumentService, owner: str, document_id: str) -> Prepared[DocumentOut]:
+    """``GET /documents/{document_id}``, for its route and for ``point_reads``."""
+    document = await service.get(owner, document_id)
+    return prepared_json(DocumentOut.of(document), {"ETag": metadata_etag(document)})
 
 
 upload_route = functools.partial(
@@ -144,8 +150,7 @@ class DocumentController(Controller):
     async def get_document(
         self, document_id: FromPath[str], request: AnyRequest, service: Service
     ) -> Response[DocumentOut]:
-        document = await service.get(principal_of(request.scope).owner, document_id)
-        return prepared_json(DocumentOut.of(document), {"ETag": metadata_etag(document)})
+        return await read_metadata(service, principal_of(request.scope).owner, document_id)
 
     @patch(
         "/documents/{document_id:str}",

@@ -29,7 +29,7 @@ from docpipe.domain.ports import PresignedDownloads
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.allow import allow, options_first
 from docpipe.entrypoints.http.authentication import PUBLIC, PUBLIC_ROUTE
-from docpipe.entrypoints.http.content import representation_headers, serve_content
+from docpipe.entrypoints.http.content import representation_headers, request_header, serve_content
 from docpipe.entrypoints.http.dependencies import AnyRequest, CurrentPrincipal
 from docpipe.entrypoints.http.documents import UPLOAD_PROBLEMS, created, upload_route
 from docpipe.entrypoints.http.link_paths import LINK_PREFIX
@@ -195,7 +195,9 @@ class LinkController(Controller):
     ) -> Response[bytes] | Stream:
         document, grant = await links.open_download(token)
         if presigned is None:
-            response = await serve_content(request, service, document, grant.disposition)
+            response = await serve_content(
+                request.method, request_header(request.scope), service, document, grant.disposition
+            )
             response.headers.update(_NOT_PASSED_ON)
             return response
         headers = representation_headers(document, grant.disposition)
