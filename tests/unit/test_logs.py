@@ -7,8 +7,11 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from docpipe.config import LogFormat, SettingsError, load_settings
 from docpipe.entrypoints import logs
@@ -133,3 +136,12 @@ def test_an_access_line_reaches_every_other_handler_as_a_record(monkeypatch: pyt
         "GET unmatched 500 1.0 ms",
     )
     assert record.status == 500  # type: ignore[attr-defined]
+
+
+@settings(max_examples=300)
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False))
+def test_a_json_line_has_the_time_of_its_record_to_the_millisecond(created: float) -> None:
+    record = logging.LogRecord("docpipe.test_logs", logging.INFO, __file__, 1, "now", None, None)
+    record.created = created
+    line = json.loads(logs.JsonLines().format(record))
+    assert line["time"] == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiosqlite
@@ -18,22 +18,32 @@ BUSY_TIMEOUT_MS = 5000
 """How long a write waits for another process's write lock before it gives up (503)."""
 
 
-@contextlib.contextmanager
-def converted(role: StoreRole, name: str) -> Iterator[None]:
+class converted:  # noqa: N801 - used as the function it was: ``with converted(role, name):``
     """SQLite's failures as domain errors, of the store ``role`` called ``name`` in their messages.
 
     A full disk or database is ``StorageFull``; a write lock another process held past the busy
     timeout, an I/O error or a file that cannot be opened is ``StoreUnavailable``. Constraint and
-    programming errors are docpipe's own mistakes and pass through.
+    programming errors are docpipe's own mistakes and pass through. A class rather than a generator:
+    every point read enters one, and a generator's context manager costs several times as much.
     """
-    try:
-        yield
-    except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
-        raise
-    except sqlite3.Error as error:
+
+    __slots__ = ("_name", "_role")
+
+    def __init__(self, role: StoreRole, name: str) -> None:
+        self._role = role
+        self._name = name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _: object) -> None:
+        if not isinstance(error, sqlite3.Error) or isinstance(
+            error, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError
+        ):
+            return
         if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
-            raise StorageFull(role, f"{name}: {error}") from None
-        raise StoreUnavailable(role, f"{name}: {error}") from None
+            raise StorageFull(self._role, f"{self._name}: {error}") from None
+        raise StoreUnavailable(self._role, f"{self._name}: {error}") from None
 
 
 @contextlib.asynccontextmanager

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import msgspec
 
@@ -72,7 +72,7 @@ def _json_object(
 ) -> dict[str, Any]:
     """A JSON line's object, but its exception: the ``optional`` fields whose value is not ``None``."""
     line: dict[str, Any] = {
-        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "time": _iso_time(created),
         "level": level,
         "logger": logger,
         "message": message,
@@ -92,6 +92,28 @@ class Text(logging.Formatter):
         if record.exc_info:
             text = f"{text}\n{self.formatException(record.exc_info)}"
         return text
+
+
+class _Second(NamedTuple):
+    second: int
+    text: str
+    """``YYYY-MM-DDTHH:MM:SS`` of ``second``, in UTC."""
+
+
+_last_second = _Second(0, "1970-01-01T00:00:00")
+
+
+def _iso_time(created: float) -> str:
+    """``created`` as ``datetime.isoformat(timespec="milliseconds")`` writes it in UTC; the part up to
+    the second is formatted once a second, since every request's access line asks (see ``write_access``)."""
+    global _last_second  # noqa: PLW0603 - one process's cache, read and written on any thread alike
+    second, fraction = divmod(created, 1)
+    microseconds = round(fraction * 1e6)  # rounded as ``datetime.fromtimestamp`` rounds
+    whole = int(second) + microseconds // 1_000_000
+    if whole != _last_second.second:
+        moment = datetime.fromtimestamp(whole, UTC)
+        _last_second = _Second(whole, moment.isoformat(timespec="seconds").removesuffix("+00:00"))
+    return f"{_last_second.text}.{microseconds % 1_000_000 // 1000:03d}+00:00"
 
 
 def _text_line(level: str, logger: str, request: str | None, message: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 from collections.abc import Callable
+from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated
 
@@ -48,7 +49,8 @@ _OPAQUE = parse_media_type(DEFAULT_CONTENT_TYPE)
 
 HEADER_CACHE_SIZE = 1024
 """Values kept by the header helpers that content responses call every time: a stored media type
-parsed, a filename's Content-Disposition. Both depend only on their arguments."""
+parsed, a filename's Content-Disposition, a document's representation headers. Each depends only on
+its arguments."""
 _content_disposition = functools.lru_cache(maxsize=HEADER_CACHE_SIZE)(content_disposition)
 
 
@@ -67,15 +69,26 @@ def served_media_type(stored: str) -> MediaType:
 
 
 def representation_headers(document: Document, disposition: str | None) -> dict[str, str]:
-    digest = base64.b64encode(bytes.fromhex(document.sha256)).decode()
-    media_type = served_media_type(document.content_type)
+    """The headers of the document's bytes, a new map that callers may add to."""
+    return dict(
+        _representation(
+            document.sha256, document.created_at, document.content_type, document.filename, disposition
+        )
+    )
+
+
+@functools.lru_cache(maxsize=HEADER_CACHE_SIZE)
+def _representation(
+    sha256: str, created_at: datetime, content_type: str, filename: str, disposition: str | None
+) -> dict[str, str]:
+    """Kept for the documents read again and again: never changed, only copied."""
+    digest = base64.b64encode(bytes.fromhex(sha256)).decode()
+    media_type = served_media_type(content_type)
     return {
-        "ETag": strong_etag(document.sha256),
-        "Last-Modified": http_date(document.created_at),
+        "ETag": strong_etag(sha256),
+        "Last-Modified": http_date(created_at),
         "Accept-Ranges": "bytes",
-        "Content-Disposition": _content_disposition(
-            document.filename, disposition_for(disposition, media_type)
-        ),
+        "Content-Disposition": _content_disposition(filename, disposition_for(disposition, media_type)),
         # Set here, not as media_type: Litestar would append "; charset=utf-8" to every text/* type,
         # contradicting the charset the document was stored with.
         "Content-Type": str(media_type),
