@@ -43,17 +43,22 @@ class _Meter:
         """The duration series of each operation, looked up once (``labels`` takes a lock each call)."""
 
     async def __call__(self, operation: str, call: Awaitable[T]) -> T:
+        if not tracing.active():  # nothing to prepare for a span: most requests make one or two calls
+            return await self._measured(operation, call, tracing.NO_SPAN.__enter__())
         attributes = {"docpipe.store.adapter": self._adapter, "docpipe.store.operation": operation}
         with tracing.span(f"{self._adapter} {operation}", attributes) as span:
-            started = time.perf_counter()
-            try:
-                return await call
-            except StoreFailure as error:
-                metrics.store_errors.labels(self._adapter, operation, metrics.error_label(error)).inc()
-                span.fail(error)
-                raise
-            finally:
-                self._duration(operation).observe(time.perf_counter() - started)
+            return await self._measured(operation, call, span)
+
+    async def _measured(self, operation: str, call: Awaitable[T], span: tracing.Span) -> T:
+        started = time.perf_counter()
+        try:
+            return await call
+        except StoreFailure as error:
+            metrics.store_errors.labels(self._adapter, operation, metrics.error_label(error)).inc()
+            span.fail(error)
+            raise
+        finally:
+            self._duration(operation).observe(time.perf_counter() - started)
 
     def _duration(self, operation: str) -> Histogram:
         series = self._durations.get(operation)
