@@ -197,6 +197,13 @@ def _row(document: Document) -> tuple[Any, ...]:
     )
 
 
+_TAGS = msgspec.json.Decoder(list[str])
+_METADATA = msgspec.json.Decoder(dict[str, str])
+_PROCESSING = msgspec.json.Decoder(Processing)
+"""Decoders made once: ``msgspec.json.decode(..., type=...)`` looks its type up on every call, and
+every point read decodes all three."""
+
+
 def _document(row: sqlite3.Row | tuple[Any, ...]) -> Document:
     return Document(
         id=row[0],
@@ -207,13 +214,13 @@ def _document(row: sqlite3.Row | tuple[Any, ...]) -> Document:
         detected_content_type=row[4],
         size=row[5],
         sha256=row[6],
-        tags=tuple(msgspec.json.decode(row[7], type=list[str])),
-        metadata=msgspec.json.decode(row[8], type=dict[str, str]),
+        tags=tuple(_TAGS.decode(row[7])),
+        metadata=_METADATA.decode(row[8]),
         created_at=datetime.fromisoformat(row[9]),
         updated_at=datetime.fromisoformat(row[10]),
         version=row[11],
         links_epoch=row[13],
-        processing=Processing() if row[14] is None else msgspec.json.decode(row[14], type=Processing),
+        processing=Processing() if row[14] is None else _PROCESSING.decode(row[14]),
     )
 
 
