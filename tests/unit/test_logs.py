@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from docpipe.config import LogFormat, SettingsError, load_settings
 from docpipe.entrypoints import logs
+from tests.logger_state import logger_restored
 
 
 class _Terminal(io.StringIO):
@@ -68,24 +69,21 @@ def test_a_text_line_names_the_level_the_logger_and_the_request() -> None:
 
 
 @pytest.fixture
-def info_logged() -> Iterator[None]:
-    """The root logger at INFO, as ``docpipe serve`` configures it."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
+def root() -> Iterator[logging.Logger]:
+    """The root logger at INFO, as ``docpipe serve`` configures it, put back as it was afterwards."""
+    with logger_restored() as logger:
+        logger.setLevel(logging.INFO)
+        yield logger
 
 
-def _access_line_both_ways(monkeypatch: pytest.MonkeyPatch, log_format: LogFormat) -> tuple[str, str]:
+def _access_line_both_ways(
+    root: logging.Logger, monkeypatch: pytest.MonkeyPatch, log_format: LogFormat
+) -> tuple[str, str]:
     """The access line ``write_access`` writes itself, docpipe's handler being the only one (as
     ``docpipe serve`` configures the log), and the line of the same access as a record."""
     stream = io.StringIO()
     monkeypatch.setattr("sys.stderr", stream)
-    handler = logs.stderr_handler(log_format)
-    monkeypatch.setattr(logging.getLogger(), "handlers", [handler])
+    root.handlers[:] = [logs.stderr_handler(log_format)]
     fields = {"method": "GET", "route": "/l/{token}", "status": 200, "duration_ms": 0.25}
     fields |= {"owner": None, "document_id": None}
     token = logs.current_request.set("req-3")
@@ -104,21 +102,23 @@ def _no_record(self: logging.Logger, record: logging.LogRecord) -> None:
     raise AssertionError("the access line went the record's way")
 
 
-@pytest.mark.usefixtures("info_logged")
 def test_an_access_line_written_directly_is_the_line_its_record_makes(
-    monkeypatch: pytest.MonkeyPatch,
+    root: logging.Logger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    direct, recorded = _access_line_both_ways(monkeypatch, LogFormat.TEXT)
+    direct, recorded = _access_line_both_ways(root, monkeypatch, LogFormat.TEXT)
     assert direct == recorded == "INFO docpipe.access [req-3]: GET /l/<token> 200 0.3 ms"
-    direct, recorded = (json.loads(line) for line in _access_line_both_ways(monkeypatch, LogFormat.JSON))
+    direct, recorded = (
+        json.loads(line) for line in _access_line_both_ways(root, monkeypatch, LogFormat.JSON)
+    )
     assert direct.pop("time")[:16] == recorded.pop("time")[:16]
     assert list(direct.items()) == list(recorded.items())
     assert direct["message"] == "GET /l/<token> 200 0.3 ms"
     assert (direct["request_id"], direct["route"], direct["duration_ms"]) == ("req-3", "/l/{token}", 0.25)
 
 
-@pytest.mark.usefixtures("info_logged")
-def test_an_access_line_reaches_every_other_handler_as_a_record(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_access_line_reaches_every_other_handler_as_a_record(
+    root: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[logging.LogRecord] = []
 
     class Other(logging.Handler):
@@ -127,7 +127,7 @@ def test_an_access_line_reaches_every_other_handler_as_a_record(monkeypatch: pyt
 
     other = Other()
     monkeypatch.setattr("sys.stderr", io.StringIO())
-    monkeypatch.setattr(logging.getLogger(), "handlers", [logs.stderr_handler(LogFormat.JSON), other])
+    root.handlers[:] = [logs.stderr_handler(LogFormat.JSON), other]
     logs.write_access(logging.WARNING, "GET unmatched 500 1.0 ms", {"status": 500})
     (record,) = seen
     assert (record.name, record.levelname, record.getMessage()) == (
