@@ -115,14 +115,15 @@ class _Exchange:
         if message["type"] == "http.response.start":
             message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, self._request_id)]
             self.status = message["status"]
-            self.location = next(
-                (
-                    value.decode("latin-1")
-                    for name, value in message.get("headers", ())
-                    if name == b"location"
-                ),
-                None,
-            )
+            if self.status == HTTPStatus.CREATED:  # the access line's document id (``_access_fields``)
+                self.location = next(
+                    (
+                        value.decode("latin-1")
+                        for name, value in message.get("headers", ())
+                        if name == b"location"
+                    ),
+                    None,
+                )
         elif message["type"] == "http.response.body":
             self.sent += len(message.get("body", b""))
         await self._send(message)
