@@ -59,6 +59,14 @@ _IN_A_TRANSACTION = "TransactionConflictException"
 _log = logging.getLogger(__name__)
 
 
+def retries() -> dict[str, str]:
+    """botocore's retry settings for an AWS client: the standard mode, without ``max_attempts``, so that
+    botocore takes the count the AWS way (``AWS_MAX_ATTEMPTS``, or ``max_attempts`` in the AWS config
+    file; the standard mode's 3 attempts when neither is set). A new dict each time: botocore writes the
+    count it settled on into the one it is given."""
+    return {"mode": "standard"}
+
+
 def code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "")
 

@@ -71,7 +71,7 @@ import aioboto3
 import msgspec
 from aiobotocore.config import AioConfig
 
-from docpipe.adapters.aws_errors import AwsFailures
+from docpipe.adapters.aws_errors import AwsFailures, retries
 from docpipe.adapters.dynamodb_keys import DynamoDbKeyRepository
 from docpipe.adapters.dynamodb_outbox import DynamoDbOutbox, event_put
 from docpipe.adapters.dynamodb_uploads import DynamoDbUploadRepository
@@ -703,12 +703,13 @@ def _failures(table: str, recreate: Callable[[], Awaitable[None]] | None = None)
     return AwsFailures(StoreRole.REPOSITORY, f"DynamoDB table {table!r}", recreate)
 
 
-_CONFIG = AioConfig(
-    connect_timeout=3,
-    read_timeout=10,
-    retries={"mode": "standard", "max_attempts": 3},
-    max_pool_connections=50,  # one client serves every concurrent request of the process
-)
+def _config() -> AioConfig:
+    return AioConfig(
+        connect_timeout=3,
+        read_timeout=10,
+        retries=retries(),
+        max_pool_connections=50,  # one client serves every concurrent request of the process
+    )
 
 
 async def open_repository(
@@ -728,7 +729,7 @@ async def open_repository(
                     "dynamodb",
                     endpoint_url=settings.endpoint_url,
                     region_name=settings.region,
-                    config=_CONFIG,
+                    config=_config(),
                 )
             )
         repository = DynamoDbRepository(client, settings.table, create_missing=create_missing)

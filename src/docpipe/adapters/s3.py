@@ -17,7 +17,7 @@ from aiobotocore.httpsession import AIOHTTPSession
 from botocore.exceptions import ClientError
 
 from docpipe.adapters import s3_resumable
-from docpipe.adapters.aws_errors import AwsFailures, code, is_missing_store, status
+from docpipe.adapters.aws_errors import AwsFailures, code, is_missing_store, retries, status
 from docpipe.config import S3Settings
 from docpipe.domain.errors import BlobNotFound, StoreRole, StoreUnavailable
 from docpipe.domain.model import BlobEntry, ByteRange
@@ -458,7 +458,7 @@ def _config(settings: S3Settings, max_connections: int) -> AioConfig:
         signature_version="s3v4",
         connect_timeout=5,
         read_timeout=60,
-        retries={"mode": "standard", "max_attempts": 3},
+        retries=retries(),
         max_pool_connections=max_connections,
         http_session_cls=_PoolWaitBoundedSession,
         # Only checksums S3 requires: newer defaults send headers some S3-compatible stores reject.

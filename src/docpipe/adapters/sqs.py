@@ -25,7 +25,7 @@ import msgspec
 from aiobotocore.config import AioConfig
 from botocore.exceptions import ClientError
 
-from docpipe.adapters.aws_errors import AwsFailures, code
+from docpipe.adapters.aws_errors import AwsFailures, code, retries
 from docpipe.config import SqsSettings
 from docpipe.domain.errors import StoreRole
 from docpipe.domain.jobs import Job, JobReceipt
@@ -52,12 +52,14 @@ _RECEIPT_LAPSED = frozenset(
 )
 """A receipt no longer this receiver's: the job's visibility lapsed and another receiver has it."""
 
-_CONFIG = AioConfig(
-    connect_timeout=3,
-    read_timeout=MAX_WAIT_SECONDS + 10,  # a long poll answers after up to 20 s
-    retries={"mode": "standard", "max_attempts": 3},
-    max_pool_connections=16,
-)
+
+def _config() -> AioConfig:
+    return AioConfig(
+        connect_timeout=3,
+        read_timeout=MAX_WAIT_SECONDS + 10,  # a long poll answers after up to 20 s
+        retries=retries(),
+        max_pool_connections=16,
+    )
 
 
 def _failures(settings: SqsSettings, recreate: SqsWorkQueue | None = None) -> AwsFailures:
@@ -177,7 +179,7 @@ async def open_work_queue(
         with _failures(settings).converted():
             client = await stack.enter_async_context(
                 session.client(
-                    "sqs", endpoint_url=settings.endpoint_url, region_name=settings.region, config=_CONFIG
+                    "sqs", endpoint_url=settings.endpoint_url, region_name=settings.region, config=_config()
                 )
             )
         queue = SqsWorkQueue(client, settings, create_missing=create_missing)
