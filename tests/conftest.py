@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
+from docpipe.adapters import sqlite_files
 from tests.moto_server import MotoServer, running_moto_server
 from tests.opensearch_fake import RunningFake, running_fake_opensearch
 
@@ -35,3 +36,10 @@ def opensearch_fake() -> Iterator[RunningFake]:
     """A fake of the OpenSearch REST calls docpipe makes (``tests/opensearch_fake.py``), on loopback."""
     with running_fake_opensearch() as fake:
         yield fake
+
+
+@pytest.fixture
+def short_sqlite_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite connections opened from now on give up on a write lock held elsewhere after 0.2 s, not
+    ``BUSY_TIMEOUT_MS``'s 5 s: for tests of what follows the wait (503, reads spared), not of its length."""
+    monkeypatch.setattr(sqlite_files, "BUSY_TIMEOUT_MS", 200)

@@ -15,7 +15,7 @@ import aioboto3
 import pytest
 from types_aiobotocore_dynamodb.client import DynamoDBClient
 
-from docpipe.adapters import dynamodb, sqlite, sqlite_files
+from docpipe.adapters import dynamodb, sqlite
 from docpipe.adapters.dynamodb_keys import DynamoDbKeyRepository
 from docpipe.adapters.sqlite_keys import SqliteKeyRepository
 from docpipe.config import DynamoDbSettings
@@ -99,10 +99,10 @@ async def test_a_sqlite_file_from_before_keys_gets_its_table_at_start_up(tmp_pat
         assert await repository.get(document.owner, document.id) == document
 
 
+@pytest.mark.usefixtures("short_sqlite_busy_timeout")
 async def test_a_sqlite_write_lock_held_elsewhere_makes_key_writes_unavailable_and_spares_finds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(sqlite_files, "BUSY_TIMEOUT_MS", 200)
     async with sqlite_keys(tmp_path) as keys:
         key = make_key()
         await keys.add(key)

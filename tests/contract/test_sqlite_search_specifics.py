@@ -132,6 +132,7 @@ async def test_texts_left_half_written_are_reported_and_dropped_by_a_rebuild(tmp
         assert await found(index, "kept words") == [document.id]
 
 
+@pytest.mark.usefixtures("short_sqlite_busy_timeout")
 async def test_a_write_lock_held_elsewhere_makes_puts_unavailable_and_spares_searches(tmp_path: Path) -> None:
     document = a_document("locked.pdf")
     async with opened_search_index("sqlite", tmp_path) as index:

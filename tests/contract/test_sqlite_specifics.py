@@ -124,6 +124,7 @@ def write_lock_held_elsewhere(path: Path) -> Iterator[None]:
         holder.close()
 
 
+@pytest.mark.usefixtures("short_sqlite_busy_timeout")
 async def test_a_write_lock_held_elsewhere_makes_writes_unavailable_and_spares_reads(tmp_path: Path) -> None:
     async with opened_repository(tmp_path) as repository:
         document = make_document()

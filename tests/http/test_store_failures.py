@@ -44,6 +44,7 @@ async def _writes(client: Client, document_id: str) -> dict[str, httpx.Response]
     }
 
 
+@pytest.mark.usefixtures("short_sqlite_busy_timeout")
 @pytest.mark.parametrize("data_dir", [False], ids=["on-disk"], indirect=True)
 async def test_a_write_lock_held_by_another_process_gives_503_with_retry_after(
     client: Client, data_dir: Path
