@@ -57,6 +57,9 @@ from tests.moto_server import MotoServer, free_port
 CLIENT_TIMEOUT = httpx.Timeout(30.0)
 """No request may take longer than this to answer, outage or not."""
 RECOVERY_SECONDS = 30.0
+TWO_ATTEMPTS = {"AWS_MAX_ATTEMPTS": "2"}
+"""The servers' AWS clients try each request twice, not 3 times: every outage still meets a retry, and
+each request during one waits out one back-off (up to 1 s), not two (up to 3 s)."""
 UNAVAILABLE_ROUTES = ("list", "get", "content", "upload", "form_upload", "patch", "delete")
 
 
@@ -82,7 +85,7 @@ def shared_stack(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFacto
         FaultProxy("127.0.0.1", moto_server.port) as s3,
         FaultProxy("127.0.0.1", moto_server.port) as dynamodb,
     ):
-        env = aws_env(s3.url, dynamodb.url, folder / "data")
+        env = aws_env(s3.url, dynamodb.url, folder / "data") | TWO_ATTEMPTS
         with (
             live_server(env, folder / "docpipe.log") as server,
             httpx.Client(base_url=server.base_url, headers=ADMIN_HEADERS, timeout=CLIENT_TIMEOUT) as client,
@@ -412,6 +415,7 @@ def _restart_moto(folder: Path, *, create_missing: bool) -> Iterator[MotoRestart
         env = {
             **aws_env(moto.endpoint_url, moto.endpoint_url, folder / "data"),
             "DOCPIPE_CREATE_MISSING": str(create_missing).lower(),
+            **TWO_ATTEMPTS,
         }
         _create_stores(env)
         with (
