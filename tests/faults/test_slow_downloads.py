@@ -99,7 +99,8 @@ HOLD_SECONDS = 90.0
 that wait, the read would be served only once the connection comes back, and with 200."""
 CONNECTION_WAIT_SECONDS = 1.0
 """The bound on the wait for a pooled connection here: that there is one is what the test checks, not
-its value (5 s), which each of botocore's three attempts would otherwise wait out."""
+its value (5 s), which each of botocore's attempts would otherwise wait out. For the same reason the
+read gets one attempt (``AWS_MAX_ATTEMPTS``), not 3 with back-offs between them."""
 
 
 async def test_a_read_finding_every_s3_connection_held_gets_503_and_readiness_still_answers(
@@ -108,6 +109,7 @@ async def test_a_read_finding_every_s3_connection_held_gets_503_and_readiness_st
     """A download that keeps its S3 connection must not make the next one wait until it ends, nor the
     readiness check, which has connections of its own."""
     monkeypatch.setattr(s3, "CONNECTION_WAIT", CONNECTION_WAIT_SECONDS)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     settings = settings_for(
         blob_store="s3",
         repository="dynamodb",
