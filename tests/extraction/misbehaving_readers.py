@@ -2,7 +2,8 @@
 
 ``spin`` loops on the CPU, ``sleep`` blocks without using it, ``hoard`` allocates until refused, ``crash``
 aborts the process, ``connect <port>`` opens a TCP connection, ``pid`` succeeds with the process id as the
-title, ``env <name>`` with that environment variable's value (or ``unset``); anything else is copied.
+title, ``env <name>`` with that environment variable's value (or ``unset``), ``priority`` with the process's
+niceness and its autogroup's (``-`` where the kernel has no autogroups); anything else is copied.
 """
 
 from __future__ import annotations
@@ -36,5 +37,15 @@ def read(source: Path, charset: str | None, output: Output) -> None:
         output.title = str(os.getpid())
     elif command == "env":
         output.title = os.environ.get(arguments[0], "unset")
+    elif command == "priority":
+        output.title = f"{os.getpriority(os.PRIO_PROCESS, 0)} {_autogroup_niceness()}"
     else:
         output.write(source.read_text())
+
+
+def _autogroup_niceness() -> str:
+    """The niceness of this process's autogroup (``/autogroup-42 nice 10``), ``-`` without autogroups."""
+    try:
+        return Path("/proc/self/autogroup").read_text().split()[-1]
+    except OSError:
+        return "-"

@@ -18,6 +18,7 @@ import psutil
 import pytest
 import pytest_asyncio
 
+from docpipe.adapters.extraction.child import NICENESS
 from docpipe.adapters.extraction.limits import Limits, MiB
 from docpipe.adapters.extraction.readers import DEFAULT_READERS
 from docpipe.adapters.extraction.sandbox import SandboxedExtractor
@@ -34,6 +35,7 @@ PARENT_GROWTH_BOUND = 64 * MiB
 """What the parent's resident memory may grow by while a hostile file is handled: the files inflate to
 GiBs, so a parent that read one would show it."""
 
+MAX_NICENESS = 19
 GOOD_PAGE = b"<title>Good</title><p>still fine</p>"
 
 
@@ -174,6 +176,19 @@ async def test_a_child_sees_none_of_the_servers_environment(
     assert os.environ["AWS_SECRET_ACCESS_KEY"]
     extraction, _ = await _extract(extractor, tmp_path, "env.txt", b"env AWS_SECRET_ACCESS_KEY", "text/plain")
     assert extraction.title == "unset"
+
+
+async def test_a_child_runs_at_a_lower_cpu_priority_than_the_server(
+    extractor: SandboxedExtractor, tmp_path: Path
+) -> None:
+    """A child's priority, and that of the autogroup its session makes, give way to the server's, so
+    that extraction takes the CPU that serving leaves."""
+    extraction, _ = await _extract(extractor, tmp_path, "priority.txt", b"priority", "text/plain")
+    assert extraction.title is not None
+    niceness, autogroup = extraction.title.split()
+    assert int(niceness) == min(os.getpriority(os.PRIO_PROCESS, 0) + NICENESS, MAX_NICENESS)
+    if autogroup != "-":
+        assert int(autogroup) == int(niceness)
 
 
 async def test_extractions_beyond_the_workers_wait_their_turn(

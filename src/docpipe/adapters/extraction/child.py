@@ -14,6 +14,7 @@ import logging
 import os
 import resource
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,13 @@ from docpipe.adapters.extraction.readers import Readers, run_reader
 from docpipe.domain.processing import ExtractionFailed
 
 OPEN_FILES = 64
+NICENESS = 10
+"""How much lower than the server's a child's CPU priority is: extraction takes the CPU that serving
+leaves, so uploads keep their pace while a backlog is worked off."""
+AUTOGROUP = Path("/proc/self/autogroup")
+AUTOGROUP_ATTEMPTS = 20
+AUTOGROUP_RETRY_SECONDS = 0.1
+"""Linux lets a process without CAP_SYS_ADMIN set an autogroup's niceness once per 0.1 s, machine-wide."""
 _WRITE_SLACK_BYTES = 1 * MiB
 _FORBIDDEN_EVENTS = (
     "socket.",
@@ -56,6 +64,7 @@ def main() -> None:
         cpu_seconds=setup.cpu_seconds, memory_bytes=setup.memory_bytes, text_bytes=setup.text_bytes
     )
     _limit_resources(limits)
+    _give_way_to_the_server()
     _silence_libraries()
     sys.addaudithook(_refuse_network_and_processes)
     readers = Readers(setup.readers)
@@ -104,6 +113,24 @@ def _limit_resources(limits: Limits) -> None:
     _, open_files = resource.getrlimit(resource.RLIMIT_NOFILE)
     if open_files == resource.RLIM_INFINITY or open_files > OPEN_FILES:
         resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
+
+
+def _give_way_to_the_server() -> None:
+    """Lower this child's CPU priority by ``NICENESS``, and its autogroup's to match. The child runs in
+    a session of its own, and where the kernel groups processes by session (autogroups: a terminal, a
+    VM or a bare machine without a cgroup CPU controller) each group gets an equal share of the CPU
+    whatever its processes' niceness, so that two children would take two thirds of two cores from the
+    server. In a cgroup (a systemd service, a container) autogroups do not apply, and the niceness does."""
+    niceness = os.nice(NICENESS)
+    for _ in range(AUTOGROUP_ATTEMPTS):
+        try:
+            AUTOGROUP.write_text(str(niceness))
+        except BlockingIOError:  # EAGAIN: another process set an autogroup's niceness just now
+            time.sleep(AUTOGROUP_RETRY_SECONDS)
+        except OSError:  # no autogroups in this kernel, or not allowed: the niceness alone counts
+            return
+        else:
+            return
 
 
 def _rearm_cpu_limit(seconds: int) -> None:
