@@ -10,6 +10,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from docpipe.adapters.sqlite_search import DATABASE_NAME, _bodies, _names, _page, open_search_index
@@ -69,6 +70,26 @@ async def test_the_index_is_a_file_of_its_own_in_wal_mode(tmp_path: Path) -> Non
     finally:
         db.close()
     assert os.listdir(tmp_path) == [DATABASE_NAME]
+
+
+async def test_names_indexed_again_at_the_same_version_write_nothing(tmp_path: Path) -> None:
+    """An upload indexes its document's names at once, and its event then brings the same version:
+    that second write would hold the index's writer for nothing while uploads wait for it."""
+    document = a_document("twice.pdf", tags=["t"], metadata={"k": "v"})
+    async with opened_search_index("sqlite", tmp_path) as index:
+        await index.put(document, None)
+        watcher = sqlite3.connect(tmp_path / DATABASE_NAME)
+        try:
+            before = watcher.execute("PRAGMA data_version").fetchone()
+            await index.put(document, None)
+            assert watcher.execute("PRAGMA data_version").fetchone() == before
+            renamed = msgspec.structs.replace(document, filename="renamed.pdf", version=2)
+            await index.put(renamed, None)
+            assert watcher.execute("PRAGMA data_version").fetchone() != before
+        finally:
+            watcher.close()
+        assert await found(index, "renamed") == [document.id]
+        assert await found(index, "twice") == []
 
 
 async def test_the_index_outlasts_its_process(tmp_path: Path) -> None:

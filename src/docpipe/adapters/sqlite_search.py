@@ -407,15 +407,16 @@ async def _exists(db: aiosqlite.Connection, statement: str, parameters: Sequence
 
 
 async def _write_names(db: aiosqlite.Connection, document: Document) -> int:
-    """Index the document's filename, tags, metadata values and content type, unless a higher version
-    of it is indexed already; return its entry."""
+    """Index the document's filename, tags, metadata values and content type, unless this version or
+    a higher one is indexed already (a version's names never change: an upload indexes them at once,
+    and its event brings them again); return its entry."""
     rows = list(
         await db.execute_fetchall(
             "SELECT entry, version FROM entries WHERE owner = ? AND document_id = ?",
             (document.owner, document.id),
         )
     )
-    if rows and rows[0][1] > document.version:
+    if rows and rows[0][1] >= document.version:
         entry: int = rows[0][0]
         return entry
     if rows:
