@@ -13,7 +13,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from docpipe.adapters.sqlite_search import DATABASE_NAME, _bodies, _names, _page, open_search_index
+from docpipe.adapters.sqlite_search import (
+    DATABASE_NAME,
+    SqliteSearchIndex,
+    _bodies,
+    _names,
+    _page,
+    open_search_index,
+)
 from docpipe.domain.errors import StorageFull, StoreMissing, StoreUnavailable
 from docpipe.domain.search import SearchPosition, SearchQuery
 from docpipe.domain.search_text import clean, words_of
@@ -21,6 +28,8 @@ from tests.contract.search_support import a_document, found, opened_search_index
 from tests.contract.test_search_matches_naive import ALPHABET
 from tests.contract.test_sqlite_specifics import write_lock_held_elsewhere
 from tests.small_disk import fill, small_disk
+
+SYNCHRONOUS_NORMAL = 1
 
 
 def _unicode61_words(text: str) -> list[str]:
@@ -90,6 +99,16 @@ async def test_names_indexed_again_at_the_same_version_write_nothing(tmp_path: P
             watcher.close()
         assert await found(index, "renamed") == [document.id]
         assert await found(index, "twice") == []
+
+
+async def test_the_index_commits_without_syncing(tmp_path: Path) -> None:
+    """Derived data: its writer's commits reach the WAL without an fsync, so that uploads, which wait
+    for that writer (their names are indexed at once), do not wait for the disk too. A process that
+    dies loses nothing; a lost power may lose the last commits (``docpipe reprocess --all``)."""
+    async with opened_search_index("sqlite", tmp_path) as index:
+        assert isinstance(index, SqliteSearchIndex)
+        [(synchronous,)] = await index._writer.execute_fetchall("PRAGMA synchronous")
+    assert synchronous == SYNCHRONOUS_NORMAL
 
 
 async def test_the_index_outlasts_its_process(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """What docpipe's two SQLite files, the documents' (``sqlite``) and the search index's (``sqlite_search``),
-share: how one is opened (a writer connection and a few readers, in WAL mode, every commit synced), and
-how SQLite's failures become domain errors."""
+share: how one is opened (a writer connection and a few readers, in WAL mode, commits synced unless the
+file holds derived data), and how SQLite's failures become domain errors."""
 
 from __future__ import annotations
 
@@ -55,17 +55,19 @@ async def connections(
     name: str,
     readers: int,
     prepare: Callable[[aiosqlite.Connection], Awaitable[None]],
+    synced: bool = True,
 ) -> AsyncIterator[tuple[aiosqlite.Connection, list[aiosqlite.Connection]]]:
     """The writer and ``readers`` reader connections of the file at ``path``, closed on exit. Folder and
     file are created when missing, unless ``create_missing`` is false (``StoreMissing`` then); the writer
-    runs ``prepare`` (the file's schema) before any reader connects."""
+    runs ``prepare`` (the file's schema) before any reader connects. Every commit is synced to the disk
+    unless ``synced`` is false (derived data: a commit then survives the process, not a lost power)."""
     if create_missing:
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
     elif not await asyncio.to_thread(path.is_file):
         raise StoreMissing(role, f"{name} {path}")
     async with contextlib.AsyncExitStack() as opened:
         with converted(role, name):
-            writer = await _connect(path)
+            writer = await _connect(path, synced=synced)
             opened.push_async_callback(writer.close)
             await writer.execute("PRAGMA journal_mode = WAL")
             await prepare(writer)
@@ -77,9 +79,9 @@ async def connections(
         yield writer, connected
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
+async def _connect(path: Path, *, synced: bool = True) -> aiosqlite.Connection:
     db = await aiosqlite.connect(path, isolation_level=None)
     await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     await db.execute("PRAGMA foreign_keys = ON")
-    await db.execute("PRAGMA synchronous = FULL")
+    await db.execute(f"PRAGMA synchronous = {'FULL' if synced else 'NORMAL'}")
     return db

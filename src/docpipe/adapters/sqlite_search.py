@@ -485,7 +485,10 @@ async def open_search_index(
     data_dir: Path, *, create_missing: bool = True
 ) -> AsyncIterator[SqliteSearchIndex]:
     """The index in ``<data_dir>/search.sqlite3``; folder, file and tables are created when missing,
-    unless ``create_missing`` is false."""
+    unless ``create_missing`` is false. Its commits are not synced to the disk (``synchronous =
+    NORMAL``, still atomic and kept by a process that dies): uploads wait for its writer, since they
+    index their names at once, and the index is derived data, which ``docpipe reprocess --all`` makes
+    again after a lost power."""
     async with connections(
         database_file(data_dir),
         create_missing=create_missing,
@@ -493,6 +496,7 @@ async def open_search_index(
         name=_NAME,
         readers=READER_CONNECTIONS,
         prepare=_create,
+        synced=False,
     ) as (writer, readers):
         yield SqliteSearchIndex(writer, readers, data_dir)
 
