@@ -62,8 +62,9 @@ logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "search.sqlite3"
 READER_CONNECTIONS = 2
-BATCH_CHARS = 256 * 1024
-"""Characters of text written per transaction: other writers wait for one batch at most."""
+BATCH_CHARS = 32 * 1024
+"""Characters of text written per transaction: other writers, uploads indexing their names among
+them, wait for one batch at most, which FTS5 takes about 10 ms of CPU to tokenize."""
 PASSAGE_BITS = 16
 """Passage numbers take the low bits of a passage's rowid: a capped text has about 4,100 passages at
 most (each but the last holds more than half of ``PASSAGE_CHARS``), far below 65,536."""
