@@ -295,6 +295,8 @@ class ExtractionSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds of wall-clock time an extraction may take before its child is killed."""
     memory_mb: Annotated[int, msgspec.Meta(ge=128)] = 512
     max_text_mb: Positive = 64
+    niceness: Annotated[int, msgspec.Meta(ge=0, le=19)] = 10
+    """How much lower than the server's the CPU priority of the extraction children is."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -425,6 +427,7 @@ _EXTRACTION = {
     "DOCPIPE_EXTRACT_TIMEOUT": "timeout",
     "DOCPIPE_EXTRACT_MEMORY_MB": "memory_mb",
     "DOCPIPE_EXTRACT_MAX_TEXT_MB": "max_text_mb",
+    "DOCPIPE_EXTRACT_NICENESS": "niceness",
 }
 
 _OIDC = {

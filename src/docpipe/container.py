@@ -331,6 +331,7 @@ class Container(containers.DeclarativeContainer):
         sandbox.open_extractor,
         limits=providers.Callable(_extraction_limits, settings),
         workers=settings.provided.extraction.workers,
+        niceness=settings.provided.extraction.niceness,
     )
     """Text extraction in limited child processes, started when first awaited."""
 

@@ -42,6 +42,8 @@ def test_extraction_limits_are_parsed() -> None:
     ).extraction
     assert (extraction.workers, extraction.memory_mb, extraction.timeout) == (3, 256, 9)
     assert extraction.cpu_seconds == load_settings({}).extraction.cpu_seconds
+    assert load_settings({}).extraction.niceness == 10
+    assert load_settings({"DOCPIPE_EXTRACT_NICENESS": "0"}).extraction.niceness == 0
 
 
 def test_processing_can_be_turned_off() -> None:
@@ -163,6 +165,7 @@ def test_variables_are_parsed() -> None:
         {"DOCPIPE_PROCESSING": "later"},
         {"DOCPIPE_EXTRACT_MEMORY_MB": "64"},
         {"DOCPIPE_EXTRACT_CPU_SECONDS": "-1"},
+        {"DOCPIPE_EXTRACT_NICENESS": "20"},
         {"DOCPIPE_CREATE_MISSING": "sometimes"},
         {"DOCPIPE_PUBLIC_URL": "docs.example.com"},
         {"DOCPIPE_S3_PUBLIC_ENDPOINT_URL": "s3.example.com"},

@@ -36,9 +36,6 @@ from docpipe.adapters.extraction.readers import Readers, run_reader
 from docpipe.domain.processing import ExtractionFailed
 
 OPEN_FILES = 64
-NICENESS = 10
-"""How much lower than the server's a child's CPU priority is: extraction takes the CPU that serving
-leaves, so uploads keep their pace while a backlog is worked off."""
 AUTOGROUP = Path("/proc/self/autogroup")
 AUTOGROUP_ATTEMPTS = 20
 AUTOGROUP_RETRY_SECONDS = 0.1
@@ -64,7 +61,8 @@ def main() -> None:
         cpu_seconds=setup.cpu_seconds, memory_bytes=setup.memory_bytes, text_bytes=setup.text_bytes
     )
     _limit_resources(limits)
-    _give_way_to_the_server()
+    if setup.niceness:
+        _give_way_to_the_server(setup.niceness)
     _silence_libraries()
     sys.addaudithook(_refuse_network_and_processes)
     readers = Readers(setup.readers)
@@ -115,16 +113,17 @@ def _limit_resources(limits: Limits) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
 
 
-def _give_way_to_the_server() -> None:
-    """Lower this child's CPU priority by ``NICENESS``, and its autogroup's to match. The child runs in
+def _give_way_to_the_server(niceness: int) -> None:
+    """Lower this child's CPU priority by ``niceness``, and its autogroup's to match, so that extraction
+    takes the CPU that serving leaves and uploads keep their pace while a backlog is worked off. It runs in
     a session of its own, and where the kernel groups processes by session (autogroups: a terminal, a
     VM or a bare machine without a cgroup CPU controller) each group gets an equal share of the CPU
     whatever its processes' niceness, so that two children would take two thirds of two cores from the
     server. In a cgroup (a systemd service, a container) autogroups do not apply, and the niceness does."""
-    niceness = os.nice(NICENESS)
+    lowered = os.nice(niceness)
     for _ in range(AUTOGROUP_ATTEMPTS):
         try:
-            AUTOGROUP.write_text(str(niceness))
+            AUTOGROUP.write_text(str(lowered))
         except BlockingIOError:  # EAGAIN: another process set an autogroup's niceness just now
             time.sleep(AUTOGROUP_RETRY_SECONDS)
         except OSError:  # no autogroups in this kernel, or not allowed: the niceness alone counts

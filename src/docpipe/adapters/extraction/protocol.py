@@ -22,6 +22,7 @@ class Setup(msgspec.Struct, frozen=True, tag=True):
     memory_bytes: int
     text_bytes: int
     readers: dict[str, str]
+    niceness: int = 0
 
 
 class Job(msgspec.Struct, frozen=True, tag=True):

@@ -54,7 +54,8 @@ _MISBEHAVED = "the text extractor misbehaved while reading the file"
 
 
 class SandboxedExtractor:
-    """The ``Extractor`` for production: parsers in limited child processes, ``workers`` at a time.
+    """The ``Extractor`` for production: parsers in limited child processes, ``workers`` at a time,
+    their CPU priority ``niceness`` lower than this process's (see ``child``).
 
     Extractions beyond ``workers`` wait their turn (awaiting, holding no thread). ``aclose`` ends every
     child; an extraction still running then raises ``ExtractorUnavailable``."""
@@ -66,6 +67,7 @@ class SandboxedExtractor:
         workers: int = 2,
         documents_per_child: int = 100,
         readers: Mapping[str, str] = DEFAULT_READERS,
+        niceness: int = 0,
     ) -> None:
         if workers < 1 or documents_per_child < 1:
             raise ValueError("an extractor needs at least one worker, each serving at least one document")
@@ -76,6 +78,7 @@ class SandboxedExtractor:
             memory_bytes=self._limits.memory_bytes,
             text_bytes=self._limits.text_bytes,
             readers=dict(readers),
+            niceness=niceness,
         )
         self._slots: asyncio.Queue[_Child | None] = asyncio.Queue()
         for _ in range(workers):
@@ -196,9 +199,12 @@ async def open_extractor(
     limits: Limits | None = None,
     workers: int = 2,
     documents_per_child: int = 100,
+    niceness: int = 0,
 ) -> AsyncIterator[SandboxedExtractor]:
     """A ``SandboxedExtractor`` for as long as the caller needs it (a dependency-injector Resource)."""
-    extractor = SandboxedExtractor(limits=limits, workers=workers, documents_per_child=documents_per_child)
+    extractor = SandboxedExtractor(
+        limits=limits, workers=workers, documents_per_child=documents_per_child, niceness=niceness
+    )
     try:
         yield extractor
     finally:
