@@ -111,6 +111,37 @@ async def test_the_index_commits_without_syncing(tmp_path: Path) -> None:
     assert synchronous == SYNCHRONOUS_NORMAL
 
 
+async def test_a_names_write_goes_before_the_text_writes_waiting_for_the_writer(tmp_path: Path) -> None:
+    """Uploads index their names at once and wait for it: a text being indexed (a document's processing)
+    lets them go first, so that an upload waits for one batch of text at most, not for a queue of them."""
+    async with opened_search_index("sqlite", tmp_path) as index:
+        assert isinstance(index, SqliteSearchIndex)
+        texts_when_named: list[int] = []
+
+        def count_texts(_: object) -> None:
+            db = sqlite3.connect(tmp_path / DATABASE_NAME)
+            try:
+                texts_when_named.append(db.execute("SELECT count(*) FROM texts").fetchone()[0])
+            finally:
+                db.close()
+
+        async with index._turn(deferrable=False):  # a write in progress
+            text_put = asyncio.create_task(index.put(a_document("text.pdf"), text("processed words")))
+            await _until_all_wait()
+            names_put = asyncio.create_task(index.put(a_document("upload.pdf"), None))
+            names_put.add_done_callback(count_texts)
+            await _until_all_wait()
+        await asyncio.gather(names_put, text_put)
+        assert texts_when_named == [0]
+        assert await found(index, "processed") != []
+
+
+async def _until_all_wait() -> None:
+    """Let the tasks just created run until they wait (for the writer, here)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
 async def test_the_index_outlasts_its_process(tmp_path: Path) -> None:
     document = a_document("lasting.pdf")
     async with opened_search_index("sqlite", tmp_path) as index:

@@ -222,8 +222,9 @@ def _fields(stored: str) -> list[str]:
 
 
 class SqliteSearchIndex:
-    """Writes go through one connection under a lock; searches take turns over a few readers (WAL lets
-    them run beside the writer). ``folder`` holds the database file."""
+    """Writes go through one connection, one at a time, a text's batches after every other write
+    waiting (``_turn``); searches take turns over a few readers (WAL lets them run beside the writer).
+    ``folder`` holds the database file."""
 
     def __init__(
         self, writer: aiosqlite.Connection, readers: Sequence[aiosqlite.Connection], folder: Path
@@ -231,6 +232,10 @@ class SqliteSearchIndex:
         self._writer = writer
         self._readers = itertools.cycle(readers)
         self._write_lock = asyncio.Lock()
+        self._waiting = 0
+        """Writes waiting for the writer that do not defer to others."""
+        self._none_waiting = asyncio.Event()
+        self._none_waiting.set()
         self._folder = folder
 
     async def _read(self, statement: str, parameters: Sequence[Any]) -> list[sqlite3.Row]:
@@ -238,10 +243,36 @@ class SqliteSearchIndex:
             return list(await next(self._readers).execute_fetchall(statement, parameters))
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` on the writer, one at a time, rolled back on any error or
-        cancellation, so the next writer always finds no transaction open."""
-        async with self._write_lock:
+    async def _turn(self, *, deferrable: bool) -> AsyncIterator[None]:
+        """The writer to oneself. A ``deferrable`` write (a text being indexed, batch by batch) takes it
+        only when no other write waits: uploads index their names at once and wait for it, so they
+        wait for one batch at most, never for the batches of every document being processed."""
+        if deferrable:
+            while True:
+                await self._none_waiting.wait()
+                await self._write_lock.acquire()
+                if not self._waiting:
+                    break
+                self._write_lock.release()
+        else:
+            self._waiting += 1
+            self._none_waiting.clear()
+            try:
+                await self._write_lock.acquire()
+            finally:
+                self._waiting -= 1
+                if not self._waiting:
+                    self._none_waiting.set()
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, *, deferrable: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` on the writer, one at a time (``_turn``), rolled back on any
+        error or cancellation, so the next writer always finds no transaction open."""
+        async with self._turn(deferrable=deferrable):
             with _failures():
                 try:
                     await _to_the_end(self._writer.execute("BEGIN IMMEDIATE"))
@@ -260,13 +291,13 @@ class SqliteSearchIndex:
         text_id = await self._begin_text(document)
         try:
             if await self._write_passages(document.owner, text_id, text):
-                async with self._transaction() as db:
+                async with self._transaction(deferrable=True) as db:
                     await _attach(db, document, text_id)
         finally:
             await asyncio.shield(self._drop_if_unattached(text_id))
 
     async def _begin_text(self, document: Document) -> int:
-        async with self._transaction() as db:
+        async with self._transaction(deferrable=True) as db:
             cursor = await db.execute(
                 "INSERT INTO texts (owner, document_id, started_at) VALUES (?, ?, ?)",
                 (document.owner, document.id, time.time()),
@@ -289,7 +320,7 @@ class SqliteSearchIndex:
         return await self._append(text_id, batch)
 
     async def _append(self, text_id: int, batch: list[tuple[int, str, str]]) -> bool:
-        async with self._transaction() as db:
+        async with self._transaction(deferrable=True) as db:
             if not await _exists(db, "SELECT 1 FROM texts WHERE text = ?", (text_id,)):
                 return False
             await db.executemany("INSERT INTO passages (rowid, owner, body) VALUES (?, ?, ?)", batch)
@@ -297,7 +328,7 @@ class SqliteSearchIndex:
 
     async def _drop_if_unattached(self, text_id: int) -> None:
         """Remove the text unless an entry holds it: what a failed, cancelled or overtaken put left."""
-        async with self._transaction() as db:
+        async with self._transaction(deferrable=True) as db:
             if not await _exists(db, "SELECT 1 FROM entries WHERE text = ?", (text_id,)):
                 await _delete_text(db, text_id)
 
@@ -363,7 +394,7 @@ class SqliteSearchIndex:
 
     async def _integrity_problem(self, table: str) -> str | None:
         """What FTS5's ``integrity-check`` of ``table`` finds wrong, ``None`` when nothing."""
-        async with self._write_lock:
+        async with self._turn(deferrable=False):
             try:
                 check = f"INSERT INTO {table} ({table}) VALUES ('integrity-check')"  # noqa: S608
                 await _to_the_end(self._writer.execute(check))
