@@ -63,7 +63,9 @@ class _NoSpan:
         """Nothing to keep."""
 
 
-NO_SPAN: AbstractContextManager[Span] = contextlib.nullcontext(_NoSpan())
+SPANLESS: Span = _NoSpan()
+"""The span of every call made while tracing is off."""
+NO_SPAN: AbstractContextManager[Span] = contextlib.nullcontext(SPANLESS)
 """Entered by every span of tracing that is off: reusable, as ``nullcontext`` is."""
 
 _current: Tracing | None = None

@@ -44,7 +44,7 @@ class _Meter:
 
     async def __call__(self, operation: str, call: Awaitable[T]) -> T:
         if not tracing.active():  # nothing to prepare for a span: most requests make one or two calls
-            return await self._measured(operation, call, tracing.NO_SPAN.__enter__())
+            return await self._measured(operation, call, tracing.SPANLESS)
         attributes = {"docpipe.store.adapter": self._adapter, "docpipe.store.operation": operation}
         with tracing.span(f"{self._adapter} {operation}", attributes) as span:
             return await self._measured(operation, call, span)
