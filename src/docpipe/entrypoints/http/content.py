@@ -49,9 +49,7 @@ _OPAQUE = parse_media_type(DEFAULT_CONTENT_TYPE)
 
 HEADER_CACHE_SIZE = 1024
 """Values kept by the header helpers that content responses call every time: a stored media type
-parsed, a filename's Content-Disposition, a document's representation headers. Each depends only on
-its arguments."""
-_content_disposition = functools.lru_cache(maxsize=HEADER_CACHE_SIZE)(content_disposition)
+parsed, a document's representation headers. Each depends only on its arguments."""
 
 
 @functools.lru_cache(maxsize=HEADER_CACHE_SIZE)
@@ -88,7 +86,7 @@ def _representation(
         "ETag": strong_etag(sha256),
         "Last-Modified": http_date(created_at),
         "Accept-Ranges": "bytes",
-        "Content-Disposition": _content_disposition(filename, disposition_for(disposition, media_type)),
+        "Content-Disposition": content_disposition(filename, disposition_for(disposition, media_type)),
         # Set here, not as media_type: Litestar would append "; charset=utf-8" to every text/* type,
         # contradicting the charset the document was stored with.
         "Content-Type": str(media_type),
