@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -26,6 +27,10 @@ os.environ["AWS_ACCESS_KEY_ID"] = "testing"
 os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
 # Outside us-east-1, so bucket creation must send a LocationConstraint as it must against real S3.
 os.environ["AWS_DEFAULT_REGION"] = "eu-west-1"
+# Tests reach AWS only through moto over plain http: the CA bundle every AWS client loads for its
+# connection pool (certifi's 140-odd certificates, about 30 ms of CPU each time) is never used. One
+# certificate stands in for it, here and in the servers and commands tests start.
+os.environ["AWS_CA_BUNDLE"] = str(Path(__file__).with_name("aws_ca_bundle.pem"))
 # The servers tests start extract at the tests' own priority: niced children would wait for the CPU
 # whenever another test worker keeps it busy (test_sandbox checks the niceness itself).
 os.environ["DOCPIPE_EXTRACT_NICENESS"] = "0"
