@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,15 @@ out in this order) end on short files together, not one on a long file while the
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))  # stable: files stay whole
+
+
+def pytest_collection_finish() -> None:
+    """What exists once the tests are collected (modules, the objects they made, the test items)
+    lives as long as the process: frozen out of the garbage collector's sight, the full collections
+    the tests' garbage sets off scan only what tests made (a quarter less time collecting, measured
+    over the unit, search and HTTP content tests)."""
+    gc.collect()
+    gc.freeze()
 
 
 @functools.cache
