@@ -142,8 +142,13 @@ def _load(case: Case, duration_s: int) -> Load:
     return asyncio.run(_python_load(case.url, duration_s, case.method))
 
 
+PROCESSED_TIMEOUT_S = 120.0
+"""Generous: each document's text extraction starts a process, slowly on a busy machine."""
+
+
 def _store(base_url: str, files: dict[str, Path]) -> dict[str, str]:
-    """Upload each file to docpipe (as a client would, metadata included); its document id by label."""
+    """Upload each file to docpipe (as a client would, metadata included) and wait for its processing
+    to end, which would otherwise take CPU from the first load runs; its document id by label."""
     ids: dict[str, str] = {}
     with httpx.Client(base_url=base_url, headers=AUTHORIZATION, timeout=30) as client:
         for label, path in files.items():
@@ -154,6 +159,12 @@ def _store(base_url: str, files: dict[str, Path]) -> dict[str, str]:
             )
             created.raise_for_status()
             ids[label] = created.json()["id"]
+        deadline = time.monotonic() + PROCESSED_TIMEOUT_S
+        for document_id in ids.values():
+            while client.get(f"/documents/{document_id}").json()["processing"]["state"] == "pending":
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"document {document_id} unprocessed after {PROCESSED_TIMEOUT_S:g} s")
+                time.sleep(0.2)
     return ids
 
 

@@ -29,6 +29,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from docpipe import metric_tallies
+
 MULTIPROCESS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"
 """The variable prometheus-client reads, when it is first imported, to keep values in shared files."""
 MEDIA_TYPE = "text/plain; version=0.0.4"
@@ -113,6 +115,7 @@ def error_label(error: Exception) -> str:
 
 def exposition() -> bytes:
     """Every metric in the text format: this process's, or every process's in multiprocess mode."""
+    metric_tallies.flush()
     if MULTIPROCESS_FOLDER not in os.environ:
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()
@@ -121,7 +124,8 @@ def exposition() -> bytes:
 
 
 def process_exiting() -> None:
-    """A server process stopping: its gauges leave the sums (its counters stay counted)."""
+    """A server process stopping: its gauges leave the sums (its counters stay counted, to the last)."""
+    metric_tallies.flush()
     if MULTIPROCESS_FOLDER in os.environ:
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 

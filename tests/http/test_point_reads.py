@@ -84,3 +84,20 @@ async def test_a_host_litestar_refuses_is_refused_still(client: Client) -> None:
     document = await upload_ok(client)
     response = await client.get(f"/documents/{document['id']}", headers={"host": "docpipe\\evil"})
     assert response.status_code == 400
+
+
+async def test_metadata_read_again_shows_a_change_another_server_made_to_the_same_files(
+    tmp_path: Path,
+) -> None:
+    """A representation kept between reads (``documents.read_metadata``) is never one a write made stale,
+    even a write by another server (another worker) on the same SQLite file."""
+    embedded = settings_for(blob_store="filesystem", repository="sqlite", data_dir=tmp_path / "data")
+    settings = msgspec.structs.replace(embedded, processing=ProcessingMode.OFF)
+    async with serve(settings) as one, serve(settings) as other:
+        document_id = (await upload_ok(one, b"kept", filename="a.txt"))["id"]
+        before = await one.get(f"/documents/{document_id}")
+        changed = await other.patch(f"/documents/{document_id}", json={"tags": ["changed"]})
+        assert changed.status_code == 200, changed.text
+        after = await one.get(f"/documents/{document_id}")
+    assert (before.json()["tags"], after.json()["tags"]) == ([], ["changed"])
+    assert after.headers["etag"] == changed.headers["etag"] != before.headers["etag"]

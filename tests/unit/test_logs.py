@@ -3,9 +3,11 @@ written while serving a request carries its id."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import select
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -136,6 +138,76 @@ def test_an_access_line_reaches_every_other_handler_as_a_record(
         "GET unmatched 500 1.0 ms",
     )
     assert record.status == 500  # type: ignore[attr-defined]
+
+
+class _Writes(io.StringIO):
+    """A stream that keeps each write apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+        self.written = asyncio.Event()
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        self.written.set()
+        return super().write(text)
+
+
+def _buffered(root: logging.Logger, monkeypatch: pytest.MonkeyPatch, flush_seconds: float) -> _Writes:
+    """Standard error as a ``_Writes``, written by docpipe's handler as ``docpipe serve`` sets it up."""
+    stream = _Writes()
+    monkeypatch.setattr("sys.stderr", stream)
+    root.handlers[:] = [logs.stderr_handler(LogFormat.TEXT, flush_seconds=flush_seconds)]
+    return stream
+
+
+def _access(number: int) -> str:
+    """Writes an access line; returns it as the log shows it."""
+    logs.write_access(logging.INFO, f"GET /documents/{{document_id}} 200 {number}.0 ms", {"status": 200})
+    return f"INFO docpipe.access: GET /documents/{{document_id}} 200 {number}.0 ms"
+
+
+async def test_access_lines_are_written_together_in_whole_lines_of_at_most_pipe_buf_bytes(
+    root: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write of at most PIPE_BUF bytes to a pipe is never split: the lines of several workers sharing
+    standard error never mix."""
+    stream = _buffered(root, monkeypatch, flush_seconds=60)
+    lines = [_access(number) for number in range(3)]
+    assert stream.getvalue() == ""
+    lines += [_access(number) for number in range(3, 300)]
+    root.handlers[0].flush()  # as ``logging.shutdown`` does when the process exits
+    assert stream.getvalue().splitlines() == lines
+    assert all(write.endswith("\n") and len(write.encode()) <= select.PIPE_BUF for write in stream.writes)
+    assert len(stream.writes) <= 2 * len(stream.getvalue().encode()) // select.PIPE_BUF + 1
+
+
+async def test_a_waiting_access_line_is_written_within_the_flush_interval(
+    root: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = _buffered(root, monkeypatch, flush_seconds=0.05)
+    line = _access(1)
+    assert not stream.writes
+    await asyncio.wait_for(stream.written.wait(), timeout=10)  # generous: a busy machine
+    assert stream.getvalue().splitlines() == [line]
+
+
+async def test_another_record_writes_the_waiting_access_lines_before_its_own(
+    root: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = _buffered(root, monkeypatch, flush_seconds=60)
+    first = _access(1)
+    logging.getLogger("docpipe.test_logs").warning("after it")
+    assert stream.getvalue().splitlines() == [first, "WARNING docpipe.test_logs: after it"]
+
+
+def test_an_access_line_written_outside_an_event_loop_is_written_at_once(
+    root: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = _buffered(root, monkeypatch, flush_seconds=60)
+    line = _access(1)
+    assert stream.getvalue().splitlines() == [line]
 
 
 @settings(max_examples=300)

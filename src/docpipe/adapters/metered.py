@@ -14,8 +14,6 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, S
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from prometheus_client import Histogram
-
 from docpipe import metrics, tracing
 from docpipe.domain.errors import StoreFailure
 from docpipe.domain.events import Event
@@ -24,6 +22,7 @@ from docpipe.domain.model import BlobEntry, ByteRange, Document, ListQuery, Page
 from docpipe.domain.pipeline import asks_for_processing
 from docpipe.domain.ports import BlobStore, DocumentRepository, Outbox, WebhookQueue
 from docpipe.domain.worker import Processor
+from docpipe.metric_tallies import ObservationTally
 
 if TYPE_CHECKING:
     import asyncio
@@ -39,7 +38,7 @@ class _Meter:
 
     def __init__(self, adapter: str) -> None:
         self._adapter = adapter
-        self._durations: dict[str, Histogram] = {}
+        self._durations: dict[str, ObservationTally] = {}
         """The duration series of each operation, looked up once (``labels`` takes a lock each call)."""
 
     async def __call__(self, operation: str, call: Awaitable[T]) -> T:
@@ -60,10 +59,11 @@ class _Meter:
         finally:
             self._duration(operation).observe(time.perf_counter() - started)
 
-    def _duration(self, operation: str) -> Histogram:
+    def _duration(self, operation: str) -> ObservationTally:
         series = self._durations.get(operation)
         if series is None:
-            series = self._durations[operation] = metrics.store_duration.labels(self._adapter, operation)
+            labelled = metrics.store_duration.labels(self._adapter, operation)
+            series = self._durations[operation] = ObservationTally(labelled)
         return series
 
 

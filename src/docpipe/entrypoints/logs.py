@@ -10,9 +10,11 @@ route template, status, duration, owner and document id. No line holds a path's 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
+import select
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -30,6 +32,12 @@ ACCESS_FIELDS = ("method", "route", "status", "duration_ms", "owner", "document_
 """What an access line adds to a record (as ``extra``), each when known."""
 _OPTIONAL_FIELDS = ("request_id", "trace_id", *ACCESS_FIELDS)
 """What a JSON line holds after its message, each when known."""
+
+ACCESS_FLUSH_SECONDS = 0.1
+"""How long an access line may wait, in ``docpipe serve``'s log, to be written with others."""
+_ACCESS_WRITE_BYTES = select.PIPE_BUF
+"""The most one write of waiting access lines holds: a pipe never splits a write this long, so the lines
+of several workers sharing standard error never mix."""
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 
@@ -130,7 +138,20 @@ def chosen(log_format: LogFormat | None) -> LogFormat:
 class _DocpipeHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler docpipe writes its log with, a class of its own so that ``configure`` finds it again.
     It writes to ``sys.stderr`` as it is at each line, as ``print`` does: one who replaced it (a test
-    capturing a command's output) gets the lines, and none goes to a stream closed since."""
+    capturing a command's output) gets the lines, and none goes to a stream closed since.
+
+    With ``flush_seconds``, access lines written on an event loop (``write_access``) wait up to that
+    long to be written together, as nginx's ``access_log ... buffer= flush=`` does: one write for many
+    lines instead of one each, a system call that costs as much as the rest of a line. Every other
+    record, and the handler's ``flush`` (which ``logging`` calls when the process exits), writes the
+    waiting lines first: nothing is lost at a clean exit, and lines keep their order."""
+
+    def __init__(self, flush_seconds: float | None = None) -> None:
+        super().__init__()
+        self._flush_seconds = flush_seconds
+        self._waiting: list[str] = []
+        self._waiting_bytes = 0
+        self._flush_due = False
 
     @property
     def stream(self) -> TextIO:
@@ -139,6 +160,62 @@ class _DocpipeHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, _: TextIO) -> None:
         """``StreamHandler.__init__`` sets a stream: the one of the moment is used instead."""
+
+    def write_access(self, line: str) -> bool:
+        """Writes an access line, or keeps it to be written with others; ``False`` when the stream
+        refused it, for the record's way to report the failure as ``logging`` does."""
+        with self.lock or contextlib.nullcontext():
+            loop = None if self._flush_seconds is None else _running_loop()
+            if loop is None:
+                self._write_waiting()
+                return self._write(line + self.terminator)
+            size = len(line) + 1  # characters: the bytes of a JSON line, which is ASCII; text is rarely not
+            if self._waiting_bytes + size > _ACCESS_WRITE_BYTES:
+                self._write_waiting()
+            self._waiting.append(line + self.terminator)
+            self._waiting_bytes += size
+            if not self._flush_due:
+                self._flush_due = True
+                loop.call_later(self._flush_seconds, self.flush)  # type: ignore[arg-type]
+            return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.lock or contextlib.nullcontext():
+            self._write_waiting()
+        super().emit(record)
+
+    def flush(self) -> None:
+        with self.lock or contextlib.nullcontext():
+            self._flush_due = False
+            self._write_waiting()
+            super().flush()
+
+    def _write_waiting(self) -> None:
+        """Writes the waiting access lines; a failure is reported as ``logging`` reports a record's."""
+        if not self._waiting:
+            return
+        text = "".join(self._waiting)
+        self._waiting.clear()
+        self._waiting_bytes = 0
+        if not self._write(text):
+            lost = logging.makeLogRecord({"name": ACCESS_LOGGER, "msg": "access lines not written"})
+            self.handleError(lost)
+
+    def _write(self, text: str) -> bool:
+        try:
+            stream = self.stream
+            stream.write(text)
+            stream.flush()
+        except Exception:  # reported by the caller
+            return False
+        return True
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _lean_records() -> None:
@@ -155,10 +232,11 @@ _OWN_FILTERS = (WithRequestId, RedactLinkTokens)
 """The filters of docpipe's handler, in order."""
 
 
-def stderr_handler(log_format: LogFormat | None) -> logging.Handler:
-    """The one handler: to standard error, in ``log_format``, with request ids and without link tokens."""
+def stderr_handler(log_format: LogFormat | None, flush_seconds: float | None = None) -> logging.Handler:
+    """The one handler: to standard error, in ``log_format``, with request ids and without link tokens;
+    access lines wait up to ``flush_seconds`` to be written together (see ``_DocpipeHandler``)."""
     _lean_records()
-    handler = _DocpipeHandler()
+    handler = _DocpipeHandler(flush_seconds)
     handler.setFormatter(JsonLines() if chosen(log_format) is LogFormat.JSON else Text())
     for own in _OWN_FILTERS:
         handler.addFilter(own())
@@ -167,11 +245,13 @@ def stderr_handler(log_format: LogFormat | None) -> logging.Handler:
 
 def logging_config(log_format: LogFormat | None) -> dict[str, Any]:
     """uvicorn's ``log_config``: every logger through docpipe's handler, uvicorn's included (whose own
-    handlers it replaces; its access log is off, see ``server_config``)."""
+    handlers it replaces; its access log is off, see ``server_config``), access lines written together
+    at least every ``ACCESS_FLUSH_SECONDS``."""
+    handler = {"()": f"{__name__}.{stderr_handler.__name__}", "log_format": log_format}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "handlers": {"stderr": {"()": f"{__name__}.{stderr_handler.__name__}", "log_format": log_format}},
+        "handlers": {"stderr": handler | {"flush_seconds": ACCESS_FLUSH_SECONDS}},
         "root": {"level": "INFO", "handlers": ["stderr"]},
         "loggers": {
             name: {"handlers": [], "propagate": True, "level": "INFO"}
@@ -201,7 +281,7 @@ def write_access(level: int, message: str, fields: Mapping[str, Any]) -> None:
     the user's) the line is a record like any other."""
     handler = _sole_handler(level)
     line = None if handler is None else _access_line(handler, level, redacted(message), fields)
-    if handler is None or line is None or not _written(handler, line):
+    if handler is None or line is None or not handler.write_access(line):
         access_log.log(level, message, extra=fields)
 
 
@@ -238,16 +318,3 @@ def _sole_handler(level: int) -> _DocpipeHandler | None:
     if tuple(type(own) for own in handler.filters) != _OWN_FILTERS:
         return None
     return handler
-
-
-def _written(handler: _DocpipeHandler, line: str) -> bool:
-    """What ``StreamHandler.emit`` does with a formatted line; ``False`` when the stream refused it, for
-    the record's way to report the failure as ``logging`` does."""
-    try:
-        with handler.lock or contextlib.nullcontext():
-            stream = handler.stream
-            stream.write(line + handler.terminator)
-            stream.flush()
-    except Exception:  # reported by the record written instead
-        return False
-    return True

@@ -81,7 +81,9 @@ async def admit(scope: AsgiScope, opt: Mapping[str, Any]) -> None:
     the route is ``PUBLIC``; raises ``Unauthenticated`` or ``MissingScope``."""
     if opt.get(PUBLIC):
         return
-    authenticate: Authenticate = getattr(scope["app"].state, AUTHENTICATE)
+    # By key: by attribute, Litestar's ``State`` first fails the object's own lookup, an exception made
+    # and dropped on every request.
+    authenticate: Authenticate = scope["app"].state[AUTHENTICATE]
     principal = await authenticate(bearer_credential(scope))
     for needed in opt.get(REQUIRED_SCOPES, ()):
         if not principal.allows(needed):

@@ -39,10 +39,25 @@ def created(document: Document) -> Response[DocumentOut]:
     )
 
 
+REPRESENTATION_CACHE_SIZE = 1024
+"""Metadata representations kept, of the documents whose metadata was read last."""
+_representations: dict[tuple[str, str], Prepared[DocumentOut]] = {}
+"""By document id and ETag: the ETag changes with every change of the document (its version), made by
+any process sharing the store, so a representation found under the ETag just read is the current one."""
+
+
 async def read_metadata(service: DocumentService, owner: str, document_id: str) -> Prepared[DocumentOut]:
-    """``GET /documents/{document_id}``, for its route and for ``point_reads``."""
+    """``GET /documents/{document_id}``, for its route and for ``point_reads``: the document is read
+    every time, its representation (JSON and headers) made once per version."""
     document = await service.get(owner, document_id)
-    return prepared_json(DocumentOut.of(document), {"ETag": metadata_etag(document)})
+    etag = metadata_etag(document)
+    made = _representations.get((document.id, etag))
+    if made is None:
+        made = prepared_json(DocumentOut.of(document), {"ETag": etag})
+        if len(_representations) >= REPRESENTATION_CACHE_SIZE:
+            del _representations[next(iter(_representations))]  # the one kept longest
+        _representations[document.id, etag] = made
+    return made.copy()
 
 
 upload_route = functools.partial(

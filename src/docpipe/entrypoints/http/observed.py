@@ -19,7 +19,6 @@ from typing import Any, NamedTuple
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, ReceiveMessage, Scope, Send
-from prometheus_client import Counter, Histogram
 
 from docpipe import metrics, tracing
 from docpipe.config import TrustedProxies
@@ -30,6 +29,7 @@ from docpipe.entrypoints.http.request_id import HEADER_BYTES as REQUEST_ID_HEADE
 from docpipe.entrypoints.http.request_id import choose, from_trusted_proxy
 from docpipe.entrypoints.http.request_limits import UPLOAD_ROUTE
 from docpipe.entrypoints.logs import current_request, write_access
+from docpipe.metric_tallies import CountTally, ObservationTally
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """Methods labelled as themselves; any other is ``other`` (a client may send any token)."""
@@ -175,12 +175,12 @@ def _finish(span: tracing.Span, access: dict[str, Any]) -> None:
 
 
 class _Series(NamedTuple):
-    """The series a request of one method, route and status counts in."""
+    """The series a request of one method, route and status counts in, each through a tally."""
 
-    requests: Counter
-    duration: Histogram
-    received: Counter
-    sent: Counter
+    requests: CountTally
+    duration: ObservationTally
+    received: CountTally
+    sent: CountTally
 
 
 _SERIES: dict[tuple[str, str, int], _Series] = {}
@@ -193,10 +193,10 @@ def _series(method: str, route: str, status: int) -> _Series:
     found = _SERIES.get(key)
     if found is None:
         found = _SERIES[key] = _Series(
-            metrics.requests.labels(method, route, str(status)),
-            metrics.request_duration.labels(method, route),
-            metrics.bytes_received.labels(method, route),
-            metrics.bytes_sent.labels(method, route),
+            CountTally(metrics.requests.labels(method, route, str(status))),
+            ObservationTally(metrics.request_duration.labels(method, route)),
+            CountTally(metrics.bytes_received.labels(method, route)),
+            CountTally(metrics.bytes_sent.labels(method, route)),
         )
     return found
 
@@ -209,8 +209,10 @@ def _record(scope: HTTPScope, exchange: _Exchange, seconds: float) -> dict[str, 
     series = _series(method, route, status)
     series.requests.inc()
     series.duration.observe(seconds)
-    series.received.inc(exchange.received)
-    series.sent.inc(exchange.sent)
+    if exchange.received:
+        series.received.inc(exchange.received)
+    if exchange.sent:
+        series.sent.inc(exchange.sent)
     if route != metrics.UNMATCHED_ROUTE and scope["route_handler"].opt.get(UPLOAD_ROUTE):
         metrics.uploads.labels(route, *_upload_outcome(scope, exchange, status)).inc()
     fields = _access_fields(scope, exchange, method, route, status, seconds)

@@ -78,7 +78,7 @@ class PointReads:
         scope["path_params"] = {"document_id": document_id}
         try:
             await admit(scope, route.handler.opt)
-            service: DocumentService = scope["app"].state.service
+            service: DocumentService = scope["app"].state["service"]  # by key, as ``admit`` reads it
             answer = await route.answer(service, principal_of(scope).owner, document_id, scope)  # type: ignore[arg-type]
         except Exception as error:  # every error is answered, as by Litestar's exception middleware
             await self._problem(route, scope, receive, send, error)

@@ -38,6 +38,8 @@ class Prepared(Response[T]):
     than silently dropped. ``headers`` may still change until Litestar sends it.
     """
 
+    status_code: int
+
     def __init__(self, content: T, *, body: bytes, headers: Mapping[str, str], status_code: int) -> None:
         # What ``Response.__init__`` sets for these arguments, without its checks of each argument's
         # type against ``typing``'s abstract classes, several microseconds a response.
@@ -50,6 +52,10 @@ class Prepared(Response[T]):
         self.status_code = status_code
         self.response_type_encoders = {}
         self._body = body
+
+    def copy(self) -> Prepared[T]:
+        """Another response of the same content, whose headers may change apart from these."""
+        return Prepared(self.content, body=self._body, headers=self.headers, status_code=self.status_code)
 
     async def send(self, send: Send) -> None:
         """Send it as it is, where no Litestar route answers (see ``point_reads``)."""
