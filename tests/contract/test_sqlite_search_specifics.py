@@ -4,6 +4,7 @@ agreeing with docpipe's folding, integrity checks and rebuilds, full disks and l
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import sqlite3
@@ -14,6 +15,7 @@ import msgspec
 import pytest
 
 from docpipe.adapters.sqlite_search import (
+    _TEXT_TOKENIZER,
     DATABASE_NAME,
     SqliteSearchIndex,
     _bodies,
@@ -23,7 +25,7 @@ from docpipe.adapters.sqlite_search import (
 )
 from docpipe.domain.errors import StorageFull, StoreMissing, StoreUnavailable
 from docpipe.domain.search import SearchPosition, SearchQuery
-from docpipe.domain.search_text import clean, words_of
+from docpipe.domain.search_text import _WORD, clean, words_of
 from tests.contract.search_support import a_document, found, opened_search_index, text
 from tests.contract.test_search_matches_naive import ALPHABET
 from tests.contract.test_sqlite_specifics import write_lock_held_elsewhere
@@ -242,3 +244,86 @@ async def test_a_put_cancelled_while_waiting_for_the_lock_leaves_the_writer_usab
         await index.put(document, text("later words"))
         assert await found(index, "after later") == [document.id]
         assert await found(index, "cancelled") == []
+
+
+_EARLIER_TEXT_TABLE = (
+    "CREATE VIRTUAL TABLE passages USING fts5(owner UNINDEXED, body, "
+    "tokenize = 'unicode61 remove_diacritics 2', prefix = '1 2 3')"
+)
+"""The text table as docpipe made it before it kept no word positions (``user_version`` 0)."""
+
+
+def _text_table(path: Path) -> str:
+    db = sqlite3.connect(path)
+    try:
+        [(statement,)] = db.execute("SELECT sql FROM sqlite_master WHERE name = 'passages'").fetchall()
+        return str(statement)
+    finally:
+        db.close()
+
+
+async def test_an_index_of_the_earlier_layout_is_converted_when_opened(tmp_path: Path) -> None:
+    """Indexing text cost the server about 60 ms of CPU per 17-page PDF with word positions and prefixes
+    of 3 characters, which no query needs: an index written so is converted when opened, keeping every
+    text, and stays whole."""
+    kept = a_document("kept.pdf")
+    async with opened_search_index("sqlite", tmp_path) as index:
+        await index.put(kept, text("earlier words, ", "another passage"))
+    db = sqlite3.connect(tmp_path / DATABASE_NAME, isolation_level=None)
+    try:
+        rows = db.execute("SELECT rowid, owner, body FROM passages").fetchall()
+        db.execute("DROP TABLE passages")
+        db.execute(_EARLIER_TEXT_TABLE)
+        db.executemany("INSERT INTO passages (rowid, owner, body) VALUES (?, ?, ?)", rows)
+        db.execute("PRAGMA user_version = 0")
+    finally:
+        db.close()
+    async with opened_search_index("sqlite", tmp_path) as index:
+        assert "detail = none" in _text_table(tmp_path / DATABASE_NAME)
+        assert await found(index, "earlier") == [kept.id]
+        assert await found(index, "anoth pass") == [kept.id]
+        assert await index.verify() == []
+        added = a_document("added.pdf")
+        await index.put(added, text("earlier again"))
+        assert sorted(await found(index, "earlier")) == sorted([kept.id, added.id])
+    async with opened_search_index("sqlite", tmp_path) as index:
+        assert await found(index, "again") == [added.id]
+
+
+def _word_chars() -> list[str]:
+    """Every character beyond ASCII of a docpipe word (``search_text``: ``str.isalnum``, and private use)."""
+    chars = [
+        char
+        for char in map(chr, itertools.chain(range(0x80, 0xD800), range(0xE000, 0xF0000)))
+        if char.isalnum() or "\ue000" <= char <= "\uf8ff"
+    ]
+    assert _WORD.fullmatch("".join(chars))
+    return chars
+
+
+def test_every_character_of_a_docpipe_word_is_a_character_of_a_word_of_the_text_index() -> None:
+    """The text index keeps no word positions, so it cannot match a query word that its tokenizer cuts
+    in two (a phrase): every character docpipe takes as part of a word must be part of one there too.
+    (The private use planes 15 and 16 are left out: ``unicode61`` takes every private use character.)"""
+    chars = _word_chars()
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute(f'CREATE VIRTUAL TABLE t USING fts5(body, tokenize = "{_TEXT_TOKENIZER}")')
+        db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+        db.execute("INSERT INTO t (rowid, body) VALUES (1, ?)", (" ".join(f"a{char}" for char in chars),))
+        cut = [hex(ord(chars[offset])) for (offset,) in db.execute("SELECT offset FROM v WHERE term = 'a'")]
+    finally:
+        db.close()
+    assert cut == []
+
+
+async def test_a_word_holding_a_character_unicode61_cuts_words_at_is_one_word_of_text(
+    tmp_path: Path,
+) -> None:
+    """U+19B0 (a New Tai Lue vowel sign) is a letter for docpipe, a separator for SQLite's tables."""
+    document = a_document("tai-lue.txt")
+    async with opened_search_index("sqlite", tmp_path) as index:
+        await index.put(document, text("ab\u19b0cd"))
+        assert await found(index, "ab\u19b0cd") == [document.id]
+        assert await found(index, "ab\u19b0") == [document.id]
+        assert await found(index, "cd") == []

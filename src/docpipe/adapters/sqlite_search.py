@@ -11,7 +11,9 @@ Three FTS5 tables, each row with its owner in an UNINDEXED column:
   column of its own so a query can tell where a word matched (``unicode61 remove_diacritics 2``).
 - ``filenames``: the folded filename again, with the ``trigram`` tokenizer, to find words inside names.
 - ``passages``: the extracted text in passages (``search_text.passages``), rowid = text id << 16 | passage
-  number, so the passages of one text are one rowid range.
+  number, so the passages of one text are one rowid range; indexed for which passages hold a word, not
+  where (``_TEXT_WORDS``). An index an earlier docpipe made with word positions is converted when
+  opened (``PRAGMA user_version``).
 
 ``entries`` maps an owner's document id to its entry, its version, content type and current text;
 ``entry_tags`` holds exact tags for the ``tag`` filter; ``texts`` lists every text written or being
@@ -71,9 +73,23 @@ most (each but the last holds more than half of ``PASSAGE_CHARS``), far below 65
 ABANDONED_AFTER_SECONDS = 3600
 """A text unfinished for this long was left by a process that died: ``rebuild`` drops it."""
 _FTS_TABLES = ("names", "filenames", "passages")
-_WORDS = "tokenize = 'unicode61 remove_diacritics 2', prefix = '1 2 3'"
-"""Words as ``search_text`` folds them, with indexes of their first 1, 2 and 3 characters: a query word
-that short would otherwise merge the entries of every word it starts (``ka`` 1,250 of 20,000)."""
+_TOKENIZER = "unicode61 remove_diacritics 2"
+"""Words as ``search_text`` folds them."""
+_WORDS = f"tokenize = '{_TOKENIZER}', prefix = '1 2 3'"
+"""Names' words, with indexes of their first 1, 2 and 3 characters: a query word that short would
+otherwise merge the entries of every word it starts (``ka`` 1,250 of 20,000)."""
+_CUT_BY_UNICODE61 = "".join(map(chr, [*range(0x19B0, 0x19C1), 0x19C8, 0x19C9, 0x1CF2, 0x1CF3]))
+"""Letters for docpipe (``str.isalnum``) that SQLite's older Unicode tables take for marks, which
+separate words: New Tai Lue vowel signs and two Vedic signs."""
+_TEXT_TOKENIZER = f"{_TOKENIZER} tokenchars '{_CUT_BY_UNICODE61}'"
+_TEXT_WORDS = f"tokenize = \"{_TEXT_TOKENIZER}\", prefix = '1 2', detail = none, columnsize = 0"
+"""The text's words, for what queries ask of it, which is only which passages hold a word starting so:
+no positions (``detail = none``: a query word is never a phrase of several, since every character of a
+docpipe word is one of a word here too, ``tokenchars``), no word counts (ranking is docpipe's points),
+prefix indexes of 1 and 2 characters only. Indexing a 17-page PDF's text so takes about a third of the
+CPU it took with positions and a prefix index of 3 characters too, and searches read less."""
+_TEXT_LAYOUT = 1
+"""``PRAGMA user_version`` of an index whose ``passages`` are made with ``_TEXT_WORDS``; 0 before."""
 _ROLE = StoreRole.SEARCH_INDEX
 _NAME = "SQLite search index"
 
@@ -104,8 +120,8 @@ CREATE INDEX IF NOT EXISTS texts_by_document ON texts (owner, document_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS names USING fts5(owner UNINDEXED, filename, tags, metadata, {_WORDS});
 CREATE VIRTUAL TABLE IF NOT EXISTS filenames USING fts5(owner UNINDEXED, filename,
     tokenize = 'trigram case_sensitive 1');
-CREATE VIRTUAL TABLE IF NOT EXISTS passages USING fts5(owner UNINDEXED, body, {_WORDS});
 """
+_TEXT_TABLE = f"passages USING fts5(owner UNINDEXED, body, {_TEXT_WORDS})"
 _SEPARATOR = "\n"
 """Between the tags, and the metadata values, of a ``names`` row: cleaned text holds no control character."""
 
@@ -535,3 +551,36 @@ async def open_search_index(
 
 async def _create(writer: aiosqlite.Connection) -> None:
     await writer.executescript(_SCHEMA)
+    if await _text_layout(writer) >= _TEXT_LAYOUT:
+        return
+    await writer.execute("BEGIN IMMEDIATE")
+    try:
+        await _make_text_table(writer)
+        await writer.commit()
+    except BaseException:
+        await writer.rollback()
+        raise
+
+
+async def _text_layout(writer: aiosqlite.Connection) -> int:
+    [(layout,)] = await writer.execute_fetchall("PRAGMA user_version")
+    return int(layout)
+
+
+async def _make_text_table(writer: aiosqlite.Connection) -> None:
+    """Create ``passages``, or convert the one an earlier docpipe made (with positions), keeping its
+    rows; unless another process did meanwhile (checked again under the write lock)."""
+    layout = await _text_layout(writer)
+    if layout >= _TEXT_LAYOUT:
+        return
+    if await _exists(writer, "SELECT 1 FROM sqlite_master WHERE name = 'passages'", ()):
+        logger.info("converting the search index's text table to its layout %d", _TEXT_LAYOUT)
+        await writer.execute(f"CREATE VIRTUAL TABLE converted_{_TEXT_TABLE}")
+        await writer.execute(
+            "INSERT INTO converted_passages (rowid, owner, body) SELECT rowid, owner, body FROM passages"
+        )
+        await writer.execute("DROP TABLE passages")
+        await writer.execute("ALTER TABLE converted_passages RENAME TO passages")
+    else:
+        await writer.execute(f"CREATE VIRTUAL TABLE {_TEXT_TABLE}")
+    await writer.execute(f"PRAGMA user_version = {_TEXT_LAYOUT}")
