@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import AsyncIterator
 
 from hypothesis import given
@@ -59,6 +60,21 @@ def test_query_words_match_the_start_of_words_and_inside_filenames() -> None:
 def test_clean_leaves_no_control_character_or_lone_surrogate() -> None:
     assert clean("a\x00b\x02c\x1fd\x7fe\ud800f\u0085g") == "a b c d e\ufffdf g"
     assert clean("e\u0301") == "é"
+
+
+_CONTROL_RUN = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+@given(
+    st.text(
+        st.characters(exclude_categories=()) | st.sampled_from("\x00\n\r\f\t\x7f\x85\x9f \ud800\udfff"),
+        max_size=40,
+    )
+)
+def test_clean_makes_each_run_of_control_characters_one_space(text: str) -> None:
+    expected = _CONTROL_RUN.sub(" ", _LONE_SURROGATE.sub("\ufffd", text))
+    assert clean(text) == unicodedata.normalize("NFC", expected)
 
 
 async def test_passages_are_cut_at_white_space_and_keep_every_word() -> None:
