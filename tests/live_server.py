@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,17 @@ class LiveServer:
     def requests_logged(self, since: int = 0) -> list[dict[str, Any]]:
         """The access log's records (one per request) from character ``since`` on."""
         return [record for record in self.log_records(since) if record["logger"] == "docpipe.access"]
+
+    def requests_logged_once(
+        self, enough: Callable[[list[dict[str, Any]]], bool], since: int = 0, timeout: float = 10
+    ) -> list[dict[str, Any]]:
+        """``requests_logged(since)`` once ``enough`` of them are there, or as they are after ``timeout``
+        seconds (for the caller's assertion to show): a request's line is written after its answer has
+        gone, at the end of the server's turn of its event loop, so a client can see the answer first."""
+        deadline = time.monotonic() + timeout
+        while not enough(records := self.requests_logged(since)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return records
 
 
 def rss_and_peak_kib(pid: int) -> tuple[int, int]:

@@ -76,6 +76,7 @@ def test_curl_downloads_resumes_and_uploads_through_links(
     )
     assert refused.stdout == "410"
 
+    server.requests_logged_once(lambda logged: any(line["status"] == 410 for line in logged))
     log = server.log()
     for url in (shared["url"], invited["url"]):
         token = url.rsplit("/", 1)[1]

@@ -33,8 +33,6 @@ ACCESS_FIELDS = ("method", "route", "status", "duration_ms", "owner", "document_
 _OPTIONAL_FIELDS = ("request_id", "trace_id", *ACCESS_FIELDS)
 """What a JSON line holds after its message, each when known."""
 
-ACCESS_FLUSH_SECONDS = 0.1
-"""How long an access line may wait, in ``docpipe serve``'s log, to be written with others."""
 _ACCESS_WRITE_BYTES = select.PIPE_BUF
 """The most one write of waiting access lines holds: a pipe never splits a write this long, so the lines
 of several workers sharing standard error never mix."""
@@ -140,15 +138,17 @@ class _DocpipeHandler(logging.StreamHandler):  # type: ignore[type-arg]
     It writes to ``sys.stderr`` as it is at each line, as ``print`` does: one who replaced it (a test
     capturing a command's output) gets the lines, and none goes to a stream closed since.
 
-    With ``flush_seconds``, access lines written on an event loop (``write_access``) wait up to that
-    long to be written together, as nginx's ``access_log ... buffer= flush=`` does: one write for many
-    lines instead of one each, a system call that costs as much as the rest of a line. Every other
-    record, and the handler's ``flush`` (which ``logging`` calls when the process exits), writes the
-    waiting lines first: nothing is lost at a clean exit, and lines keep their order."""
+    ``batched``, access lines written on an event loop (``write_access``) wait for the end of the
+    loop's turn to be written together: one write for the lines of every request the turn finished
+    instead of one each, a system call that costs as much as the rest of a line. A busy server finishes
+    many requests a turn; an idle one writes each line as soon as its request ends (a timed buffer, as
+    nginx's ``access_log ... flush=``, would leave a line unseen that long). Every other record, and the
+    handler's ``flush`` (which ``logging`` calls when the process exits), writes the waiting lines
+    first: nothing is lost at a clean exit, and lines keep their order."""
 
-    def __init__(self, flush_seconds: float | None = None) -> None:
+    def __init__(self, *, batched: bool = False) -> None:
         super().__init__()
-        self._flush_seconds = flush_seconds
+        self._batched = batched
         self._waiting: list[str] = []
         self._waiting_bytes = 0
         self._flush_due = False
@@ -165,7 +165,7 @@ class _DocpipeHandler(logging.StreamHandler):  # type: ignore[type-arg]
         """Writes an access line, or keeps it to be written with others; ``False`` when the stream
         refused it, for the record's way to report the failure as ``logging`` does."""
         with self.lock or contextlib.nullcontext():
-            loop = None if self._flush_seconds is None else _running_loop()
+            loop = _running_loop() if self._batched else None
             if loop is None:
                 self._write_waiting()
                 return self._write(line + self.terminator)
@@ -176,7 +176,7 @@ class _DocpipeHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._waiting_bytes += size
             if not self._flush_due:
                 self._flush_due = True
-                loop.call_later(self._flush_seconds, self.flush)  # type: ignore[arg-type]
+                loop.call_soon(self.flush)
             return True
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -232,11 +232,11 @@ _OWN_FILTERS = (WithRequestId, RedactLinkTokens)
 """The filters of docpipe's handler, in order."""
 
 
-def stderr_handler(log_format: LogFormat | None, flush_seconds: float | None = None) -> logging.Handler:
+def stderr_handler(log_format: LogFormat | None, *, batched: bool = False) -> logging.Handler:
     """The one handler: to standard error, in ``log_format``, with request ids and without link tokens;
-    access lines wait up to ``flush_seconds`` to be written together (see ``_DocpipeHandler``)."""
+    ``batched``, the access lines of an event loop's turn are written together (see ``_DocpipeHandler``)."""
     _lean_records()
-    handler = _DocpipeHandler(flush_seconds)
+    handler = _DocpipeHandler(batched=batched)
     handler.setFormatter(JsonLines() if chosen(log_format) is LogFormat.JSON else Text())
     for own in _OWN_FILTERS:
         handler.addFilter(own())
@@ -245,13 +245,13 @@ def stderr_handler(log_format: LogFormat | None, flush_seconds: float | None = N
 
 def logging_config(log_format: LogFormat | None) -> dict[str, Any]:
     """uvicorn's ``log_config``: every logger through docpipe's handler, uvicorn's included (whose own
-    handlers it replaces; its access log is off, see ``server_config``), access lines written together
-    at least every ``ACCESS_FLUSH_SECONDS``."""
+    handlers it replaces; its access log is off, see ``server_config``), the access lines of each turn
+    of the event loop written together."""
     handler = {"()": f"{__name__}.{stderr_handler.__name__}", "log_format": log_format}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "handlers": {"stderr": handler | {"flush_seconds": ACCESS_FLUSH_SECONDS}},
+        "handlers": {"stderr": handler | {"batched": True}},
         "root": {"level": "INFO", "handlers": ["stderr"]},
         "loggers": {
             name: {"handlers": [], "propagate": True, "level": "INFO"}
