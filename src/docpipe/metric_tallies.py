@@ -12,23 +12,23 @@ outside an event loop a tally adds to its series at once.
 
 from __future__ import annotations
 
-import asyncio
 from bisect import bisect_left
 
 from prometheus_client import Counter, Histogram
 
+from docpipe.turn_end import AtTurnEnd
+
 _due: list[_Tally] = []
 """Tallies holding values their series do not have yet."""
-_flush_on: asyncio.AbstractEventLoop | None = None
-"""The event loop a ``flush`` is scheduled on, if any."""
 
 
 def flush() -> None:
     """Adds every tally's pending values to its series."""
-    global _flush_on  # noqa: PLW0603 - the process's tallies, as prometheus-client's series are
-    _flush_on = None
     while _due:
         _due.pop().add_to_series()
+
+
+_flush_at_turn_end = AtTurnEnd(flush)
 
 
 class _Tally:
@@ -38,17 +38,10 @@ class _Tally:
         self._due = False
 
     def _mark_due(self) -> None:
-        global _flush_on  # noqa: PLW0603 - see ``flush``
         self._due = True
         _due.append(self)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        if not _flush_at_turn_end.ask():
             flush()
-            return
-        if _flush_on is not loop:  # none scheduled, or on a loop that ended before it ran
-            _flush_on = loop
-            loop.call_soon(flush)
 
     def add_to_series(self) -> None:
         self._due = False

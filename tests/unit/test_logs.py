@@ -215,3 +215,27 @@ def test_a_json_line_has_the_time_of_its_record_to_the_millisecond(created: floa
     record.created = created
     line = json.loads(logs.JsonLines().format(record))
     assert line["time"] == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+
+
+def test_a_line_an_ended_event_loop_left_waiting_is_written_at_the_end_of_the_next_loops_turn(
+    root: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loop that stops before the end of its turn never writes what waits; the next loop does."""
+    stream = _batched(root, monkeypatch)
+    lines: list[str] = []
+    ended = asyncio.new_event_loop()
+
+    async def write_and_end() -> None:
+        lines.append(_access(1))
+        ended.stop()
+
+    ended.run_until_complete(write_and_end())
+    ended.close()
+    assert not stream.writes
+
+    async def write_later() -> list[str]:
+        lines.append(_access(2))
+        await asyncio.sleep(0)
+        return stream.getvalue().splitlines()
+
+    assert asyncio.run(write_later()) == lines

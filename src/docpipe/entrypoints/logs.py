@@ -10,7 +10,6 @@ route template, status, duration, owner and document id. No line holds a path's 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import logging
@@ -26,6 +25,7 @@ import msgspec
 from docpipe import tracing
 from docpipe.config import LogFormat
 from docpipe.entrypoints.http.link_paths import RedactLinkTokens, redacted
+from docpipe.turn_end import AtTurnEnd
 
 ACCESS_LOGGER = "docpipe.access"
 ACCESS_FIELDS = ("method", "route", "status", "duration_ms", "owner", "document_id")
@@ -148,10 +148,9 @@ class _DocpipeHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self, *, batched: bool = False) -> None:
         super().__init__()
-        self._batched = batched
+        self._at_turn_end = AtTurnEnd(self.flush) if batched else None
         self._waiting: list[str] = []
         self._waiting_bytes = 0
-        self._flush_due = False
 
     @property
     def stream(self) -> TextIO:
@@ -165,8 +164,7 @@ class _DocpipeHandler(logging.StreamHandler):  # type: ignore[type-arg]
         """Writes an access line, or keeps it to be written with others; ``False`` when the stream
         refused it, for the record's way to report the failure as ``logging`` does."""
         with self.lock or contextlib.nullcontext():
-            loop = _running_loop() if self._batched else None
-            if loop is None:
+            if self._at_turn_end is None or not self._at_turn_end.ask():
                 self._write_waiting()
                 return self._write(line + self.terminator)
             size = len(line) + 1  # characters: the bytes of a JSON line, which is ASCII; text is rarely not
@@ -174,9 +172,6 @@ class _DocpipeHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self._write_waiting()
             self._waiting.append(line + self.terminator)
             self._waiting_bytes += size
-            if not self._flush_due:
-                self._flush_due = True
-                loop.call_soon(self.flush)
             return True
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -186,7 +181,6 @@ class _DocpipeHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def flush(self) -> None:
         with self.lock or contextlib.nullcontext():
-            self._flush_due = False
             self._write_waiting()
             super().flush()
 
@@ -209,13 +203,6 @@ class _DocpipeHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:  # reported by the caller
             return False
         return True
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def _lean_records() -> None:
