@@ -40,7 +40,7 @@ def created(document: Document) -> Response[DocumentOut]:
 
 
 REPRESENTATION_CACHE_SIZE = 1024
-"""Metadata representations kept, of the documents whose metadata was read last."""
+"""Metadata representations kept: the ones made last, the one made first going first."""
 _representations: dict[tuple[str, str], Prepared[DocumentOut]] = {}
 """By document id and ETag: the ETag changes with every change of the document (its version), made by
 any process sharing the store, so a representation found under the ETag just read is the current one."""
