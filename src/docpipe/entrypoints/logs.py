@@ -234,11 +234,16 @@ def logging_config(log_format: LogFormat | None) -> dict[str, Any]:
     """uvicorn's ``log_config``: every logger through docpipe's handler, uvicorn's included (whose own
     handlers it replaces; its access log is off, see ``server_config``), the access lines of each turn
     of the event loop written together."""
-    handler = {"()": f"{__name__}.{stderr_handler.__name__}", "log_format": log_format}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "handlers": {"stderr": handler | {"batched": True}},
+        "handlers": {
+            "stderr": {
+                "()": f"{__name__}.{stderr_handler.__name__}",
+                "log_format": log_format,
+                "batched": True,
+            }
+        },
         "root": {"level": "INFO", "handlers": ["stderr"]},
         "loggers": {
             name: {"handlers": [], "propagate": True, "level": "INFO"}
