@@ -22,6 +22,7 @@ from docpipe.adapters.sqlite_keys import SCHEMA as KEY_SCHEMA
 from docpipe.adapters.sqlite_keys import SqliteKeyRepository
 from docpipe.adapters.sqlite_outbox import SCHEMA as OUTBOX_SCHEMA
 from docpipe.adapters.sqlite_outbox import SqliteOutbox, write_event
+from docpipe.adapters.sqlite_recent import RecentDocuments
 from docpipe.adapters.sqlite_uploads import SCHEMA as UPLOAD_SCHEMA
 from docpipe.adapters.sqlite_uploads import SqliteUploadRepository
 from docpipe.adapters.sqlite_webhooks import SCHEMA as WEBHOOK_SCHEMA
@@ -168,6 +169,7 @@ _COLUMN_NAMES = (
 _COLUMNS = ", ".join(_COLUMN_NAMES)
 _SELECT_FROM = f"SELECT {', '.join('d.' + name for name in _COLUMN_NAMES)} FROM"
 _SELECT = f"{_SELECT_FROM} documents AS d"
+_SELECT_BY_ID = f"{_SELECT} WHERE d.id = ? AND d.owner = ?"
 _INSERT = f"INSERT INTO documents ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"  # noqa: S608
 _CHANGEABLE = _COLUMN_NAMES[2:]
 """What an update writes: everything but the id and the owner, which a document keeps."""
@@ -382,7 +384,8 @@ class SqliteRepository:
 
     Point reads (a document by its id, the readiness check) are made by ``inline`` on the event
     loop's thread (see ``sqlite_inline``); one that would wait for a lock goes to the first reader
-    connection instead. The other reads go to a few reader connections: each aiosqlite connection is
+    connection instead; a document read since the file last changed is not read again (see
+    ``sqlite_recent``). The other reads go to a few reader connections: each aiosqlite connection is
     one thread, and WAL lets readers run side by side (SQLite releases the GIL while it works).
     Listing pages, which may take milliseconds, take turns over the others and so never hold a point
     read up. ``folder`` holds the database file.
@@ -399,6 +402,7 @@ class SqliteRepository:
         point_reader, *list_readers = readers
         self._point_reader = point_reader
         self._inline = inline
+        self._recent = RecentDocuments(self._data_version)
         self._list_readers = itertools.cycle(list_readers or [point_reader])
         self._write_lock = asyncio.Lock()
         self._folder = folder
@@ -450,11 +454,24 @@ class SqliteRepository:
             await write_event(db, event_of(EventType.CREATED, document))
         self._commits.ring()
 
+    def _data_version(self) -> int | None:
+        """SQLite's change counter of the file as the inline reader sees it; ``None`` if it would wait."""
+        rows = self._inline.fetch("PRAGMA data_version", ())
+        return None if rows is None else int(rows[0][0])
+
     async def get(self, owner: str, document_id: str) -> Document:
-        rows = await self._point_read(f"{_SELECT} WHERE d.id = ? AND d.owner = ?", (document_id, owner))
+        """A document read since the file last changed is not read again (see ``sqlite_recent``)."""
+        with _failures():
+            kept = self._recent.find(owner, document_id)
+        if kept is not None:
+            return kept
+        reading = self._recent.reading()
+        rows = await self._point_read(_SELECT_BY_ID, (document_id, owner))
         if not rows:
             raise DocumentNotFound(document_id)
-        return _document(rows[0])
+        document = _document(rows[0])
+        self._recent.keep(document, reading)
+        return document
 
     async def list(self, owner: str, query: ListQuery) -> Page:
         """Where filters remain to be checked, the edge is read first and the page after: a write
@@ -589,7 +606,7 @@ class SqliteRepository:
 
 async def _current(db: aiosqlite.Connection, owner: str, document_id: str) -> Document:
     """``owner``'s document as the writer's transaction sees it; ``DocumentNotFound`` when there is none."""
-    async with db.execute(f"{_SELECT} WHERE d.id = ? AND d.owner = ?", (document_id, owner)) as cursor:
+    async with db.execute(_SELECT_BY_ID, (document_id, owner)) as cursor:
         row = await cursor.fetchone()
     if row is None:
         raise DocumentNotFound(document_id)
