@@ -156,6 +156,35 @@ def test_an_inline_read_that_would_wait_for_a_lock_is_given_back(tmp_path: Path)
             inline.close()
 
 
+async def test_a_document_read_again_while_the_file_is_unchanged_is_not_read_from_sqlite_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads of a document by id make one statement while nothing commits; a commit by another
+    connection (another process, say) makes the next turn's read a fresh one, of the new row."""
+    rows_read: list[str] = []
+    fetch = InlineReader.fetch
+
+    def counting_fetch(self: InlineReader, statement: str, parameters: Sequence[Any]) -> list[Any] | None:
+        if not statement.startswith("PRAGMA"):
+            rows_read.append(statement)
+        return fetch(self, statement, parameters)
+
+    monkeypatch.setattr(InlineReader, "fetch", counting_fetch)
+    async with opened_repository(tmp_path) as repository:
+        document = make_document()
+        await repository.add(document)
+        await asyncio.sleep(0)
+        for _ in range(3):
+            assert await repository.get(OWNER, document.id) == document
+            await asyncio.sleep(0)
+        assert len(rows_read) == 1
+        with contextlib.closing(sqlite3.connect(tmp_path / DATABASE_NAME, isolation_level=None)) as other:
+            other.execute("UPDATE documents SET filename = 'renamed.pdf' WHERE id = ?", (document.id,))
+        await asyncio.sleep(0)
+        assert (await repository.get(OWNER, document.id)).filename == "renamed.pdf"
+        assert len(rows_read) == 2
+
+
 class _AlwaysWaiting(InlineReader):
     def fetch(self, statement: str, parameters: Sequence[Any]) -> list[Any] | None:
         return None

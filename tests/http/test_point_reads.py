@@ -15,6 +15,8 @@ import pytest
 from litestar.types import Receive, Scope, Send
 
 from docpipe.config import ProcessingMode
+from docpipe.domain.fields import MAX_METADATA_VALUE_LENGTH
+from docpipe.entrypoints.http import documents
 from docpipe.entrypoints.http.authentication import Authentication
 from tests.adapters_under_test import settings_for
 from tests.http.helpers import Client, serve, upload_ok
@@ -101,3 +103,17 @@ async def test_metadata_read_again_shows_a_change_another_server_made_to_the_sam
         after = await one.get(f"/documents/{document_id}")
     assert (before.json()["tags"], after.json()["tags"]) == ([], ["changed"])
     assert after.headers["etag"] == changed.headers["etag"] != before.headers["etag"]
+
+
+async def test_the_representation_of_a_document_described_at_length_is_not_kept(client: Client) -> None:
+    """Kept representations stay small (``model.keepable``): a document's metadata may hold about
+    40,000 characters, and a thousand such kept would hold tens of MiB."""
+    metadata = {f"k{n}": "v" * MAX_METADATA_VALUE_LENGTH for n in range(8)}
+    short = await upload_ok(client, b"kept", filename="short.txt")
+    long = await upload_ok(client, b"kept", filename="long.txt")
+    changed = await client.patch(f"/documents/{long['id']}", json={"metadata": metadata})
+    assert changed.status_code == 200, changed.text
+    for document in (short, long):
+        assert (await client.get(f"/documents/{document['id']}")).status_code == 200
+    kept = {document_id for document_id, _ in documents._representations}
+    assert (short["id"] in kept, long["id"] in kept) == (True, False)

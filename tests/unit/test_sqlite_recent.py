@@ -1,5 +1,6 @@
 """Documents kept between reads (``sqlite_recent``): never one older than a change SQLite reported, the
-change counter asked once a turn of the event loop, and no more kept than the bound."""
+change counter asked once a turn of the event loop, and no more kept than the bound, none described at
+length."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import msgspec
 
 from docpipe.adapters.sqlite_recent import RECENT_DOCUMENTS, RecentDocuments
+from docpipe.domain.fields import MAX_METADATA_VALUE_LENGTH
 from docpipe.domain.model import Document
 from tests.contract.test_repository_contract import OWNER, make_document
 
@@ -113,3 +115,31 @@ async def test_a_document_changed_after_it_was_kept_is_read_anew_in_a_later_turn
     assert recent.find(OWNER, document.id) is None
     recent.keep(changed, recent.reading())
     assert recent.find(OWNER, document.id) is changed
+
+
+def test_a_loop_that_stopped_before_its_turn_ended_leaves_the_next_loop_to_ask() -> None:
+    file = _File()
+    document = make_document()
+    recent = RecentDocuments(file.data_version)
+    stopped = asyncio.new_event_loop()
+
+    async def read_and_stop() -> None:
+        recent.find(OWNER, document.id)
+        recent.keep(document, recent.reading())
+        stopped.stop()
+
+    stopped.run_until_complete(read_and_stop())
+    stopped.close()
+    file.version = 2
+
+    async def read() -> Document | None:
+        return recent.find(OWNER, document.id)
+
+    assert asyncio.run(read()) is None
+
+
+async def test_a_document_described_at_length_is_not_kept() -> None:
+    file = _File()
+    long = make_document(metadata={f"k{n}": "v" * MAX_METADATA_VALUE_LENGTH for n in range(8)})
+    recent = _kept(file, long, make_document())
+    assert recent.find(OWNER, long.id) is None

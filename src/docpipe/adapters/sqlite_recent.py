@@ -8,28 +8,30 @@ this process's writer, or any connection of another process (another worker, ``d
 command). Any change forgets every document kept.
 
 The question is asked by the first read of each turn of the event loop, not by every read. A request
-answered in a turn was received before the turn began (the loop polls its sockets between turns), so
-any write whose answer the client saw before sending it was committed before the turn's question: no
-client is ever shown a document older than a change it was told of. A read that waited for a thread
-keeps its row only if no change was seen meanwhile.
+answered in a turn was received before the turn began (the loop polls its sockets between turns, and
+a request's task first runs in the turn after its bytes arrived, as uvicorn starts it; an eager task
+factory would break this), so any write whose answer the client saw before sending it was committed
+before the turn's question: no client is ever shown a document older than a change it was told of. A
+read that waited for a thread keeps its row only if no change was seen meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
-from docpipe.domain.model import Document
+from docpipe.domain.model import Document, keepable
 from docpipe.turn_end import AtTurnEnd
 
 RECENT_DOCUMENTS = 1024
-"""Documents kept: the ones read last, the one kept longest going first."""
+"""Documents kept: the 1,024 kept last (first kept, first dropped), each ``keepable``."""
 
 
 class RecentDocuments:
     """Documents by id and owner, kept while ``data_version`` (the file's change counter as one
     connection sees it, ``None`` when it could not be read without waiting) stays the same."""
 
-    __slots__ = ("_asked", "_at_turn_end", "_data_version", "_generation", "_kept", "_version")
+    __slots__ = ("_asked_on", "_at_turn_end", "_data_version", "_generation", "_kept", "_version")
 
     def __init__(self, data_version: Callable[[], int | None]) -> None:
         self._data_version = data_version
@@ -37,13 +39,18 @@ class RecentDocuments:
         self._version: int | None = None
         self._generation = 0
         """Moves on whenever the kept documents are forgotten: a read begun before may not keep its row."""
-        self._asked = False
+        self._asked_on: asyncio.AbstractEventLoop | None = None
+        """The loop whose current turn asked; a loop that stopped before its turn ended counts no more."""
         self._at_turn_end = AtTurnEnd(self._turn_ended)
 
     def find(self, owner: str, document_id: str) -> Document | None:
         """The document of ``owner`` with this id, when it was read since the file last changed."""
-        if not self._asked:
-            self._ask()
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or loop is not self._asked_on:
+            self._ask(loop)
         return self._kept.get((document_id, owner))
 
     def reading(self) -> int:
@@ -52,19 +59,20 @@ class RecentDocuments:
 
     def keep(self, document: Document, reading: int) -> None:
         """Keep ``document``, read since ``reading`` was taken, unless the file changed meanwhile."""
-        if reading != self._generation or self._version is None:
+        if reading != self._generation or self._version is None or not keepable(document):
             return
-        if len(self._kept) >= RECENT_DOCUMENTS:
+        key = (document.id, document.owner)
+        if key not in self._kept and len(self._kept) >= RECENT_DOCUMENTS:
             del self._kept[next(iter(self._kept))]
-        self._kept[document.id, document.owner] = document
+        self._kept[key] = document
 
-    def _ask(self) -> None:
+    def _ask(self, loop: asyncio.AbstractEventLoop | None) -> None:
         version = self._data_version()
         if version is None or version != self._version:
             self._kept.clear()
             self._generation += 1
         self._version = version
-        self._asked = self._at_turn_end.ask()  # outside an event loop, every read asks
+        self._asked_on = loop if loop is not None and self._at_turn_end.ask() else None
 
     def _turn_ended(self) -> None:
-        self._asked = False
+        self._asked_on = None

@@ -205,5 +205,19 @@ def is_document_id(value: str) -> bool:
     return _DOCUMENT_ID.fullmatch(value) is not None
 
 
+KEEPABLE_DESCRIPTION = 4096
+"""The most characters of tags and metadata a document kept in memory between requests holds."""
+
+
+def keepable(document: Document) -> bool:
+    """Whether copies of ``document`` may be kept between requests (caches of documents and of their
+    representations): its tags and metadata may hold about 40,000 characters, a kept one at most
+    ``KEEPABLE_DESCRIPTION``, so a cache of n documents holds at most n times some 30 KiB."""
+    size = sum(map(len, document.tags))
+    for key, value in document.metadata.items():
+        size += len(key) + len(value)
+    return size <= KEEPABLE_DESCRIPTION
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)

@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from docpipe.domain.errors import PreconditionFailed, UnsupportedMediaType
 from docpipe.domain.identity import Scope
-from docpipe.domain.model import Document, DocumentChanges
+from docpipe.domain.model import Document, DocumentChanges, keepable
 from docpipe.domain.service import DocumentService
 from docpipe.entrypoints.http.allow import allow, options_first
 from docpipe.entrypoints.http.authentication import principal_of
@@ -40,7 +40,7 @@ def created(document: Document) -> Response[DocumentOut]:
 
 
 REPRESENTATION_CACHE_SIZE = 1024
-"""Metadata representations kept: the ones made last, the one made first going first."""
+"""Metadata representations kept: the last made of ``keepable`` documents, the first made going first."""
 _representations: dict[tuple[str, str], Prepared[DocumentOut]] = {}
 """By document id and ETag: the ETag changes with every change of the document (its version), made by
 any process sharing the store, so a representation found under the ETag just read is the current one."""
@@ -54,9 +54,10 @@ async def read_metadata(service: DocumentService, owner: str, document_id: str) 
     made = _representations.get((document.id, etag))
     if made is None:
         made = prepared_json(DocumentOut.of(document), {"ETag": etag})
-        if len(_representations) >= REPRESENTATION_CACHE_SIZE:
-            del _representations[next(iter(_representations))]  # the one kept longest
-        _representations[document.id, etag] = made
+        if keepable(document):
+            if len(_representations) >= REPRESENTATION_CACHE_SIZE:
+                del _representations[next(iter(_representations))]  # the one kept longest
+            _representations[document.id, etag] = made
     return made.copy()
 
 
