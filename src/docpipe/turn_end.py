@@ -29,6 +29,13 @@ class AtTurnEnd:
             loop.call_soon(self._call)
         return True
 
+    def asked(self) -> bool:
+        """Whether this turn of the running event loop has asked already; ``False`` outside a loop."""
+        try:
+            return self._asked_on is asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+
     def _call(self) -> None:
         self._asked_on = None
         self._callback()

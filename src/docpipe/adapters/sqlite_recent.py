@@ -17,7 +17,6 @@ read that waited for a thread keeps its row only if no change was seen meanwhile
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from docpipe.domain.model import Document, keepable
@@ -31,7 +30,7 @@ class RecentDocuments:
     """Documents by id and owner, kept while ``data_version`` (the file's change counter as one
     connection sees it, ``None`` when it could not be read without waiting) stays the same."""
 
-    __slots__ = ("_asked_on", "_at_turn_end", "_data_version", "_generation", "_kept", "_version")
+    __slots__ = ("_data_version", "_generation", "_kept", "_turn", "_version")
 
     def __init__(self, data_version: Callable[[], int | None]) -> None:
         self._data_version = data_version
@@ -39,18 +38,14 @@ class RecentDocuments:
         self._version: int | None = None
         self._generation = 0
         """Moves on whenever the kept documents are forgotten: a read begun before may not keep its row."""
-        self._asked_on: asyncio.AbstractEventLoop | None = None
-        """The loop whose current turn asked; a loop that stopped before its turn ended counts no more."""
-        self._at_turn_end = AtTurnEnd(self._turn_ended)
+        self._turn = AtTurnEnd(lambda: None)
+        """Only the turn's end matters: a turn that asked the file's change counter is not to ask again
+        (a loop that stopped before its turn ended counts no more; outside a loop, every read asks)."""
 
     def find(self, owner: str, document_id: str) -> Document | None:
         """The document of ``owner`` with this id, when it was read since the file last changed."""
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is None or loop is not self._asked_on:
-            self._ask(loop)
+        if not self._turn.asked():
+            self._ask()
         return self._kept.get((document_id, owner))
 
     def reading(self) -> int:
@@ -66,13 +61,10 @@ class RecentDocuments:
             del self._kept[next(iter(self._kept))]
         self._kept[key] = document
 
-    def _ask(self, loop: asyncio.AbstractEventLoop | None) -> None:
+    def _ask(self) -> None:
         version = self._data_version()
         if version is None or version != self._version:
             self._kept.clear()
             self._generation += 1
         self._version = version
-        self._asked_on = loop if loop is not None and self._at_turn_end.ask() else None
-
-    def _turn_ended(self) -> None:
-        self._asked_on = None
+        self._turn.ask()
